@@ -1,0 +1,271 @@
+import Foundation
+import Kafka
+import Logging
+import Postgres
+
+/// Everything Faultline can be told, with its defaults. Read from `FAULTLINE_*` environment
+/// variables (see ``FaultlineConfiguration/settings`` for the list) and overridden by flags.
+public struct FaultlineConfiguration: Sendable {
+    public var databaseURL = "postgres://faultline@127.0.0.1:5432/faultline"
+    public var databasePoolSize = 8
+    public var kafkaBrokers = "127.0.0.1:9092"
+    public var kafkaTopic = "errors"
+    public var kafkaDeadLetterTopic = "errors.dlq"
+    public var kafkaDeploymentsTopic = "deployments"
+    public var kafkaGroup = "faultline"
+    /// librdkafka properties from `FAULTLINE_KAFKA_*` variables Faultline does not use itself.
+    public var kafkaProperties: [String: String] = [:]
+    public var httpHost = "0.0.0.0"
+    public var httpPort = 8080
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .json
+    public var migrateOnStart = true
+    public var migrationsDirectory: String?
+    public var shutdownGracePeriod: Duration = .seconds(25)
+
+    public init() {}
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case json, text
+    }
+
+    /// The Kafka connection settings, for every client Faultline creates.
+    public var kafka: KafkaConfiguration {
+        KafkaConfiguration(bootstrapServers: kafkaBrokers, properties: kafkaProperties)
+    }
+
+    public var postgres: PostgresConfiguration {
+        PostgresConfiguration(url: databaseURL, poolSize: databasePoolSize)
+    }
+
+    /// A summary safe to log: no passwords, no secret Kafka properties.
+    public var redactedSummary: Logger.Metadata {
+        [
+            "database_url": "\(PostgresConfiguration.redact(databaseURL))",
+            "kafka": "\(kafka)",
+            "kafka_topic": "\(kafkaTopic)",
+            "kafka_group": "\(kafkaGroup)",
+            "http": "\(httpHost):\(httpPort)",
+            "log_level": "\(logLevel)",
+        ]
+    }
+}
+
+/// A configuration value that cannot be used. The message names the variable (or flag) and
+/// says what is expected, never echoing a secret.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let variable: String
+    public let reason: String
+
+    public init(variable: String, reason: String) {
+        self.variable = variable
+        self.reason = reason
+    }
+
+    public var description: String { "\(variable): \(reason)" }
+}
+
+/// One documented `FAULTLINE_*` variable.
+public struct ConfigurationSetting: Sendable {
+    public let name: String
+    public let defaultValue: String
+    public let meaning: String
+    let apply: @Sendable (inout FaultlineConfiguration, String) throws(ConfigurationError) -> Void
+}
+
+extension FaultlineConfiguration {
+    /// Prefix of the variables passed to librdkafka: `FAULTLINE_KAFKA_SASL_MECHANISM` sets
+    /// `sasl.mechanism`.
+    public static let kafkaPassthroughPrefix = "FAULTLINE_KAFKA_"
+
+    /// Every variable Faultline reads, in documentation order. The configuration reference in
+    /// docs/ is generated from this list.
+    public static let settings: [ConfigurationSetting] = [
+        .init(name: "FAULTLINE_DATABASE_URL", defaultValue: "postgres://faultline@127.0.0.1:5432/faultline",
+              meaning: "PostgreSQL URL (`postgres://user:password@host:port/db?sslmode=require`; a unix socket: `postgres://user@/db?host=/run/postgresql`).") {
+            config, value throws(ConfigurationError) in
+            do { try PostgresConfiguration.validate(url: value) } catch let error as PostgresError {
+                throw ConfigurationError(variable: "FAULTLINE_DATABASE_URL", reason: "not a PostgreSQL URL: \(error.message)")
+            } catch {
+                throw ConfigurationError(variable: "FAULTLINE_DATABASE_URL", reason: "not a PostgreSQL URL")
+            }
+            config.databaseURL = value
+        },
+        .init(name: "FAULTLINE_DATABASE_POOL_SIZE", defaultValue: "8", meaning: "PostgreSQL connections per process (1–100).") {
+            config, value throws(ConfigurationError) in
+            config.databasePoolSize = try parseInt("FAULTLINE_DATABASE_POOL_SIZE", value, 1...100)
+        },
+        .init(name: "FAULTLINE_KAFKA_BROKERS", defaultValue: "127.0.0.1:9092", meaning: "Kafka bootstrap servers, comma-separated `host:port`.") {
+            config, value throws(ConfigurationError) in
+            config.kafkaBrokers = try parseBrokers("FAULTLINE_KAFKA_BROKERS", value)
+        },
+        .init(name: "FAULTLINE_KAFKA_TOPIC", defaultValue: "errors", meaning: "Topic the error events are read from.") {
+            config, value throws(ConfigurationError) in
+            config.kafkaTopic = try parseTopic("FAULTLINE_KAFKA_TOPIC", value)
+        },
+        .init(name: "FAULTLINE_KAFKA_DLQ_TOPIC", defaultValue: "errors.dlq", meaning: "Dead-letter topic for messages that cannot be ingested.") {
+            config, value throws(ConfigurationError) in
+            config.kafkaDeadLetterTopic = try parseTopic("FAULTLINE_KAFKA_DLQ_TOPIC", value)
+        },
+        .init(name: "FAULTLINE_KAFKA_DEPLOYMENTS_TOPIC", defaultValue: "deployments", meaning: "Topic of deployment records (service, environment, version, commit, region, started_at).") {
+            config, value throws(ConfigurationError) in
+            config.kafkaDeploymentsTopic = try parseTopic("FAULTLINE_KAFKA_DEPLOYMENTS_TOPIC", value)
+        },
+        .init(name: "FAULTLINE_KAFKA_GROUP", defaultValue: "faultline", meaning: "Kafka consumer group; replicas with the same group share the partitions.") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty, value.utf8.count <= 255 else {
+                throw ConfigurationError(variable: "FAULTLINE_KAFKA_GROUP", reason: "must be 1 to 255 characters")
+            }
+            config.kafkaGroup = value
+        },
+        .init(name: "FAULTLINE_KAFKA_<PROPERTY>", defaultValue: "—",
+              meaning: "Any other `FAULTLINE_KAFKA_*` variable is passed to librdkafka: the rest of the name in lower case with `_` as `.` (`FAULTLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`). Values of secret properties are never logged.") {
+            _, _ throws(ConfigurationError) in
+        },
+        .init(name: "FAULTLINE_HTTP_HOST", defaultValue: "0.0.0.0", meaning: "Address the HTTP server listens on.") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty else { throw ConfigurationError(variable: "FAULTLINE_HTTP_HOST", reason: "must not be empty") }
+            config.httpHost = value
+        },
+        .init(name: "FAULTLINE_HTTP_PORT", defaultValue: "8080", meaning: "TCP port of the HTTP server (1–65535).") {
+            config, value throws(ConfigurationError) in
+            config.httpPort = try parseInt("FAULTLINE_HTTP_PORT", value, 1...65535)
+        },
+        .init(name: "FAULTLINE_LOG_LEVEL", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical.") {
+            config, value throws(ConfigurationError) in
+            guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                throw ConfigurationError(
+                    variable: "FAULTLINE_LOG_LEVEL",
+                    reason: "'\(value)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            config.logLevel = level
+        },
+        .init(name: "FAULTLINE_LOG_FORMAT", defaultValue: "json", meaning: "`json` (one object per line) or `text`.") {
+            config, value throws(ConfigurationError) in
+            guard let format = LogFormat(rawValue: value.lowercased()) else {
+                throw ConfigurationError(variable: "FAULTLINE_LOG_FORMAT", reason: "'\(value)' is not json or text")
+            }
+            config.logFormat = format
+        },
+        .init(name: "FAULTLINE_MIGRATE", defaultValue: "true", meaning: "Apply database migrations when `faultline serve` starts.") {
+            config, value throws(ConfigurationError) in
+            config.migrateOnStart = try parseBool("FAULTLINE_MIGRATE", value)
+        },
+        .init(name: "FAULTLINE_MIGRATIONS_DIR", defaultValue: "(found)", meaning: "Folder of the SQL migrations; by default `./migrations`, the `migrations` folder above the executable, or /usr/share/faultline/migrations.") {
+            config, value throws(ConfigurationError) in
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: value, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ConfigurationError(variable: "FAULTLINE_MIGRATIONS_DIR", reason: "\(value) is not a folder")
+            }
+            config.migrationsDirectory = value
+        },
+        .init(name: "FAULTLINE_SHUTDOWN_GRACE", defaultValue: "25s", meaning: "How long a graceful shutdown may take (e.g. `25s`, `1m`); keep it below Kubernetes' terminationGracePeriodSeconds.") {
+            config, value throws(ConfigurationError) in
+            config.shutdownGracePeriod = try parseDuration("FAULTLINE_SHUTDOWN_GRACE", value)
+        },
+    ]
+
+    /// Reads the configuration from environment variables.
+    ///
+    /// - Parameter warn: told of `FAULTLINE_*` variables that mean nothing (likely typos).
+    /// - Throws: ``ConfigurationError`` naming the first variable with a bad value.
+    public static func fromEnvironment(
+        _ environment: [String: String], warn: (String) -> Void = { _ in }
+    ) throws(ConfigurationError) -> FaultlineConfiguration {
+        var config = FaultlineConfiguration()
+        let known = Dictionary(uniqueKeysWithValues: settings.map { ($0.name, $0) })
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("FAULTLINE_") {
+            if let setting = known[name] {
+                try setting.apply(&config, value)
+            } else if isKubernetesServiceLink(name, value: value) {
+                continue  // injected by Kubernetes for Services named faultline…, not for us
+            } else if name.hasPrefix(kafkaPassthroughPrefix) {
+                let property = librdkafkaProperty(name)
+                guard !property.isEmpty, property.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." }) else {
+                    throw ConfigurationError(variable: name, reason: "does not name a librdkafka property")
+                }
+                config.kafkaProperties[property] = value
+            } else {
+                warn("\(name) is not a Faultline setting and is ignored")
+            }
+        }
+        return config
+    }
+
+    /// `FAULTLINE_KAFKA_SASL_MECHANISM` → `sasl.mechanism`.
+    public static func librdkafkaProperty(_ variable: String) -> String {
+        variable.dropFirst(kafkaPassthroughPrefix.count).lowercased().replacingOccurrences(of: "_", with: ".")
+    }
+
+    /// Kubernetes gives every pod `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_8080_TCP` and the
+    /// like for each Service in its namespace; a Service called `faultline-kafka` would
+    /// otherwise look like Kafka properties.
+    static func isKubernetesServiceLink(_ name: String, value: String) -> Bool {
+        let parts = name.split(separator: "_")
+        for (index, part) in parts.enumerated() {
+            let next = index + 1 < parts.count ? parts[index + 1] : nil
+            // X_SERVICE_HOST, X_SERVICE_PORT, X_SERVICE_PORT_<NAME>
+            if part == "SERVICE", next == "PORT" || (next == "HOST" && index + 2 == parts.count) { return true }
+            // X_PORT_8080_TCP, X_PORT_8080_TCP_ADDR, …
+            if part == "PORT", let next, Int(next) != nil, index + 2 < parts.count,
+                ["TCP", "UDP", "SCTP"].contains(parts[index + 2])
+            {
+                return true
+            }
+        }
+        // X_PORT=tcp://10.0.0.11:8080
+        return parts.last == "PORT" && ["tcp://", "udp://", "sctp://"].contains { value.hasPrefix($0) }
+    }
+}
+
+private func parseInt(_ variable: String, _ value: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+    guard let number = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+        throw ConfigurationError(variable: variable, reason: "'\(value)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+    }
+    return number
+}
+
+private func parseBool(_ variable: String, _ value: String) throws(ConfigurationError) -> Bool {
+    switch value.lowercased() {
+    case "true", "1", "yes", "on": return true
+    case "false", "0", "no", "off": return false
+    default: throw ConfigurationError(variable: variable, reason: "'\(value)' is not true or false")
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `1h`; a bare number is seconds.
+func parseDuration(_ variable: String, _ value: String) throws(ConfigurationError) -> Duration {
+    let text = value.trimmingCharacters(in: .whitespaces).lowercased()
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        if let number = Double(text.dropLast(suffix.count)), number >= 0, number.isFinite, number * scale <= 86_400 {
+            return .milliseconds(Int64((number * scale * 1000).rounded()))
+        }
+    }
+    if let number = Double(text), number >= 0, number <= 86_400 { return .milliseconds(Int64(number * 1000)) }
+    throw ConfigurationError(variable: variable, reason: "'\(value)' is not a duration such as 500ms, 30s or 2m (at most a day)")
+}
+
+private func parseBrokers(_ variable: String, _ value: String) throws(ConfigurationError) -> String {
+    let brokers = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    guard !brokers.isEmpty else { throw ConfigurationError(variable: variable, reason: "must list at least one host:port") }
+    for broker in brokers {
+        let withoutScheme = broker.split(separator: "://").last.map(String.init) ?? broker
+        guard let colon = withoutScheme.lastIndex(of: ":"), let port = Int(withoutScheme[withoutScheme.index(after: colon)...]),
+            (1...65535).contains(port), colon > withoutScheme.startIndex
+        else {
+            throw ConfigurationError(variable: variable, reason: "'\(broker)' is not host:port")
+        }
+    }
+    return brokers.joined(separator: ",")
+}
+
+/// Kafka topic names: 1–249 characters of letters, digits, `.`, `_` and `-`.
+private func parseTopic(_ variable: String, _ value: String) throws(ConfigurationError) -> String {
+    guard (1...249).contains(value.count), value != ".", value != "..",
+        value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") })
+    else {
+        throw ConfigurationError(variable: variable, reason: "'\(value)' is not a Kafka topic name (letters, digits, . _ -)")
+    }
+    return value
+}

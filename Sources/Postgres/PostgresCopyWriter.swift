@@ -1,0 +1,85 @@
+import Foundation
+
+/// Encodes rows in COPY's text format and hands them to the server in large chunks.
+///
+/// Escaping works on bytes, not characters: the hot path of bulk loads.
+public struct PostgresCopyWriter {
+    private var buffer: [UInt8] = []
+    private var fieldsInRow = 0
+    private let sink: ([UInt8]) throws -> Void
+    /// Rows ended so far.
+    public private(set) var rowCount = 0
+
+    static let chunkSize = 256 * 1024
+
+    init(sink: @escaping ([UInt8]) throws -> Void) {
+        self.sink = sink
+        buffer.reserveCapacity(Self.chunkSize + 4096)
+    }
+
+    private mutating func separator() {
+        if fieldsInRow > 0 { buffer.append(UInt8(ascii: "\t")) }
+        fieldsInRow += 1
+    }
+
+    /// Appends a text field (`nil` is SQL NULL).
+    ///
+    /// - Throws: ``PostgresError/Code/invalidParameter`` for text holding a NUL byte.
+    public mutating func field(_ value: String?) throws {
+        separator()
+        guard var value else {
+            buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
+            return
+        }
+        let ok = value.withUTF8 { utf8 -> Bool in
+            for byte in utf8 {
+                switch byte {
+                case 0: return false
+                case UInt8(ascii: "\\"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "\\"))
+                case UInt8(ascii: "\t"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "t"))
+                case UInt8(ascii: "\n"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "n"))
+                case UInt8(ascii: "\r"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "r"))
+                default: buffer.append(byte)
+                }
+            }
+            return true
+        }
+        if !ok {
+            throw PostgresError(.invalidParameter, "COPY field \(fieldsInRow) of row \(rowCount + 1) contains a NUL byte", operation: "copy")
+        }
+    }
+
+    /// Appends an integer field.
+    public mutating func field(_ value: Int?) {
+        separator()
+        guard let value else {
+            buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
+            return
+        }
+        buffer.append(contentsOf: String(value).utf8)
+    }
+
+    /// Appends a timestamp field (UTC, microseconds).
+    public mutating func field(_ value: Date?) {
+        separator()
+        guard let value else {
+            buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
+            return
+        }
+        buffer.append(contentsOf: PostgresTimestamp.format(value).utf8)
+    }
+
+    /// Ends the current row; sends the buffer when it is large.
+    public mutating func endRow() throws {
+        buffer.append(UInt8(ascii: "\n"))
+        fieldsInRow = 0
+        rowCount += 1
+        if buffer.count >= Self.chunkSize { try flush() }
+    }
+
+    mutating func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try sink(buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,178 @@
+import App
+import ArgumentParser
+import Foundation
+import Kafka
+import Logging
+import Postgres
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct FaultlineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "faultline",
+        abstract: "Error analysis for microservices: Kafka in, insights and alerts out.",
+        discussion: "Settings come from FAULTLINE_* environment variables (see docs/configuration.md); flags override them.",
+        version: "0.1.0",
+        subcommands: [Serve.self, Migrate.self, Demo.self, DevKafka.self, DevPostgres.self, Config.self])
+}
+
+/// Flags that override the environment.
+struct ConfigurationOptions: ParsableArguments {
+    @Option(help: "PostgreSQL URL (FAULTLINE_DATABASE_URL).") var databaseURL: String?
+    @Option(help: "Kafka bootstrap servers (FAULTLINE_KAFKA_BROKERS).") var kafkaBrokers: String?
+    @Option(help: "Topic of error events (FAULTLINE_KAFKA_TOPIC).") var kafkaTopic: String?
+    @Option(help: "Kafka consumer group (FAULTLINE_KAFKA_GROUP).") var kafkaGroup: String?
+    @Option(help: "HTTP port (FAULTLINE_HTTP_PORT).") var httpPort: String?
+    @Option(help: "Log level (FAULTLINE_LOG_LEVEL).") var logLevel: String?
+    @Option(help: "Log format, json or text (FAULTLINE_LOG_FORMAT).") var logFormat: String?
+
+    /// The environment with the flags laid over it, validated; a bad value ends the process
+    /// with a message naming the variable or flag.
+    func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> FaultlineConfiguration {
+        var environment = environment
+        let overrides: [(String, String?)] = [
+            ("FAULTLINE_DATABASE_URL", databaseURL), ("FAULTLINE_KAFKA_BROKERS", kafkaBrokers),
+            ("FAULTLINE_KAFKA_TOPIC", kafkaTopic), ("FAULTLINE_KAFKA_GROUP", kafkaGroup),
+            ("FAULTLINE_HTTP_PORT", httpPort), ("FAULTLINE_LOG_LEVEL", logLevel), ("FAULTLINE_LOG_FORMAT", logFormat),
+        ]
+        for case let (name, value?) in overrides { environment[name] = value }
+        return try loadConfiguration(environment: environment)
+    }
+}
+
+/// Reads and validates the configuration, then sets up logging as it says.
+func loadConfiguration(environment: [String: String]) throws -> FaultlineConfiguration {
+        var warnings: [String] = []
+        do {
+            let configuration = try FaultlineConfiguration.fromEnvironment(environment) { warnings.append($0) }
+            Logging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+            let logger = Logger(label: "faultline")
+            for warning in warnings { logger.warning("\(warning)") }
+            return configuration
+        } catch {
+            throw ValidationError("configuration: \(error)")
+        }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the service until SIGTERM.")
+    @OptionGroup var options: ConfigurationOptions
+    @Flag(help: "Do not apply database migrations at start (FAULTLINE_MIGRATE=false).") var noMigrate = false
+
+    func run() async throws {
+        var configuration = try options.load()
+        if noMigrate { configuration.migrateOnStart = false }
+        try await Faultline.serve(configuration, logger: Logger(label: "faultline"))
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database migrations and exit.")
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        let report = try await Faultline.migrate(configuration, logger: Logger(label: "faultline"))
+        print("applied \(report.applied.count) migration(s), \(report.alreadyApplied) already applied")
+    }
+}
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start an embedded Kafka cluster and a private PostgreSQL, and run the service on them.")
+    @Option(help: "Folder for the demo's database.") var directory = ".faultline/demo"
+    @Option(help: "Kafka brokers in the embedded cluster.") var brokers = 3
+    @Option(help: "Partitions of the errors topic.") var partitions = 6
+
+    func run() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["FAULTLINE_LOG_FORMAT"] = environment["FAULTLINE_LOG_FORMAT"] ?? "text"
+        var configuration = try loadConfiguration(environment: environment)
+        let logger = Logger(label: "faultline")
+        let embedded = try await EmbeddedEnvironment.start(
+            directory: directory, brokers: brokers, partitions: partitions, logger: logger)
+        configuration.databaseURL = embedded.databaseURL
+        configuration.kafkaBrokers = embedded.kafka.bootstrapServers
+        print("""
+
+            Faultline demo
+              Kafka (embedded):  \(embedded.kafka.bootstrapServers)  topics: errors, errors.dlq, deployments
+              PostgreSQL:        \(embedded.databaseURL)
+              Produce errors:    kcat -P -b \(embedded.kafka.bootstrapServers) -t errors
+              Stop:              Ctrl-C
+
+            """)
+        fflush(nil)
+        do {
+            try await Faultline.serve(configuration, logger: logger)
+        } catch {
+            await embedded.stop()
+            throw error
+        }
+        await embedded.stop()
+    }
+}
+
+struct DevKafka: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev-kafka",
+        abstract: "Serve an embedded Kafka cluster on 127.0.0.1 until stopped.",
+        discussion: "Prints the bootstrap servers as the first line on stdout; any Kafka client can connect.")
+    @Option(help: "Number of brokers.") var brokers = 3
+    @Option(help: "Partitions per topic.") var partitions = 6
+    @Option(help: "Topic to create (repeatable).") var topic: [String] = ["errors"]
+
+    func validate() throws {
+        guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be 1 to 16") }
+        guard (1...1024).contains(partitions) else { throw ValidationError("--partitions must be 1 to 1024") }
+    }
+
+    func run() async throws {
+        Logging.bootstrap(format: .json, level: .warning)
+        let cluster = try KafkaMockCluster(brokers: brokers, logger: Logger(label: "faultline.dev-kafka"))
+        for name in topic {
+            try cluster.createTopic(name, partitions: partitions, replicationFactor: min(3, brokers))
+        }
+        print(cluster.bootstrapServers)
+        fflush(nil)  // all streams: the address must reach a pipe reader now
+        for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { break }
+    }
+}
+
+struct DevPostgres: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev-postgres",
+        abstract: "Manage a private PostgreSQL server in a folder (for development and tests).",
+        discussion: "start prints the database URL; when run as root the server runs as the postgres user.")
+
+    enum Action: String, ExpressibleByArgument, CaseIterable { case start, stop, restart, url }
+
+    @Argument(help: "start, stop, restart or url.") var action: Action
+    @Option(help: "The server's folder.") var directory = ".build/postgres"
+    @Option(help: "Database to create on start.") var database = "faultline"
+    @Flag(help: "Keep fsync on (for benchmarks).") var durable = false
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .warning)
+        let cluster = LocalPostgresCluster(directory: directory, fast: !durable)
+        switch action {
+        case .start:
+            try cluster.start()
+            try cluster.createDatabase(database, logger: Logger(label: "faultline.dev-postgres"))
+            print(cluster.url(database: database))
+        case .stop: try cluster.stop()
+        case .restart: try cluster.restart()
+        case .url: print(cluster.url(database: database))
+        }
+    }
+}
+
+struct Config: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the configuration reference (markdown), generated from the code.")
+
+    func run() async throws {
+        print(ConfigurationReference.markdown(), terminator: "")
+    }
+}
