@@ -60,6 +60,11 @@ public struct MigrationReport: Sendable, Equatable {
     public var applied: [String]
     /// Files found already applied (with matching checksums).
     public var alreadyApplied: Int
+
+    public init(applied: [String], alreadyApplied: Int) {
+        self.applied = applied
+        self.alreadyApplied = alreadyApplied
+    }
 }
 
 /// Applies migrations in order, each in its own transaction, under an advisory lock so that

@@ -124,16 +124,31 @@ public final class PostgresConnection {
     ///
     /// - Throws: ``PostgresError/Code/connectionFailed`` when the server cannot be reached.
     public func ensureOpen() throws {
-        if PQstatus(handle) == CONNECTION_OK {
-            // A server that closed the connection has sent an error and EOF: reading them
-            // marks the connection bad now rather than on the next query.
-            if PQconsumeInput(handle) == 1 && PQstatus(handle) == CONNECTION_OK { return }
-        }
+        if PQstatus(handle) == CONNECTION_OK && idleSocketIsHealthy() { return }
         logger.info("reconnecting to PostgreSQL", metadata: ["url": "\(configuration.redactedURL)"])
         PQreset(handle)
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(.connectionFailed, Self.lastError(handle), operation: "reconnect")
         }
+    }
+
+    /// An idle connection has nothing to read unless the server said something: usually that
+    /// it is shutting the connection (an error, then end of file). Reading what is pending
+    /// marks such a connection bad now, before a query is sent on it.
+    private func idleSocketIsHealthy() -> Bool {
+        let socket = PQsocket(handle)
+        guard socket >= 0 else { return false }
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 0)
+            if ready == 0 { return true }
+            if ready < 0 { return errno == EINTR }
+            if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return false }
+            guard PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK else { return false }
+            // Discard asynchronous notifications so they do not pile up.
+            while let notify = PQnotifies(handle) { PQfreemem(notify) }
+        }
+        return PQstatus(handle) == CONNECTION_OK
     }
 
     /// Runs one statement with bound parameters and returns its rows.
