@@ -69,6 +69,31 @@ import Testing
         #expect(extra.isEmpty)
     }
 
+    @Test func positionsWhoseCommitFailedAreCommittedWhenPartitionsAreRevoked() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: testLogger)
+        try cluster.createTopic("revoke", partitions: 1)
+        let producer = try producer(cluster)
+        for index in 0..<10 {
+            _ = try await producer.send(KafkaOutgoingMessage(topic: "revoke", value: Array("m\(index)".utf8)))
+        }
+        let configuration = consumerConfiguration(cluster, group: "revoke", topics: ["revoke"])
+        let first = try KafkaConsumer(configuration: configuration, logger: testLogger)
+        let read = try await consume(first, count: 10)
+        #expect(read.count == 10)
+        // The broker refuses the next commit (REBALANCE_IN_PROGRESS, as during a rebalance).
+        cluster.pushRequestErrors(.offsetCommit, [27])
+        await #expect(throws: KafkaError.self) {
+            try await first.commit(KafkaTopicPartitionOffset.after(read.prefix(6)))
+        }
+        // Leaving the group revokes the partition, which commits the stored position.
+        try await first.close()
+
+        let second = try KafkaConsumer(configuration: configuration, logger: testLogger)
+        let rest = try await consume(second, count: 4)
+        try await second.close()
+        #expect(rest.map(\.offset) == [6, 7, 8, 9])
+    }
+
     @Test func twoMembersOfAGroupSplitThePartitions() async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: testLogger)
         try cluster.createTopic("split", partitions: 4)
