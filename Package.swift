@@ -31,6 +31,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Pure logic: no C, no I/O.
+        .target(name: "Domain"),
+        .target(name: "Analysis", dependencies: ["Domain"]),
+
         // Composition root and the executable.
         .target(name: "App", dependencies: [
             "Kafka", "Postgres", "Posix",
@@ -45,6 +49,8 @@ let package = Package(
         ]),
 
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Domain"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix"]),
         .testTarget(name: "AppTests", dependencies: ["App", "Kafka", "Postgres"]),

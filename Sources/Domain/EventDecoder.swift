@@ -1,0 +1,326 @@
+import Foundation
+
+/// Why a message cannot be ingested, in words a person can act on.
+public struct DecodeError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// Where a message came from; derived event ids are made from it.
+public struct MessageOrigin: Sendable, Hashable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    /// The `content-type` header, if any.
+    public var contentType: String?
+
+    public init(topic: String, partition: Int32, offset: Int64, contentType: String? = nil) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.contentType = contentType
+    }
+}
+
+/// Bounds on what one message may hold.
+public struct DecodeLimits: Sendable {
+    public var maxMessageBytes = 1 << 20
+    public var maxEventsPerMessage = 10_000
+    public var maxNestingDepth = 32
+    /// Longer messages and stack traces are cut (and marked), not refused.
+    public var maxMessageLength = 32 * 1024
+    public var maxStacktraceLength = 64 * 1024
+    public var maxFieldLength = 256
+    /// Events older than this are refused (their partition may already be dropped).
+    public var maxAge: Duration = .seconds(30 * 86_400)
+    /// Events further in the future than this are refused (a broken clock).
+    public var maxFuture: Duration = .seconds(86_400)
+    /// Records below this severity without an exception are skipped (OTLP and CLEF carry
+    /// ordinary logs too).
+    public var minimumSeverity: Severity = .warning
+    /// Environment of events that name none.
+    public var defaultEnvironment = "production"
+
+    public init() {}
+}
+
+/// What one message held.
+public struct DecodedMessage: Sendable {
+    public var format: EventFormat
+    public var events: [ErrorEvent]
+    /// Log records below the minimum severity, skipped on purpose.
+    public var skipped: Int
+}
+
+/// Decodes one Kafka message into error events: native JSON, OTLP/JSON logs or Serilog CLEF,
+/// taken from the content-type header when present, else recognised from the content. A value
+/// in Confluent Schema Registry's wire format (magic byte 0 and a 4-byte schema id) is
+/// accepted too. Either every event of a message is valid or the message is refused whole, so
+/// that a replay from the dead-letter topic cannot store half of it twice.
+public struct EventDecoder: Sendable {
+    public var limits: DecodeLimits
+
+    public init(limits: DecodeLimits = DecodeLimits()) {
+        self.limits = limits
+    }
+
+    /// - Throws: ``DecodeError`` saying what is wrong with the message.
+    public func decode(_ value: [UInt8], origin: MessageOrigin, now: Date = Date()) throws(DecodeError) -> DecodedMessage {
+        do {
+            return try decodeUnchecked(value, origin: origin, now: now)
+        } catch let error as DecodeError {
+            throw error
+        } catch {
+            throw DecodeError("\(error)")
+        }
+    }
+
+    private func decodeUnchecked(_ value: [UInt8], origin: MessageOrigin, now: Date) throws -> DecodedMessage {
+        guard !value.isEmpty else { throw DecodeError("empty message") }
+        guard value.count <= limits.maxMessageBytes else {
+            throw DecodeError("message is \(value.count) bytes, more than the limit of \(limits.maxMessageBytes)")
+        }
+        var bytes = value[...]
+        if bytes.first == 0 {
+            guard bytes.count > 5 else { throw DecodeError("Schema Registry framing without a payload") }
+            bytes = bytes.dropFirst(5)
+        }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw DecodeError("not valid UTF-8 text (binary data?)")
+        }
+        let hinted = try format(fromContentType: origin.contentType)
+        let documents = try parseDocuments(bytes)
+        let format = hinted ?? detect(documents[0])
+        var context = Context(origin: origin, now: now, limits: limits, index: 0)
+        var events: [ErrorEvent] = []
+        var skipped = 0
+        for document in documents {
+            switch format {
+            case .native:
+                if let array = document as? [Any] {
+                    for element in array {
+                        events.append(try decodeNative(element, &context))
+                        try checkCount(events.count)
+                    }
+                } else {
+                    events.append(try decodeNative(document, &context))
+                }
+            case .otlp:
+                try decodeOTLP(document, &context, into: &events, skipped: &skipped)
+            case .clef:
+                if let event = try decodeCLEF(document, &context) { events.append(event) } else { skipped += 1 }
+            }
+            try checkCount(events.count)
+        }
+        if events.isEmpty && skipped == 0 { throw DecodeError("the message holds no events") }
+        return DecodedMessage(format: format, events: events, skipped: skipped)
+    }
+
+    private func checkCount(_ count: Int) throws {
+        if count > limits.maxEventsPerMessage {
+            throw DecodeError("more than \(limits.maxEventsPerMessage) events in one message")
+        }
+    }
+
+    private func format(fromContentType contentType: String?) throws -> EventFormat? {
+        guard let contentType = contentType?.lowercased() else { return nil }
+        if contentType.contains("protobuf") {
+            throw DecodeError("OTLP protobuf is not accepted; configure the Kafka exporter with encoding otlp_json")
+        }
+        if contentType.contains("clef") || contentType.contains("serilog") { return .clef }
+        if contentType.contains("otlp") || contentType.contains("opentelemetry") { return .otlp }
+        if contentType.contains("faultline") { return .native }
+        if contentType.contains("json") || contentType.hasPrefix("text/plain") { return nil }  // recognise by content
+        throw DecodeError("content-type \(contentType) is not accepted (JSON only)")
+    }
+
+    /// One JSON document, or several separated by newlines (CLEF files, NDJSON).
+    private func parseDocuments(_ bytes: ArraySlice<UInt8>) throws -> [Any] {
+        try checkDepth(bytes)
+        if let document = try? JSONSerialization.jsonObject(with: Data(bytes), options: []) {
+            return [document]
+        }
+        let lines = bytes.split(separator: UInt8(ascii: "\n")).filter { line in
+            line.contains { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") }
+        }
+        guard lines.count > 1 else { throw DecodeError(jsonErrorReason(bytes)) }
+        var documents: [Any] = []
+        for (number, line) in lines.enumerated() {
+            guard let document = try? JSONSerialization.jsonObject(with: Data(line), options: []) else {
+                throw DecodeError("line \(number + 1): \(jsonErrorReason(line))")
+            }
+            documents.append(document)
+            try checkCount(documents.count)
+        }
+        return documents
+    }
+
+    private func jsonErrorReason(_ bytes: ArraySlice<UInt8>) -> String {
+        let first = bytes.first { ![9, 10, 13, 32].contains($0) }
+        guard let first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return "not JSON" }
+        return "malformed or truncated JSON"
+    }
+
+    /// Refuses absurd nesting before the parser sees it.
+    private func checkDepth(_ bytes: ArraySlice<UInt8>) throws {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > limits.maxNestingDepth {
+                    throw DecodeError("JSON nested deeper than \(limits.maxNestingDepth) levels")
+                }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            default: break
+            }
+        }
+    }
+
+    private func detect(_ document: Any) -> EventFormat {
+        let object = (document as? [String: Any]) ?? ((document as? [Any])?.first as? [String: Any])
+        guard let object else { return .native }
+        if object["resourceLogs"] != nil { return .otlp }
+        if object["@t"] != nil || object["@mt"] != nil || object["@m"] != nil { return .clef }
+        return .native
+    }
+}
+
+// MARK: - Shared field handling
+
+struct Context {
+    let origin: MessageOrigin
+    let now: Date
+    let limits: DecodeLimits
+    /// Position of the next event in the message, for derived ids and error messages.
+    var index: Int
+
+    mutating func next() -> Int {
+        defer { index += 1 }
+        return index
+    }
+
+    func derivedID(_ index: Int) -> UUID {
+        StableHash.uuid("\(origin.topic)/\(origin.partition)/\(origin.offset)/\(index)")
+    }
+
+    func prefix(_ index: Int) -> String { index == 0 ? "" : "event \(index + 1): " }
+
+    func checkTime(_ date: Date, _ field: String, _ index: Int) throws -> Date {
+        let age = now.timeIntervalSince(date)
+        if age > Double(limits.maxAge.components.seconds) {
+            throw DecodeError("\(prefix(index))\(field) \(iso(date)) is older than the accepted \(limits.maxAge.components.seconds / 86_400) days")
+        }
+        if -age > Double(limits.maxFuture.components.seconds) {
+            throw DecodeError("\(prefix(index))\(field) \(iso(date)) is more than \(limits.maxFuture.components.seconds / 3600) hours in the future")
+        }
+        return date
+    }
+
+    func iso(_ date: Date) -> String {
+        ISO8601DateFormatter().string(from: date)
+    }
+
+    /// A bounded identifier-like field (service, environment, version…).
+    func field(_ value: String?, _ name: String, _ index: Int) throws -> String? {
+        guard let value else { return nil }
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { return nil }
+        guard trimmed.count <= limits.maxFieldLength else {
+            throw DecodeError("\(prefix(index))\(name) is longer than \(limits.maxFieldLength) characters")
+        }
+        guard !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw DecodeError("\(prefix(index))\(name) contains control characters")
+        }
+        return trimmed
+    }
+
+    func cut(_ text: String, _ limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        var end = text.utf8.index(text.utf8.startIndex, offsetBy: limit)
+        while !text.unicodeScalars.indices.contains(end) && end > text.startIndex { end = text.utf8.index(before: end) }
+        return String(text[..<end]) + "…[truncated]"
+    }
+
+    /// Text fields cannot hold NUL (PostgreSQL text cannot store it).
+    func text(_ text: String) -> String {
+        text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+    }
+}
+
+/// Typed access to a JSON object with precise errors.
+struct Fields {
+    let object: [String: Any]
+    let prefix: String
+
+    init(_ value: Any, prefix: String, what: String) throws {
+        guard let object = value as? [String: Any] else { throw DecodeError("\(prefix)\(what) is not a JSON object") }
+        self.object = object
+        self.prefix = prefix
+    }
+
+    func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
+
+    func string(_ key: String) throws -> String? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let string = value as? String else { throw DecodeError("\(prefix)\(key) must be a string, not \(jsonType(value))") }
+        return string
+    }
+
+    func required(_ key: String) throws -> String {
+        guard let value = try string(key), !value.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw DecodeError("\(prefix)missing required field \(key)")
+        }
+        return value
+    }
+
+    /// A string, or a number written as one (error codes).
+    func stringOrNumber(_ key: String) throws -> String? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        if let string = value as? String { return string }
+        if let number = value as? NSNumber, !isBool(number) { return number.stringValue }
+        throw DecodeError("\(prefix)\(key) must be a string or a number, not \(jsonType(value))")
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !isBool(number), number.doubleValue == number.doubleValue.rounded(),
+            range.contains(number.intValue)
+        else {
+            throw DecodeError("\(prefix)\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return number.intValue
+    }
+}
+
+func isBool(_ number: NSNumber) -> Bool {
+    // JSONSerialization gives booleans as NSNumber too, with the C type `char`; integers are
+    // `int` or `long long`.
+    String(cString: number.objCType) == "c"
+}
+
+func jsonType(_ value: Any) -> String {
+    switch value {
+    case is String: "a string"
+    case let number as NSNumber: isBool(number) ? "a boolean" : "a number"
+    case is [Any]: "an array"
+    case is [String: Any]: "an object"
+    case is NSNull: "null"
+    default: "\(type(of: value))"
+    }
+}
+
+func jsonText(_ object: [String: Any]) -> String? {
+    guard !object.isEmpty, JSONSerialization.isValidJSONObject(object),
+        let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+    else { return nil }
+    return String(decoding: data, as: UTF8.self)
+}

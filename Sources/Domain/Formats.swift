@@ -1,0 +1,313 @@
+import Foundation
+
+// MARK: - Native JSON
+
+extension EventDecoder {
+    func decodeNative(_ value: Any, _ context: inout Context) throws -> ErrorEvent {
+        let index = context.next()
+        let p = context.prefix(index)
+        let f = try Fields(value, prefix: p, what: "event")
+        let eventID: UUID
+        if let text = try f.string("event_id") {
+            guard let uuid = UUID(uuidString: text) else { throw DecodeError("\(p)event_id \(quoted(text)) is not a UUID") }
+            eventID = uuid
+        } else {
+            eventID = context.derivedID(index)
+        }
+        let timestampText = try f.required("timestamp")
+        guard let timestamp = RFC3339.parse(timestampText) else {
+            throw DecodeError("\(p)timestamp \(quoted(timestampText)) is not an RFC 3339 time such as 2026-11-22T04:50:32Z")
+        }
+        guard let service = try context.field(try f.required("service"), "service", index) else {
+            throw DecodeError("\(p)missing required field service")
+        }
+        let severity: Severity
+        if let name = try f.string("severity") {
+            guard let parsed = Severity(name: name) else {
+                throw DecodeError("\(p)severity \(quoted(name)) is not one of trace, debug, info, warning, error, fatal")
+            }
+            severity = parsed
+        } else {
+            severity = .error
+        }
+        let errorType = try context.field(try f.string("error_type"), "error_type", index)
+        var message = try f.string("message") ?? ""
+        if message.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let errorType else { throw DecodeError("\(p)missing required field message") }
+            message = errorType
+        }
+        var stacktrace: String?
+        var frames: [StackFrame] = []
+        if let raw = f.object["stacktrace"], !(raw is NSNull) {
+            if let text = raw as? String {
+                stacktrace = text
+                frames = StackTraceParser.frames(in: text)
+            } else if let array = raw as? [Any] {
+                frames = try array.enumerated().map { (n, element) throws in
+                    let frame = try Fields(element, prefix: "\(p)stacktrace[\(n)].", what: "frame")
+                    return StackFrame(
+                        function: try frame.string("function"), module: try frame.string("module"),
+                        file: try frame.string("file") ?? frame.string("filename"),
+                        line: try frame.integer("line", in: 0...Int(Int32.max)),
+                        inApp: (frame.object["in_app"] as? NSNumber).map { $0.boolValue } ?? true)
+                }
+                stacktrace = StackTraceParser.render(frames)
+            } else {
+                throw DecodeError("\(p)stacktrace must be text or an array of frames, not \(jsonType(raw))")
+            }
+        }
+        var attributesJSON: String?
+        if let raw = f.object["attributes"], !(raw is NSNull) {
+            guard let object = raw as? [String: Any] else { throw DecodeError("\(p)attributes must be an object, not \(jsonType(raw))") }
+            attributesJSON = jsonText(object)
+        }
+        return ErrorEvent(
+            eventID: eventID,
+            timestamp: try context.checkTime(timestamp, "timestamp", index),
+            service: service,
+            environment: try context.field(try f.string("environment"), "environment", index) ?? context.limits.defaultEnvironment,
+            version: try context.field(try f.string("version"), "version", index),
+            severity: severity, errorType: errorType,
+            message: context.text(context.cut(message, context.limits.maxMessageLength)),
+            stacktrace: stacktrace.map { context.text(context.cut($0, context.limits.maxStacktraceLength)) },
+            frames: frames,
+            errorCode: try context.field(try f.stringOrNumber("error_code"), "error_code", index),
+            httpStatus: try f.integer("http_status", in: 100...599),
+            traceID: try context.field(try f.string("trace_id"), "trace_id", index),
+            spanID: try context.field(try f.string("span_id"), "span_id", index),
+            host: try context.field(try f.string("host"), "host", index),
+            pod: try context.field(try f.string("pod"), "pod", index),
+            namespace: try context.field(try f.string("namespace"), "namespace", index),
+            region: try context.field(try f.string("region"), "region", index),
+            attributesJSON: attributesJSON.map(context.text), format: .native)
+    }
+}
+
+func quoted(_ text: String) -> String {
+    let short = text.count > 60 ? String(text.prefix(60)) + "…" : text
+    return "\"\(short)\""
+}
+
+// MARK: - OpenTelemetry OTLP/JSON logs
+
+extension EventDecoder {
+    func decodeOTLP(_ document: Any, _ context: inout Context, into events: inout [ErrorEvent], skipped: inout Int) throws {
+        let root = try Fields(document, prefix: "", what: "OTLP message")
+        guard let resourceLogs = root.object["resourceLogs"] as? [Any] else {
+            throw DecodeError("resourceLogs must be an array")
+        }
+        for (r, resourceLog) in resourceLogs.enumerated() {
+            let rl = try Fields(resourceLog, prefix: "resourceLogs[\(r)].", what: "entry")
+            let resource = try otlpAttributes((rl.object["resource"] as? [String: Any])?["attributes"], "resourceLogs[\(r)].resource")
+            guard let scopeLogs = rl.object["scopeLogs"] as? [Any] ?? rl.object["instrumentationLibraryLogs"] as? [Any] else {
+                throw DecodeError("resourceLogs[\(r)].scopeLogs must be an array")
+            }
+            for (s, scopeLog) in scopeLogs.enumerated() {
+                let where_ = "resourceLogs[\(r)].scopeLogs[\(s)]"
+                let sl = try Fields(scopeLog, prefix: where_ + ".", what: "entry")
+                guard let records = sl.object["logRecords"] as? [Any] else {
+                    throw DecodeError("\(where_).logRecords must be an array")
+                }
+                for (n, record) in records.enumerated() {
+                    if let event = try decodeOTLPRecord(record, resource: resource, path: "\(where_).logRecords[\(n)]", &context) {
+                        events.append(event)
+                        if events.count > limits.maxEventsPerMessage {
+                            throw DecodeError("more than \(limits.maxEventsPerMessage) events in one message")
+                        }
+                    } else {
+                        skipped += 1
+                    }
+                }
+            }
+        }
+    }
+
+    private func decodeOTLPRecord(_ value: Any, resource: [String: Any], path: String, _ context: inout Context) throws -> ErrorEvent? {
+        let index = context.next()
+        let p = path + ": "
+        let f = try Fields(value, prefix: p, what: "log record")
+        var attributes = try otlpAttributes(f.object["attributes"], path)
+        let severity = try f.integer("severityNumber", in: 0...24).flatMap(Severity.init(otelNumber:))
+            ?? (try f.string("severityText")).flatMap(Severity.init(name:)) ?? .info
+        let exceptionType = attributes.removeValue(forKey: "exception.type").map(stringValue)
+        let exceptionMessage = attributes.removeValue(forKey: "exception.message").map(stringValue)
+        let exceptionStack = attributes.removeValue(forKey: "exception.stacktrace").map(stringValue)
+        if severity < limits.minimumSeverity && exceptionType == nil && exceptionMessage == nil { return nil }
+
+        guard let service = try context.field(resource["service.name"].map(stringValue), "service.name", index) else {
+            throw DecodeError("\(p)the resource has no service.name attribute")
+        }
+        let time = try otlpTime(f, "timeUnixNano", p) ?? otlpTime(f, "observedTimeUnixNano", p)
+        guard let time else { throw DecodeError("\(p)missing timeUnixNano and observedTimeUnixNano") }
+        var body: String?
+        if let raw = f.object["body"] as? [String: Any] { body = otlpValue(raw).map(stringValue) }
+        guard let message = [exceptionMessage, body, exceptionType].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
+            throw DecodeError("\(p)has neither a body nor exception.message")
+        }
+        let eventID = (attributes.removeValue(forKey: "log.record.uid") ?? attributes.removeValue(forKey: "event.id"))
+            .map(stringValue).flatMap(UUID.init(uuidString:)) ?? context.derivedID(index)
+        let httpStatus = (attributes["http.response.status_code"] ?? attributes["http.status_code"]).flatMap { value -> Int? in
+            let status = (value as? NSNumber)?.intValue ?? Int(stringValue(value))
+            return status.flatMap { (100...599).contains($0) ? $0 : nil }
+        }
+        return ErrorEvent(
+            eventID: eventID, timestamp: try context.checkTime(time, "timeUnixNano", index), service: service,
+            environment: try context.field((resource["deployment.environment.name"] ?? resource["deployment.environment"]).map(stringValue), "deployment.environment", index)
+                ?? context.limits.defaultEnvironment,
+            version: try context.field(resource["service.version"].map(stringValue), "service.version", index),
+            severity: severity, errorType: try context.field(exceptionType, "exception.type", index),
+            message: context.text(context.cut(message, limits.maxMessageLength)),
+            stacktrace: exceptionStack.map { context.text(context.cut($0, limits.maxStacktraceLength)) },
+            frames: exceptionStack.map { StackTraceParser.frames(in: $0) } ?? [],
+            errorCode: (attributes["error.code"] ?? attributes["error.type"]).map(stringValue),
+            httpStatus: httpStatus,
+            traceID: try context.field(f.string("traceId"), "traceId", index),
+            spanID: try context.field(f.string("spanId"), "spanId", index),
+            host: try context.field((resource["host.name"] ?? resource["k8s.node.name"]).map(stringValue), "host.name", index),
+            pod: try context.field(resource["k8s.pod.name"].map(stringValue), "k8s.pod.name", index),
+            namespace: try context.field(resource["k8s.namespace.name"].map(stringValue), "k8s.namespace.name", index),
+            region: try context.field(resource["cloud.region"].map(stringValue), "cloud.region", index),
+            attributesJSON: jsonText(attributes).map(context.text), format: .otlp)
+    }
+
+    /// OTLP's `[{"key": k, "value": {"stringValue": v}}]` as a plain dictionary.
+    private func otlpAttributes(_ raw: Any?, _ path: String) throws -> [String: Any] {
+        guard let raw, !(raw is NSNull) else { return [:] }
+        guard let list = raw as? [Any] else { throw DecodeError("\(path).attributes must be an array") }
+        var result: [String: Any] = [:]
+        for (n, item) in list.enumerated() {
+            guard let entry = item as? [String: Any], let key = entry["key"] as? String else {
+                throw DecodeError("\(path).attributes[\(n)] must be an object with a string key")
+            }
+            if let value = (entry["value"] as? [String: Any]).flatMap(otlpValue) { result[key] = value }
+        }
+        return result
+    }
+
+    private func otlpValue(_ value: [String: Any]) -> Any? {
+        if let string = value["stringValue"] as? String { return string }
+        if let bool = value["boolValue"] { return bool }
+        if let int = value["intValue"] { return (int as? String).flatMap(Int.init).map { NSNumber(value: $0) } ?? int }
+        if let double = value["doubleValue"] { return double }
+        if let array = (value["arrayValue"] as? [String: Any])?["values"] as? [Any] {
+            return array.compactMap { ($0 as? [String: Any]).flatMap(otlpValue) }
+        }
+        if let kv = (value["kvlistValue"] as? [String: Any])?["values"] as? [Any] {
+            var object: [String: Any] = [:]
+            for case let entry as [String: Any] in kv {
+                if let key = entry["key"] as? String, let inner = (entry["value"] as? [String: Any]).flatMap(otlpValue) { object[key] = inner }
+            }
+            return object
+        }
+        return nil
+    }
+
+    /// Nanoseconds since the epoch, as OTLP/JSON writes them: a decimal string (or a number).
+    private func otlpTime(_ f: Fields, _ key: String, _ p: String) throws -> Date? {
+        guard let raw = f.object[key], !(raw is NSNull) else { return nil }
+        let nanos: Double
+        if let text = raw as? String, let value = UInt64(text) {
+            nanos = Double(value)
+        } else if let number = raw as? NSNumber, !isBool(number) {
+            nanos = number.doubleValue
+        } else {
+            throw DecodeError("\(p)\(key) must be nanoseconds since 1970 as a decimal string")
+        }
+        if nanos == 0 { return nil }
+        return Date(timeIntervalSince1970: nanos / 1e9)
+    }
+}
+
+func stringValue(_ value: Any) -> String {
+    switch value {
+    case let string as String: string
+    case let number as NSNumber: isBool(number) ? (number.boolValue ? "true" : "false") : number.stringValue
+    default: jsonText(["v": value]).map { String($0.dropFirst(5).dropLast()) } ?? "\(value)"
+    }
+}
+
+// MARK: - Serilog CLEF
+
+extension EventDecoder {
+    static let clefServiceKeys = ["service", "Service", "ServiceName", "Application", "application", "service.name"]
+    static let clefEnvironmentKeys = ["environment", "Environment", "EnvironmentName", "deployment.environment"]
+    static let clefVersionKeys = ["version", "Version", "ServiceVersion", "ApplicationVersion", "service.version"]
+
+    func decodeCLEF(_ value: Any, _ context: inout Context) throws -> ErrorEvent? {
+        let index = context.next()
+        let p = context.prefix(index)
+        let f = try Fields(value, prefix: p, what: "CLEF event")
+        // CLEF leaves @l out for Information.
+        let levelName = try f.string("@l") ?? "Information"
+        guard let severity = Severity(name: levelName) else { throw DecodeError("\(p)@l \(quoted(levelName)) is not a Serilog level") }
+        let exception = try f.string("@x")
+        if severity < limits.minimumSeverity && exception == nil { return nil }
+
+        let timeText = try f.required("@t")
+        guard let time = RFC3339.parse(timeText) else { throw DecodeError("\(p)@t \(quoted(timeText)) is not an ISO 8601 time") }
+        var properties = f.object.filter { !$0.key.hasPrefix("@") }
+        func take(_ keys: [String]) throws -> String? {
+            for key in keys {
+                if let value = properties.removeValue(forKey: key), !(value is NSNull) { return stringValue(value) }
+            }
+            return nil
+        }
+        guard let service = try context.field(try take(Self.clefServiceKeys), "service", index) else {
+            throw DecodeError("\(p)no service property (one of \(Self.clefServiceKeys.joined(separator: ", ")))")
+        }
+        let template = try f.string("@mt")
+        guard let message = try f.string("@m") ?? template.map({ render($0, properties) }) else {
+            throw DecodeError("\(p)has neither @m nor @mt")
+        }
+        // The first line of a .NET exception is "Type: message".
+        let firstLine = exception?.split(separator: "\n", maxSplits: 1).first.map(String.init)
+        let exceptionType = firstLine.flatMap { line -> String? in
+            guard let colon = line.firstIndex(of: ":") else { return line.contains(" ") ? nil : line }
+            let type = String(line[..<colon])
+            return type.contains(" ") ? nil : type
+        }
+        let eventID = try f.string("@i").flatMap(UUID.init(uuidString:)) ?? context.derivedID(index)
+        let errorType = try take(["ExceptionType", "exception.type"]) ?? exceptionType
+        let httpStatus = (properties["StatusCode"] ?? properties["http.status_code"]).flatMap { value -> Int? in
+            let status = (value as? NSNumber)?.intValue ?? Int(stringValue(value))
+            return status.flatMap { (100...599).contains($0) ? $0 : nil }
+        }
+        return ErrorEvent(
+            eventID: eventID, timestamp: try context.checkTime(time, "@t", index), service: service,
+            environment: try context.field(try take(Self.clefEnvironmentKeys), "environment", index) ?? limits.defaultEnvironment,
+            version: try context.field(try take(Self.clefVersionKeys), "version", index),
+            severity: severity, errorType: try context.field(errorType, "exception type", index),
+            message: context.text(context.cut(message.isEmpty ? (firstLine ?? "(empty)") : message, limits.maxMessageLength)),
+            stacktrace: exception.map { context.text(context.cut($0, limits.maxStacktraceLength)) },
+            frames: exception.map { StackTraceParser.frames(in: $0) } ?? [],
+            errorCode: try take(["ErrorCode", "error_code"]), httpStatus: httpStatus,
+            traceID: try context.field(try f.string("@tr") ?? take(["TraceId"]), "@tr", index),
+            spanID: try context.field(try f.string("@sp") ?? take(["SpanId"]), "@sp", index),
+            host: try context.field(try take(["MachineName", "host"]), "MachineName", index),
+            pod: try context.field(try take(["PodName", "pod"]), "pod", index),
+            namespace: try context.field(try take(["Namespace", "namespace"]), "namespace", index),
+            region: try context.field(try take(["Region", "region"]), "region", index),
+            attributesJSON: jsonText(properties).map(context.text), format: .clef)
+    }
+
+    /// Renders a message template: `{Name}` and `{@Name}` become the property's value.
+    private func render(_ template: String, _ properties: [String: Any]) -> String {
+        var output = ""
+        var rest = template[...]
+        while let open = rest.firstIndex(of: "{") {
+            output += rest[..<open]
+            if rest[rest.index(after: open)...].first == "{" {  // escaped {{
+                output += "{"
+                rest = rest[rest.index(open, offsetBy: 2)...]
+                continue
+            }
+            guard let close = rest[open...].firstIndex(of: "}") else { break }
+            var name = rest[rest.index(after: open)..<close]
+            if name.first == "@" || name.first == "$" { name = name.dropFirst() }
+            let key = String(name.prefix { $0 != ":" && $0 != "," })
+            output += properties[key].map(stringValue) ?? String(rest[open...close])
+            rest = rest[rest.index(after: close)...]
+        }
+        return output + rest.replacingOccurrences(of: "}}", with: "}")
+    }
+}

@@ -1,0 +1,219 @@
+import Domain
+import Foundation
+import Testing
+
+let now = RFC3339.parse("2026-11-22T05:00:00Z")!
+let origin = MessageOrigin(topic: "errors", partition: 2, offset: 41)
+
+func decode(_ text: String, contentType: String? = nil) throws(DecodeError) -> DecodedMessage {
+    var origin = origin
+    origin.contentType = contentType
+    return try EventDecoder().decode(Array(text.utf8), origin: origin, now: now)
+}
+
+func reason(_ bytes: [UInt8], contentType: String? = nil) -> String? {
+    var origin = origin
+    origin.contentType = contentType
+    do {
+        _ = try EventDecoder().decode(bytes, origin: origin, now: now)
+        return nil
+    } catch {
+        return error.reason
+    }
+}
+
+@Suite struct NativeFormatTests {
+    @Test func decodesEveryField() throws {
+        let message = try decode("""
+            {"event_id":"8d6f7a9e-2b1c-4c5d-9e8f-0a1b2c3d4e5f","timestamp":"2026-11-22T04:50:32.25+01:00","service":"checkout",
+             "environment":"staging","version":"1.8.3","severity":"ERROR","error_type":"TimeoutError","message":"upstream timed out",
+             "stacktrace":[{"function":"Checkout.pay","file":"Pay.swift","line":42},{"function":"NIO.run","in_app":false}],
+             "error_code":504,"http_status":504,"trace_id":"abc","span_id":"def","host":"node-1","pod":"checkout-7f9","namespace":"shop",
+             "region":"eu-west-1","attributes":{"user_tier":"gold","retries":3}}
+            """)
+        #expect(message.format == .native)
+        let event = try #require(message.events.first)
+        #expect(event.eventID == UUID(uuidString: "8d6f7a9e-2b1c-4c5d-9e8f-0a1b2c3d4e5f"))
+        #expect(event.timestamp == RFC3339.parse("2026-11-22T03:50:32.25Z"))
+        #expect(event.service == "checkout" && event.environment == "staging" && event.version == "1.8.3")
+        #expect(event.severity == .error && event.errorType == "TimeoutError" && event.message == "upstream timed out")
+        #expect(event.frames == [StackFrame(function: "Checkout.pay", file: "Pay.swift", line: 42), StackFrame(function: "NIO.run", inApp: false)])
+        #expect(event.stacktrace?.contains("Checkout.pay (Pay.swift:42)") == true)
+        #expect(event.errorCode == "504" && event.httpStatus == 504)
+        #expect(event.traceID == "abc" && event.spanID == "def" && event.host == "node-1" && event.pod == "checkout-7f9")
+        #expect(event.namespace == "shop" && event.region == "eu-west-1")
+        #expect(event.attributesJSON == #"{"retries":3,"user_tier":"gold"}"#)
+    }
+
+    @Test func derivesStableIdsAndDefaultsWhenOptionalFieldsAreAbsent() throws {
+        let text = #"[{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"x"},{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"x"}]"#
+        let first = try decode(text).events
+        let again = try decode(text).events
+        #expect(first.count == 2)
+        #expect(first.map(\.eventID) == again.map(\.eventID), "the same message gives the same ids")
+        #expect(first[0].eventID != first[1].eventID, "each event of a message has its own id")
+        var other = origin
+        other.offset += 1
+        #expect(try EventDecoder().decode(Array(text.utf8), origin: other, now: now).events[0].eventID != first[0].eventID)
+        #expect(first[0].environment == "production" && first[0].severity == .error && first[0].version == nil)
+    }
+
+    @Test func acceptsSchemaRegistryFramingAndNDJSON() throws {
+        let json = Array(#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"framed"}"#.utf8)
+        let framed = try EventDecoder().decode([0, 0, 0, 0, 7] + json, origin: origin, now: now)
+        #expect(framed.events.first?.message == "framed")
+        let lines = try decode("""
+            {"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"one"}
+            {"timestamp":"2026-11-22T04:00:01Z","service":"a","message":"two"}
+            """)
+        #expect(lines.events.map(\.message) == ["one", "two"])
+    }
+
+    @Test func cutsOverlongMessagesInsteadOfRefusing() throws {
+        let long = String(repeating: "é", count: 40_000)
+        let event = try #require(try decode(#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"\#(long)"}"#).events.first)
+        #expect(event.message.hasSuffix("…[truncated]"))
+        #expect(event.message.utf8.count < 33 * 1024)
+    }
+}
+
+@Suite struct OTLPFormatTests {
+    static let sample = """
+        {"resourceLogs":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"stringValue":"payments"}},
+            {"key":"service.version","value":{"stringValue":"2.4.1"}},
+            {"key":"deployment.environment.name","value":{"stringValue":"prod"}},
+            {"key":"k8s.pod.name","value":{"stringValue":"payments-5d8"}},
+            {"key":"k8s.namespace.name","value":{"stringValue":"pay"}},
+            {"key":"cloud.region","value":{"stringValue":"westeurope"}}]},
+          "scopeLogs":[{"scope":{"name":"app"},"logRecords":[
+            {"timeUnixNano":"1795323032000000000","severityNumber":17,"severityText":"ERROR","body":{"stringValue":"charge failed"},
+             "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+             "attributes":[{"key":"exception.type","value":{"stringValue":"java.net.SocketTimeoutException"}},
+                           {"key":"exception.message","value":{"stringValue":"Read timed out"}},
+                           {"key":"exception.stacktrace","value":{"stringValue":"java.net.SocketTimeoutException: Read timed out\\n\\tat com.shop.pay.Client.charge(Client.java:88)\\n\\tat java.base/java.net.Socket.read(Socket.java:1)"}},
+                           {"key":"http.response.status_code","value":{"intValue":"502"}},
+                           {"key":"customer.tier","value":{"stringValue":"gold"}}]},
+            {"timeUnixNano":"1795323033000000000","severityNumber":9,"body":{"stringValue":"request ok"}}]}]}]}
+        """
+
+    @Test func decodesLogRecordsWithResourceAndExceptionAttributes() throws {
+        let message = try decode(Self.sample)
+        #expect(message.format == .otlp)
+        #expect(message.skipped == 1, "the INFO record is not an error")
+        let event = try #require(message.events.first)
+        #expect(message.events.count == 1)
+        #expect(event.service == "payments" && event.version == "2.4.1" && event.environment == "prod")
+        #expect(event.pod == "payments-5d8" && event.namespace == "pay" && event.region == "westeurope")
+        #expect(event.errorType == "java.net.SocketTimeoutException" && event.message == "Read timed out")
+        #expect(event.timestamp == Date(timeIntervalSince1970: 1_795_323_032))
+        #expect(event.httpStatus == 502 && event.traceID == "5b8efff798038103d269b633813fc60c")
+        #expect(event.frames.first == StackFrame(function: "com.shop.pay.Client.charge", file: "Client.java", line: 88))
+        #expect(event.frames.dropFirst().first?.inApp == false)
+        #expect(event.attributesJSON == #"{"customer.tier":"gold","http.response.status_code":502}"#)
+    }
+
+    @Test func refusesProtobufAndRecordsWithoutAService() {
+        #expect(reason(Array(Self.sample.utf8), contentType: "application/x-protobuf")?.contains("otlp_json") == true)
+        let noService = Self.sample.replacingOccurrences(of: "service.name", with: "service.nickname")
+        #expect(reason(Array(noService.utf8))?.contains("no service.name") == true)
+    }
+}
+
+@Suite struct CLEFFormatTests {
+    @Test func decodesSerilogCompactJSON() throws {
+        let message = try decode("""
+            {"@t":"2026-11-22T04:50:32.1234567Z","@mt":"Payment {PaymentId} failed after {Elapsed} ms","@l":"Error","PaymentId":"p-991","Elapsed":5012,"@x":"System.TimeoutException: The operation has timed out.\\n   at Shop.Payments.Charge(Order o) in /src/Payments.cs:line 42","Application":"payments-api","Environment":"prod","Version":"3.1.0","@tr":"abc","MachineName":"web-1"}
+            {"@t":"2026-11-22T04:50:33Z","@mt":"Heartbeat"}
+            """, contentType: "application/vnd.serilog.clef")
+        #expect(message.format == .clef && message.skipped == 1)
+        let event = try #require(message.events.first)
+        #expect(event.service == "payments-api" && event.environment == "prod" && event.version == "3.1.0")
+        #expect(event.message == "Payment p-991 failed after 5012 ms")
+        #expect(event.errorType == "System.TimeoutException")
+        #expect(event.frames.first == StackFrame(function: "Shop.Payments.Charge", file: "/src/Payments.cs", line: 42))
+        #expect(event.traceID == "abc" && event.host == "web-1")
+        #expect(event.attributesJSON == #"{"Elapsed":5012,"PaymentId":"p-991"}"#)
+    }
+}
+
+/// Every kind of bad input gets a precise reason, and nothing crashes.
+@Suite struct BadInputTests {
+    static let valid = #"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m"}"#
+
+    @Test(arguments: [
+        ("", "empty message"),
+        ("hello world", "not JSON"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","mess"#, "malformed or truncated JSON"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","message":"m"}"#, "missing required field service"),
+        (#"{"service":"a","message":"m"}"#, "missing required field timestamp"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a"}"#, "missing required field message"),
+        (#"{"timestamp":"yesterday","service":"a","message":"m"}"#, "timestamp \"yesterday\" is not an RFC 3339 time"),
+        (#"{"timestamp":"2026-13-22T04:00:00Z","service":"a","message":"m"}"#, "is not an RFC 3339 time"),
+        (#"{"timestamp":"1999-01-01T00:00:00Z","service":"a","message":"m"}"#, "older than the accepted 30 days"),
+        (#"{"timestamp":"2030-01-01T00:00:00Z","service":"a","message":"m"}"#, "in the future"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":42,"message":"m"}"#, "service must be a string, not a number"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","http_status":"teapot"}"#, "http_status must be a whole number"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","http_status":true}"#, "http_status must be a whole number"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","event_id":"nope"}"#, "event_id \"nope\" is not a UUID"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","severity":"meh"}"#, "severity \"meh\" is not one of"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","stacktrace":7}"#, "stacktrace must be text or an array"),
+        (#"[{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m"},{"service":"a","message":"m"}]"#, "event 2: missing required field timestamp"),
+        (#"42"#, "not JSON"),
+        (#"[42]"#, "event is not a JSON object"),
+        (#"[]"#, "holds no events"),
+    ])
+    func refusedWithAReason(input: String, expected: String) {
+        let got = reason(Array(input.utf8))
+        #expect(got?.contains(expected) == true, "got: \(got ?? "accepted")")
+    }
+
+    @Test func refusesOversizedBinaryDeepAndInvalidUTF8() {
+        var limits = DecodeLimits()
+        limits.maxMessageBytes = 100
+        do {
+            _ = try EventDecoder(limits: limits).decode(Array(String(repeating: "x", count: 101).utf8), origin: origin, now: now)
+            Issue.record("accepted an oversized message")
+        } catch {
+            #expect(error.reason.contains("more than the limit of 100"))
+        }
+        #expect(reason([0xFF, 0xFE, 0x00, 0x01, 0x02, 0x03, 0x04])?.contains("UTF-8") == true)
+        #expect(reason(Array(#"{"a":"\#u{FF}"}"#.utf8) + [0xC3])?.contains("UTF-8") == true)
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(reason(Array(deep.utf8))?.contains("nested deeper than 32") == true)
+        #expect(reason(Array("{}".utf8), contentType: "application/xml")?.contains("not accepted") == true)
+    }
+
+    @Test func randomBytesNeverCrashAndAreEitherRefusedOrValid() {
+        var generator = SplitMix(seed: 7)
+        for length in 0..<2000 {
+            var bytes = (0..<(length % 300)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if length % 3 == 0 { bytes = Array(Self.valid.utf8.prefix(length % Self.valid.utf8.count)) + bytes }
+            _ = reason(bytes)
+        }
+    }
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct TimeParsingTests {
+    @Test func rfc3339() {
+        #expect(RFC3339.parse("2026-11-22T04:50:32Z")?.timeIntervalSince1970 == 1_795_323_032)
+        #expect(RFC3339.parse("2026-11-22T05:50:32.5+01:00")?.timeIntervalSince1970 == 1_795_323_032.5)
+        #expect(RFC3339.parse("2024-02-29T00:00:00Z")?.timeIntervalSince1970 == 1_709_164_800)
+        #expect(RFC3339.parse("1969-12-31T23:59:59Z")?.timeIntervalSince1970 == -1)
+        #expect(RFC3339.parse("2026-11-22T04:50:32") == nil)
+        #expect(RFC3339.parse("2026-11-22T04:50:32Zjunk") == nil)
+        #expect(RFC3339.parse("2026-11-22T04:50:32.Z") == nil)
+    }
+}
