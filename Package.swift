@@ -35,9 +35,20 @@ let package = Package(
         .target(name: "Domain"),
         .target(name: "Analysis", dependencies: ["Domain"]),
 
+        // Every SQL statement of the product.
+        .target(name: "Storage", dependencies: [
+            "Postgres", "Domain", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The consumer loop.
+        .target(name: "Ingest", dependencies: [
+            "Kafka", "Storage", "Domain", "Analysis", "Postgres",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
         // Composition root and the executable.
         .target(name: "App", dependencies: [
-            "Kafka", "Postgres", "Posix",
+            "Kafka", "Postgres", "Posix", "Domain", "Ingest", "Storage",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -53,6 +64,8 @@ let package = Package(
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Domain"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App"]),
         .testTarget(name: "AppTests", dependencies: ["App", "Kafka", "Postgres"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Kafka
 import Logging
 import Postgres
@@ -22,6 +23,11 @@ public struct FaultlineConfiguration: Sendable {
     public var migrateOnStart = true
     public var migrationsDirectory: String?
     public var shutdownGracePeriod: Duration = .seconds(25)
+    public var retentionDays = 30
+    public var ingestMaxMessageBytes = 1 << 20
+    public var ingestBatchSize = 5000
+    public var ingestBatchDelay: Duration = .milliseconds(250)
+    public var defaultEnvironment = "production"
 
     public init() {}
 
@@ -32,6 +38,20 @@ public struct FaultlineConfiguration: Sendable {
     /// The Kafka connection settings, for every client Faultline creates.
     public var kafka: KafkaConfiguration {
         KafkaConfiguration(bootstrapServers: kafkaBrokers, properties: kafkaProperties)
+    }
+
+    /// The consumer loop's settings.
+    public var ingest: IngestConfiguration {
+        var ingest = IngestConfiguration(
+            kafka: kafka, group: kafkaGroup, topic: kafkaTopic, deploymentsTopic: kafkaDeploymentsTopic,
+            deadLetterTopic: kafkaDeadLetterTopic)
+        ingest.maxBatchMessages = ingestBatchSize
+        ingest.maxBatchDelay = ingestBatchDelay
+        ingest.retentionDays = retentionDays
+        ingest.limits.maxMessageBytes = ingestMaxMessageBytes
+        ingest.limits.maxAge = .seconds(Int64(retentionDays) * 86_400)
+        ingest.limits.defaultEnvironment = defaultEnvironment
+        return ingest
     }
 
     public var postgres: PostgresConfiguration {
@@ -121,6 +141,29 @@ extension FaultlineConfiguration {
         .init(name: "FAULTLINE_KAFKA_<PROPERTY>", defaultValue: "—",
               meaning: "Any other `FAULTLINE_KAFKA_*` variable is passed to librdkafka: the rest of the name in lower case with `_` as `.` (`FAULTLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`). Values of secret properties are never logged.") {
             _, _ throws(ConfigurationError) in
+        },
+        .init(name: "FAULTLINE_RETENTION_DAYS", defaultValue: "30", meaning: "Days of events kept; older daily partitions are dropped, and older events are refused (1–3650).") {
+            config, value throws(ConfigurationError) in
+            config.retentionDays = try parseInt("FAULTLINE_RETENTION_DAYS", value, 1...3650)
+        },
+        .init(name: "FAULTLINE_INGEST_MAX_MESSAGE_BYTES", defaultValue: "1048576", meaning: "Larger Kafka messages go to the dead-letter topic (1 KiB–64 MiB).") {
+            config, value throws(ConfigurationError) in
+            config.ingestMaxMessageBytes = try parseInt("FAULTLINE_INGEST_MAX_MESSAGE_BYTES", value, 1024...(64 << 20))
+        },
+        .init(name: "FAULTLINE_INGEST_BATCH_SIZE", defaultValue: "5000", meaning: "Most messages written in one database transaction (1–100000).") {
+            config, value throws(ConfigurationError) in
+            config.ingestBatchSize = try parseInt("FAULTLINE_INGEST_BATCH_SIZE", value, 1...100_000)
+        },
+        .init(name: "FAULTLINE_INGEST_BATCH_DELAY", defaultValue: "250ms", meaning: "Longest a batch waits to fill before it is written.") {
+            config, value throws(ConfigurationError) in
+            config.ingestBatchDelay = try parseDuration("FAULTLINE_INGEST_BATCH_DELAY", value)
+        },
+        .init(name: "FAULTLINE_DEFAULT_ENVIRONMENT", defaultValue: "production", meaning: "Environment of events that name none.") {
+            config, value throws(ConfigurationError) in
+            guard !value.isEmpty, value.count <= 100 else {
+                throw ConfigurationError(variable: "FAULTLINE_DEFAULT_ENVIRONMENT", reason: "must be 1 to 100 characters")
+            }
+            config.defaultEnvironment = value
         },
         .init(name: "FAULTLINE_HTTP_HOST", defaultValue: "0.0.0.0", meaning: "Address the HTTP server listens on.") {
             config, value throws(ConfigurationError) in

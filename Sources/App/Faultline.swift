@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import Kafka
 import Logging
 import Postgres
@@ -42,59 +43,16 @@ public enum Faultline {
             try await migrate(configuration, logger: logger)
         }
         let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
-        let monitor = try ConnectivityMonitor(configuration: configuration, pool: pool, logger: logger)
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: monitor)],
+                services: [.init(service: ingest)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        try? await producer.flush(timeout: .seconds(5))
         await pool.close()
         logger.info("faultline stopped")
-    }
-}
-
-/// Watches that PostgreSQL and Kafka answer, logging each change, until shutdown.
-final class ConnectivityMonitor: Service {
-    private let pool: PostgresPool
-    private let producer: KafkaProducer
-    private let logger: Logger
-    private let topic: String
-
-    init(configuration: FaultlineConfiguration, pool: PostgresPool, logger: Logger) throws {
-        self.pool = pool
-        self.producer = try KafkaProducer(configuration: configuration.kafka, logger: logger, idempotent: false)
-        self.logger = logger
-        self.topic = configuration.kafkaTopic
-    }
-
-    func run() async throws {
-        var last: (database: Bool, kafka: Bool)?
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let database: Bool
-            do {
-                _ = try await pool.withConnection { try $0.query("SELECT 1") }
-                database = true
-            } catch {
-                database = false
-                logger.warning("PostgreSQL check failed", metadata: ["error": "\(error)"])
-            }
-            let kafka: Bool
-            do {
-                let topics = try await producer.topics(timeout: .seconds(5))
-                kafka = true
-                if topics[topic] == nil {
-                    logger.warning("the Kafka topic does not exist (yet)", metadata: ["topic": "\(topic)"])
-                }
-            } catch {
-                kafka = false
-                logger.warning("Kafka check failed", metadata: ["error": "\(error)"])
-            }
-            if last.map({ $0.database != database || $0.kafka != kafka }) ?? true {
-                logger.info("dependencies", metadata: ["postgres": "\(database ? "up" : "down")", "kafka": "\(kafka ? "up" : "down")"])
-                last = (database, kafka)
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(10)) }
-        }
     }
 }

@@ -14,7 +14,7 @@ struct FaultlineCommand: AsyncParsableCommand {
         abstract: "Error analysis for microservices: Kafka in, insights and alerts out.",
         discussion: "Settings come from FAULTLINE_* environment variables (see docs/configuration.md); flags override them.",
         version: "0.1.0",
-        subcommands: [Serve.self, Migrate.self, Demo.self, DevKafka.self, DevPostgres.self, Config.self])
+        subcommands: [Serve.self, Migrate.self, Demo.self, Produce.self, DevKafka.self, DevPostgres.self, Config.self])
 }
 
 /// Flags that override the environment.
@@ -175,4 +175,75 @@ struct Config: AsyncParsableCommand {
     func run() async throws {
         print(ConfigurationReference.markdown(), terminator: "")
     }
+}
+
+struct Produce: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send a file to Kafka, one message per line (NDJSON), and wait until all are delivered.")
+    @OptionGroup var options: ConfigurationOptions
+    @Option(help: "The file to send ('-' for standard input).") var file: String
+    @Option(help: "Topic (default: FAULTLINE_KAFKA_TOPIC).") var topic: String?
+    @Option(help: "Compression: none, gzip, snappy, lz4 or zstd.") var compression = "zstd"
+    @Option(help: "content-type header for every message.") var contentType: String?
+
+    func run() async throws {
+        var configuration = try options.load()
+        configuration.kafkaProperties["compression.type"] = compression
+        let logger = Logger(label: "faultline.produce")
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        let target = topic ?? configuration.kafkaTopic
+        let handle: FileHandle
+        if file == "-" {
+            handle = .standardInput
+        } else {
+            guard let opened = FileHandle(forReadingAtPath: file) else { throw ValidationError("cannot read \(file)") }
+            handle = opened
+        }
+        let failures = Counter()
+        var sent = 0
+        let headers = contentType.map { [KafkaHeader(name: "content-type", string: $0)] } ?? []
+        var pending: [UInt8] = []
+        var lines: [[UInt8]] = []
+        var finished = false
+        while !finished || !lines.isEmpty {
+            if lines.isEmpty {
+                let chunk = handle.readData(ofLength: 1 << 20)
+                if chunk.isEmpty {
+                    finished = true
+                    if !pending.isEmpty { lines.append(pending); pending = [] }
+                } else {
+                    pending += chunk
+                    var pieces = pending.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+                    pending = Array(pieces.removeLast())  // an unfinished line waits for the next chunk
+                    lines = pieces.map(Array.init)
+                }
+                lines.reverse()  // taken from the end below
+                continue
+            }
+            let line = lines.removeLast()
+            guard !line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) else { continue }
+            let message = KafkaOutgoingMessage(topic: target, value: line, headers: headers)
+            while true {
+                do {
+                    try producer.produce(message) { if case .failure = $0 { failures.increment() } }
+                    break
+                } catch let error as KafkaError where error.code == .queueFull {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            sent += 1
+        }
+        try await producer.flush(timeout: .seconds(120))
+        let failed = failures.value
+        print("sent \(sent - failed) message(s) to \(target)\(failed > 0 ? ", \(failed) failed" : "")")
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
+
+import Synchronization
+
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }

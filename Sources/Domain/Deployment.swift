@@ -1,0 +1,102 @@
+import Foundation
+
+/// A rollout of one version of a service to an environment.
+public struct Deployment: Sendable, Equatable {
+    public var id: Int64?
+    public var service: String
+    public var environment: String
+    public var version: String
+    public var commit: String?
+    public var region: String?
+    public var startedAt: Date
+
+    public init(id: Int64? = nil, service: String, environment: String, version: String, commit: String? = nil,
+                region: String? = nil, startedAt: Date) {
+        self.id = id
+        self.service = service
+        self.environment = environment
+        self.version = version
+        self.commit = commit
+        self.region = region
+        self.startedAt = startedAt
+    }
+
+    /// Decodes a deployment record: `{"service","environment","version","commit","region","started_at"}`.
+    public static func decode(_ bytes: [UInt8], defaultEnvironment: String = "production") throws(DecodeError) -> Deployment {
+        guard bytes.count <= 64 * 1024 else { throw DecodeError("deployment record larger than 64 KiB") }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) else { throw DecodeError("not JSON") }
+        do {
+            let f = try Fields(object, prefix: "", what: "deployment")
+            let context = Context(origin: MessageOrigin(topic: "", partition: 0, offset: 0), now: Date(), limits: DecodeLimits(), index: 0)
+            guard let service = try context.field(try f.required("service"), "service", 0),
+                let version = try context.field(try f.required("version"), "version", 0)
+            else { throw DecodeError("missing required field service or version") }
+            let startedText = try f.required("started_at")
+            guard let startedAt = RFC3339.parse(startedText) else {
+                throw DecodeError("started_at \(quoted(startedText)) is not an RFC 3339 time")
+            }
+            return Deployment(
+                service: service,
+                environment: try context.field(try f.string("environment"), "environment", 0) ?? defaultEnvironment,
+                version: version, commit: try context.field(try f.string("commit"), "commit", 0),
+                region: try context.field(try f.string("region"), "region", 0), startedAt: startedAt)
+        } catch let error as DecodeError {
+            throw error
+        } catch {
+            throw DecodeError("\(error)")
+        }
+    }
+}
+
+/// The deployment an event happened under.
+public struct DeploymentContext: Sendable, Equatable {
+    public var deploymentID: Int64?
+    public var version: String
+    public var commit: String?
+    public var region: String?
+    public var startedAt: Date
+
+    /// Seconds from the rollout to `time` (never negative).
+    public func secondsSinceRollout(at time: Date) -> Int {
+        max(0, Int(time.timeIntervalSince(startedAt)))
+    }
+}
+
+/// An event ready to store: decoded, fingerprinted, enriched, with where it came from.
+public struct EnrichedEvent: Sendable {
+    public var event: ErrorEvent
+    public var fingerprint: String
+    public var template: String
+    public var deployment: DeploymentContext?
+    public var origin: MessageOrigin
+
+    public init(event: ErrorEvent, fingerprint: String, template: String, deployment: DeploymentContext?, origin: MessageOrigin) {
+        self.event = event
+        self.fingerprint = fingerprint
+        self.template = template
+        self.deployment = deployment
+        self.origin = origin
+    }
+
+    /// The version the event ran: its own, else its deployment's.
+    public var version: String? { event.version ?? deployment?.version }
+    /// The region: the event's own, else its deployment's.
+    public var region: String? { event.region ?? deployment?.region }
+}
+
+/// A message that could not be ingested, kept whole with the reason.
+public struct DeadLetter: Sendable {
+    public var origin: MessageOrigin
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    public var headers: [(name: String, value: [UInt8]?)]
+    public var reason: String
+
+    public init(origin: MessageOrigin, key: [UInt8]?, value: [UInt8], headers: [(name: String, value: [UInt8]?)], reason: String) {
+        self.origin = origin
+        self.key = key
+        self.value = value
+        self.headers = headers
+        self.reason = reason
+    }
+}

@@ -1,0 +1,257 @@
+import Domain
+import Foundation
+import Kafka
+import Logging
+import Postgres
+import ServiceLifecycle
+import Storage
+import Synchronization
+
+/// Settings of the consumer loop.
+public struct IngestConfiguration: Sendable {
+    public var kafka: KafkaConfiguration
+    public var group: String
+    public var topic: String
+    public var deploymentsTopic: String
+    public var deadLetterTopic: String
+    /// A batch closes at this many messages…
+    public var maxBatchMessages = 5000
+    /// …or this long after its first message, whichever comes first.
+    public var maxBatchDelay: Duration = .milliseconds(250)
+    public var limits = DecodeLimits()
+    public var retentionDays = 30
+    /// How often the deployments registry is re-read from the database.
+    public var deploymentsRefresh: Duration = .seconds(2)
+
+    public init(kafka: KafkaConfiguration, group: String, topic: String, deploymentsTopic: String, deadLetterTopic: String) {
+        self.kafka = kafka
+        self.group = group
+        self.topic = topic
+        self.deploymentsTopic = deploymentsTopic
+        self.deadLetterTopic = deadLetterTopic
+    }
+}
+
+/// Counters and state the service exposes (readiness, metrics).
+public final class IngestStatus: Sendable {
+    struct State {
+        var databaseAvailable = true
+        var eventsInserted = 0
+        var duplicates = 0
+        var deadLetters = 0
+        var skipped = 0
+        var batches = 0
+    }
+
+    let state = Mutex(State())
+    public init() {}
+
+    public var databaseAvailable: Bool { state.withLock { $0.databaseAvailable } }
+    public var eventsInserted: Int { state.withLock { $0.eventsInserted } }
+    public var duplicates: Int { state.withLock { $0.duplicates } }
+    public var deadLetters: Int { state.withLock { $0.deadLetters } }
+}
+
+/// The consumer loop: poll a batch → decode (bad input to the dead-letter topic) → enrich →
+/// fingerprint → one idempotent database transaction → commit the offsets.
+///
+/// Offsets are committed only after the transaction holding their events has committed, so a
+/// crash at any moment loses nothing; replays insert nothing twice because every event has a
+/// stable id. While PostgreSQL is unreachable the loop stops fetching and retries with capped
+/// exponential backoff. On graceful shutdown it finishes the batch in hand, commits, and leaves
+/// the group.
+public final class IngestService: Service {
+    private let configuration: IngestConfiguration
+    private let pool: PostgresPool
+    private let producer: KafkaProducer
+    private let processor: MessageProcessor
+    private let logger: Logger
+    public let status: IngestStatus
+    private let deployments = Mutex(DeploymentIndex())
+    private let lastDeploymentID = Mutex<Int64>(0)
+
+    public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
+                status: IngestStatus = IngestStatus()) {
+        self.configuration = configuration
+        self.pool = pool
+        self.producer = producer
+        self.logger = logger
+        self.status = status
+        self.processor = MessageProcessor(decoder: EventDecoder(limits: configuration.limits), deploymentsTopic: configuration.deploymentsTopic)
+    }
+
+    public func run() async throws {
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                kafka: configuration.kafka, groupID: configuration.group,
+                topics: [configuration.topic, configuration.deploymentsTopic]),
+            logger: logger)
+        var partitions: Set<String> = []
+        var lastRefresh = ContinuousClock.now - configuration.deploymentsRefresh
+        var lastRetention = ContinuousClock.now - .seconds(3600)
+        do {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                let messages = try await collectBatch(consumer)
+                if ContinuousClock.now - lastRefresh >= configuration.deploymentsRefresh {
+                    if (try? await refreshDeployments()) != nil { lastRefresh = .now }
+                }
+                if ContinuousClock.now - lastRetention >= .seconds(3600) {
+                    await applyRetention(&partitions)
+                    lastRetention = .now
+                }
+                guard !messages.isEmpty else { continue }
+                let index = deployments.withLock { $0 }
+                let (batch, skipped) = processor.process(messages, index: index)
+                try await deliverDeadLetters(batch.deadLetters)
+                let result = try await write(batch, partitions: &partitions)
+                for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
+                status.state.withLock {
+                    $0.eventsInserted += result.inserted
+                    $0.duplicates += result.duplicates
+                    $0.deadLetters += batch.deadLetters.count
+                    $0.skipped += skipped
+                    $0.batches += 1
+                }
+                do {
+                    try await consumer.commit(KafkaTopicPartitionOffset.after(messages))
+                } catch {
+                    // Stored, so committed on revoke; a redelivery inserts nothing twice.
+                    logger.warning("offset commit failed", metadata: ["error": "\(error)"])
+                }
+                logger.debug("batch", metadata: [
+                    "messages": "\(messages.count)", "inserted": "\(result.inserted)", "duplicates": "\(result.duplicates)",
+                    "dead_letters": "\(batch.deadLetters.count)",
+                ])
+            }
+        } catch is ShutdownDuringRetry {
+            logger.info("shutting down with a batch unwritten; it will be delivered again")
+        }
+        try await consumer.close()
+        logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
+    }
+
+    /// Polls until the batch is full or `maxBatchDelay` has passed since its first message.
+    private func collectBatch(_ consumer: KafkaConsumer) async throws -> [KafkaMessage] {
+        var messages = try await consumer.poll(maxMessages: configuration.maxBatchMessages, timeout: .milliseconds(200))
+        guard !messages.isEmpty else { return messages }
+        let deadline = ContinuousClock.now + configuration.maxBatchDelay
+        while messages.count < configuration.maxBatchMessages && ContinuousClock.now < deadline {
+            let wait = min(deadline - .now, .milliseconds(50))
+            let more = try await consumer.poll(maxMessages: configuration.maxBatchMessages - messages.count, timeout: wait)
+            if more.isEmpty && wait <= .zero { break }
+            messages += more
+        }
+        return messages
+    }
+
+    struct ShutdownDuringRetry: Error {}
+
+    /// Retries `body` with capped exponential backoff while it fails with a connection error
+    /// (or, for Kafka, any error), until shutdown begins.
+    private func retrying<T: Sendable>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                let value = try await body()
+                if !status.databaseAvailable { status.state.withLock { $0.databaseAvailable = true } }
+                return value
+            } catch let error as PostgresError where !error.isConnectionError {
+                throw error
+            } catch {
+                if error is PostgresError { status.state.withLock { $0.databaseAvailable = false } }
+                logger.warning("\(what) failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                if Task.isShuttingDownGracefully || Task.isCancelled { throw ShutdownDuringRetry() }
+                try? await Task.sleep(for: delay)
+                if Task.isShuttingDownGracefully || Task.isCancelled { throw ShutdownDuringRetry() }
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    private func deliverDeadLetters(_ letters: [DeadLetter]) async throws {
+        for letter in letters {
+            logger.notice("message set aside", metadata: [
+                "topic": "\(letter.origin.topic)", "partition": "\(letter.origin.partition)",
+                "offset": "\(letter.origin.offset)", "reason": "\(letter.reason)",
+            ])
+            let message = DeadLetterHeaders.message(for: letter, topic: configuration.deadLetterTopic)
+            _ = try await retrying("dead-letter delivery") { try await producer.send(message) }
+        }
+    }
+
+    private func write(_ batch: IngestBatch, partitions: inout Set<String>) async throws -> WriteResult {
+        let days = Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) })
+            .filter { !partitions.contains(PartitionManager.name(of: $0)) }
+        if !days.isEmpty {
+            try await retrying("creating partitions") {
+                try await pool.withConnection { try PartitionManager.ensure(days: days, on: $0) }
+            }
+            for day in days { partitions.insert(PartitionManager.name(of: day)) }
+        }
+        do {
+            return try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
+        } catch is PostgresError {
+            // A statement error (not the connection): find the event that causes it, set it
+            // aside, and store the rest.
+            logger.error("batch refused by PostgreSQL; writing events one by one")
+            return try await writeOneByOne(batch)
+        }
+    }
+
+    private func writeOneByOne(_ batch: IngestBatch) async throws -> WriteResult {
+        var total = WriteResult(inserted: 0, duplicates: 0, deadLetters: 0, deployments: 0)
+        var rest = IngestBatch()
+        rest.deadLetters = batch.deadLetters
+        rest.deployments = batch.deployments
+        var refused: [DeadLetter] = []
+        for item in batch.events {
+            var one = IngestBatch()
+            one.events = [item]
+            let single = one
+            do {
+                let result = try await retrying("writing an event") { try await pool.withConnection { try EventStore.write(single, on: $0) } }
+                total.inserted += result.inserted
+                total.duplicates += result.duplicates
+            } catch let error as PostgresError {
+                refused.append(DeadLetter(
+                    origin: item.origin, key: nil, value: Array("\(item.event.eventID)".utf8), headers: [],
+                    reason: "refused by the database: \(error.message)"))
+            }
+        }
+        rest.deadLetters += refused
+        try await deliverDeadLetters(refused)
+        let remainder = rest
+        let result = try await retrying("writing dead letters") { try await pool.withConnection { try EventStore.write(remainder, on: $0) } }
+        total.deadLetters = result.deadLetters
+        total.deployments = result.deployments
+        return total
+    }
+
+    private func refreshDeployments() async throws {
+        let after = lastDeploymentID.withLock { $0 }
+        let loaded = try await pool.withConnection { try DeploymentStore.load(after: after, on: $0) }
+        guard let last = loaded.last?.id else { return }
+        deployments.withLock { index in for deployment in loaded { index.insert(deployment) } }
+        lastDeploymentID.withLock { $0 = last }
+    }
+
+    /// Drops expired partitions, on one replica at a time.
+    private func applyRetention(_ partitions: inout Set<String>) async {
+        let days = configuration.retentionDays
+        do {
+            let dropped = try await pool.withConnection { connection -> [String] in
+                guard try connection.query("SELECT pg_try_advisory_lock($1)", [.int(0x6661_756C_7472_6574)]).first?.bool(0) == true else {
+                    return []
+                }
+                defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [.int(0x6661_756C_7472_6574)]) }
+                return try PartitionManager.dropOlderThan(days: days, on: connection)
+            }
+            for name in dropped {
+                partitions.remove(name)
+                logger.info("dropped expired partition", metadata: ["partition": "\(name)"])
+            }
+        } catch {
+            logger.warning("retention failed", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Analysis
+import Domain
+import Foundation
+import Kafka
+import Storage
+
+/// Turns a batch of Kafka messages into what the store writes: decoded, fingerprinted and
+/// enriched events, deployments, and dead letters for what cannot be ingested. Pure: no I/O.
+public struct MessageProcessor: Sendable {
+    public var decoder: EventDecoder
+    public var deploymentsTopic: String
+
+    public init(decoder: EventDecoder = EventDecoder(), deploymentsTopic: String) {
+        self.decoder = decoder
+        self.deploymentsTopic = deploymentsTopic
+    }
+
+    /// Deployment records of a batch, to be known before its events are enriched.
+    public func deployments(in messages: [KafkaMessage], deadLetters: inout [DeadLetter]) -> [Deployment] {
+        var deployments: [Deployment] = []
+        for message in messages where message.topic == deploymentsTopic {
+            do {
+                deployments.append(try Deployment.decode(message.value, defaultEnvironment: decoder.limits.defaultEnvironment))
+            } catch {
+                deadLetters.append(deadLetter(message, reason: "deployment record: \(error.reason)"))
+            }
+        }
+        return deployments
+    }
+
+    /// Processes `messages` with the deployments known in `index`.
+    ///
+    /// - Returns: the batch to write, and how many log records were skipped as below the
+    ///   minimum severity.
+    public func process(_ messages: [KafkaMessage], index: DeploymentIndex, now: Date = Date()) -> (batch: IngestBatch, skipped: Int) {
+        var content = IngestBatch()
+        var skipped = 0
+        content.deployments = deployments(in: messages, deadLetters: &content.deadLetters)
+        var index = index
+        for deployment in content.deployments { index.insert(deployment) }
+        for message in messages where message.topic != deploymentsTopic {
+            let origin = MessageOrigin(
+                topic: message.topic, partition: message.partition, offset: message.offset,
+                contentType: message.header("content-type")?.stringValue)
+            do {
+                let decoded = try decoder.decode(message.value, origin: origin, now: now)
+                skipped += decoded.skipped
+                for event in decoded.events {
+                    let fingerprint = Fingerprint(event)
+                    let deployment = index.context(
+                        service: event.service, environment: event.environment, version: event.version, at: event.timestamp)
+                    content.events.append(EnrichedEvent(
+                        event: event, fingerprint: fingerprint.value, template: fingerprint.template,
+                        deployment: deployment, origin: origin))
+                }
+            } catch {
+                content.deadLetters.append(deadLetter(message, reason: error.reason))
+            }
+        }
+        return (content, skipped)
+    }
+
+    func deadLetter(_ message: KafkaMessage, reason: String) -> DeadLetter {
+        DeadLetter(
+            origin: MessageOrigin(topic: message.topic, partition: message.partition, offset: message.offset),
+            key: message.key, value: message.value, headers: message.headers.map { ($0.name, $0.value) }, reason: reason)
+    }
+}
+
+/// Headers Faultline adds to a message it moves to the dead-letter topic.
+public enum DeadLetterHeaders {
+    public static let reason = "faultline-dlq-reason"
+    public static let sourceTopic = "faultline-source-topic"
+    public static let sourcePartition = "faultline-source-partition"
+    public static let sourceOffset = "faultline-source-offset"
+
+    public static func message(for letter: DeadLetter, topic: String) -> KafkaOutgoingMessage {
+        var headers = letter.headers.map { KafkaHeader(name: $0.name, value: $0.value) }
+        headers.append(KafkaHeader(name: reason, string: letter.reason))
+        headers.append(KafkaHeader(name: sourceTopic, string: letter.origin.topic))
+        headers.append(KafkaHeader(name: sourcePartition, string: String(letter.origin.partition)))
+        headers.append(KafkaHeader(name: sourceOffset, string: String(letter.origin.offset)))
+        return KafkaOutgoingMessage(topic: topic, key: letter.key, value: letter.value, headers: headers)
+    }
+}
