@@ -1,0 +1,92 @@
+import App
+import Foundation
+import Ingest
+import Kafka
+import Logging
+import Postgres
+import ServiceLifecycle
+
+let logger: Logger = {
+    var logger = Logger(label: "ingest-tests")
+    logger.logLevel = .error
+    return logger
+}()
+
+struct IngestTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// A fresh, migrated database on the test server; its URL.
+func migratedDatabaseURL() throws -> String {
+    guard let base = ProcessInfo.processInfo.environment["FAULTLINE_TEST_DATABASE_URL"] else {
+        throw IngestTestFailure("FAULTLINE_TEST_DATABASE_URL is not set: run the tests with scripts/test")
+    }
+    let name = "ingest_\(UUID().uuidString.prefix(8).lowercased())"
+    try PostgresConnection.connect(.init(url: base), logger: logger).execute("CREATE DATABASE \(name)")
+    let url = String(base[..<base.lastIndex(of: "/")!]) + "/" + name
+    let connection = try PostgresConnection.connect(.init(url: url), logger: logger)
+    try Migrator(migrations: try Migration.load(directory: repositoryRoot.appendingPathComponent("migrations").path), logger: logger)
+        .migrate(connection)
+    return url
+}
+
+func query(_ url: String, _ sql: String) throws -> PostgresRows {
+    try PostgresConnection.connect(.init(url: url), logger: logger).query(sql)
+}
+
+func count(_ url: String, _ sql: String) throws -> Int {
+    try query(url, sql).first?.int(0) ?? -1
+}
+
+/// Runs an ingest service until `body` returns, then shuts it down gracefully.
+func withIngest<T>(
+    _ configuration: FaultlineConfiguration, _ body: (IngestStatus) async throws -> T
+) async throws -> T {
+    let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
+    let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+    let service = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+    let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
+    let task = Task { try await group.run() }
+    do {
+        let result = try await body(service.status)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        await pool.close()
+        return result
+    } catch {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+        await pool.close()
+        throw error
+    }
+}
+
+/// Waits until `condition` holds, checking every 200 ms, at most `timeout`.
+func eventually(_ timeout: Duration = .seconds(60), _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return try condition()
+}
+
+func rfc3339(_ date: Date) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: date)
+}
+
+/// Runs kcat to produce a file's lines as messages.
+func kcatProduce(_ bootstrap: String, topic: String, file: String) throws {
+    let kcat = Process()
+    kcat.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
+    kcat.arguments = ["-P", "-b", bootstrap, "-t", topic, "-l", file]
+    try kcat.run()
+    kcat.waitUntilExit()
+    guard kcat.terminationStatus == 0 else { throw IngestTestFailure("kcat exited with \(kcat.terminationStatus)") }
+}
