@@ -1,0 +1,178 @@
+import App
+import Domain
+import Foundation
+import Ingest
+import Kafka
+import Postgres
+import Testing
+
+/// Writes `count` native events over `groups` groups; returns the expected count per group
+/// template number.
+func writeEvents(_ count: Int, groups: Int, to path: String, seed: Int = 0) throws -> [Int: Int] {
+    FileManager.default.createFile(atPath: path, contents: nil)
+    let handle = try #require(FileHandle(forWritingAtPath: path))
+    defer { try? handle.close() }
+    let base = Date().addingTimeInterval(-3600)
+    var expected: [Int: Int] = [:]
+    var chunk = ""
+    for n in 0..<count {
+        let group = (n * 7 + seed) % groups
+        expected[group, default: 0] += 1
+        let id = StableHash.uuid("crash/\(seed)/\(n)").uuidString
+        chunk += #"{"event_id":"\#(id)","timestamp":"\#(rfc3339(base.addingTimeInterval(Double(n % 3600))))","service":"svc-\#(group % 5)","environment":"production","error_type":"Error\#(group)","message":"operation \#(group) failed for request \#(n) after \#(n % 997)ms","version":"1.\#(group % 3).0"}"#
+        chunk += "\n"
+        if chunk.utf8.count > 1 << 20 {
+            handle.write(Data(chunk.utf8))
+            chunk = ""
+        }
+    }
+    handle.write(Data(chunk.utf8))
+    return expected
+}
+
+func faultlineBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["FAULTLINE_BIN"] { return path }
+    let path = repositoryRoot.appendingPathComponent(".build/debug/faultline").path
+    guard FileManager.default.isExecutableFile(atPath: path) else { throw IngestTestFailure("faultline binary not found") }
+    return path
+}
+
+func launch(_ arguments: [String], environment: [String: String] = [:], output: FileHandle? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try faultlineBinary())
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
+    env.merge(environment) { $1 }
+    process.environment = env
+    process.standardOutput = output ?? FileHandle.nullDevice
+    process.standardError = output ?? FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+/// `faultline dev-kafka` in a process of its own; its bootstrap servers.
+func startDevKafka(partitions: Int) throws -> (Process, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try faultlineBinary())
+    process.arguments = ["dev-kafka", "--brokers", "1", "--partitions", "\(partitions)", "--topic", "errors", "--topic", "deployments",
+                         "--topic", "errors.dlq"]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    var line: [UInt8] = []
+    while true {
+        guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { throw IngestTestFailure("dev-kafka ended") }
+        if byte == UInt8(ascii: "\n") { break }
+        line.append(byte)
+    }
+    return (process, String(decoding: line, as: UTF8.self))
+}
+
+@Suite struct CrashTests {
+    @Test func killingServeRepeatedlyLosesAndDuplicatesNothing() async throws {
+        let url = try migratedDatabaseURL()
+        let (kafka, bootstrap) = try startDevKafka(partitions: 6)
+        defer { kafka.terminate() }
+        let file = NSTemporaryDirectory() + "crash-\(UUID().uuidString.prefix(8)).ndjson"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let total = 200_000
+        let expected = try writeEvents(total, groups: 40, to: file)
+
+        let environment = [
+            "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": bootstrap, "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "FAULTLINE_LOG_LEVEL": "warning", "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
+            "FAULTLINE_INGEST_BATCH_SIZE": "2000",
+        ]
+        let producer = try launch(["produce", "--file", file], environment: environment)
+        var kills = 0
+        var serve = try launch(["serve"], environment: environment)
+        var generator = SystemRandomNumberGenerator()
+        var counts: [Int] = []
+        while kills < 5 {
+            // A random moment once rows are flowing.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 1500...4000, using: &generator)))
+            let stored = try count(url, "SELECT count(*) FROM events")
+            guard stored > 0 else { continue }
+            if stored >= total { break }
+            kill(serve.processIdentifier, SIGKILL)
+            serve.waitUntilExit()
+            kills += 1
+            counts.append(stored)
+            serve = try launch(["serve"], environment: environment)
+        }
+        producer.waitUntilExit()
+        #expect(producer.terminationStatus == 0)
+        let done = try await eventually(.seconds(240)) { try count(url, "SELECT count(*) FROM events") >= total }
+        serve.terminate()  // SIGTERM: graceful
+        serve.waitUntilExit()
+        #expect(serve.terminationStatus == 0)
+        #expect(done)
+        #expect(kills >= 5, "killed only \(kills) times: ingest finished too early (rows at each kill: \(counts))")
+
+        #expect(try count(url, "SELECT count(*) FROM events") == total)
+        #expect(try count(url, "SELECT count(DISTINCT event_id) FROM events") == total)
+        #expect(try count(url, "SELECT sum(event_count) FROM groups") == total)
+        #expect(try count(url, "SELECT sum(count) FROM event_counts") == total)
+        let groups = try query(url, "SELECT error_type, event_count FROM groups").rows
+        let stored = Dictionary(uniqueKeysWithValues: try groups.map { (Int(try $0.string(0).dropFirst(5))!, try $0.int(1)) })
+        #expect(stored == expected)
+    }
+}
+
+@Suite struct DependencyFaultTests {
+    /// PostgreSQL restarted and brokers taken down while ingesting: nothing lost or doubled.
+    @Test func survivesADatabaseRestartAndBrokerFaults() async throws {
+        let directory = "/tmp/faultline-ingest-restart-\(UUID().uuidString.prefix(8))"
+        let postgres = LocalPostgresCluster(directory: directory)
+        try postgres.start()
+        defer {
+            try? postgres.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try postgres.createDatabase("faultline", logger: logger)
+        let url = postgres.url(database: "faultline")
+        try Migrator(migrations: try Migration.load(directory: repositoryRoot.appendingPathComponent("migrations").path), logger: logger)
+            .migrate(PostgresConnection.connect(.init(url: url), logger: logger))
+
+        let cluster = try KafkaMockCluster(brokers: 3, logger: logger)
+        for (topic, partitions) in [("errors", 6), ("deployments", 1), ("errors.dlq", 1)] {
+            try cluster.createTopic(topic, partitions: partitions, replicationFactor: 3)
+        }
+        let configuration = try FaultlineConfiguration.fromEnvironment([
+            "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
+            "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000", "FAULTLINE_KAFKA_RECONNECT_BACKOFF_MAX_MS": "500",
+            "FAULTLINE_INGEST_BATCH_SIZE": "500",
+        ])
+        let file = NSTemporaryDirectory() + "faults-\(UUID().uuidString.prefix(8)).ndjson"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let total = 20_000
+        _ = try writeEvents(total, groups: 10, to: file, seed: 3)
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+
+        try await withIngest(configuration) { status async throws in
+            let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+            for (n, line) in lines.enumerated() {
+                if n == total / 4 {
+                    try postgres.restart()
+                    cluster.pushRequestErrors(.fetch, [6, 7, 7])
+                }
+                if n == total / 2 { try cluster.setBrokerDown(2) }
+                if n == 3 * total / 4 { try cluster.setBrokerUp(2); cluster.pushRequestErrors(.offsetCommit, [27, 27]) }
+                while true {
+                    do {
+                        try producer.produce(KafkaOutgoingMessage(topic: "errors", value: Array(line.utf8)))
+                        break
+                    } catch let error as KafkaError where error.code == .queueFull {
+                        try await Task.sleep(for: .milliseconds(2))
+                    }
+                }
+                if n % 2000 == 0 { try await Task.sleep(for: .milliseconds(300)) }
+            }
+            try await producer.flush(timeout: .seconds(60))
+            #expect(try await eventually(.seconds(120)) { try count(url, "SELECT count(*) FROM events") >= total })
+        }
+        #expect(try count(url, "SELECT count(*) FROM events") == total)
+        #expect(try count(url, "SELECT sum(event_count) FROM groups") == total)
+        #expect(try count(url, "SELECT sum(count) FROM event_counts") == total)
+    }
+}
