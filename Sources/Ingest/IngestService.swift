@@ -41,6 +41,7 @@ public final class IngestStatus: Sendable {
         var deadLetters = 0
         var skipped = 0
         var batches = 0
+        var assignedPartitions = 0
     }
 
     let state = Mutex(State())
@@ -50,6 +51,8 @@ public final class IngestStatus: Sendable {
     public var eventsInserted: Int { state.withLock { $0.eventsInserted } }
     public var duplicates: Int { state.withLock { $0.duplicates } }
     public var deadLetters: Int { state.withLock { $0.deadLetters } }
+    /// Partitions this replica owns now.
+    public var assignedPartitions: Int { state.withLock { $0.assignedPartitions } }
 }
 
 /// The consumer loop: poll a batch → decode (bad input to the dead-letter topic) → enrich →
@@ -85,7 +88,15 @@ public final class IngestService: Service {
             configuration: KafkaConsumerConfiguration(
                 kafka: configuration.kafka, groupID: configuration.group,
                 topics: [configuration.topic, configuration.deploymentsTopic]),
-            logger: logger)
+            logger: logger
+        ) { [status] event in
+            status.state.withLock { state in
+                switch event {
+                case .assigned(let partitions): state.assignedPartitions += partitions.count
+                case .revoked(let partitions, _): state.assignedPartitions = max(0, state.assignedPartitions - partitions.count)
+                }
+            }
+        }
         var partitions: Set<String> = []
         var lastRefresh = ContinuousClock.now - configuration.deploymentsRefresh
         var lastRetention = ContinuousClock.now - .seconds(3600)

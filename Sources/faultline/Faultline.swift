@@ -14,7 +14,7 @@ struct FaultlineCommand: AsyncParsableCommand {
         abstract: "Error analysis for microservices: Kafka in, insights and alerts out.",
         discussion: "Settings come from FAULTLINE_* environment variables (see docs/configuration.md); flags override them.",
         version: "0.1.0",
-        subcommands: [Serve.self, Migrate.self, Demo.self, Produce.self, DevKafka.self, DevPostgres.self, Config.self])
+        subcommands: [Serve.self, Migrate.self, Demo.self, Produce.self, Simulate.self, Bench.self, DevKafka.self, DevPostgres.self, Config.self])
 }
 
 /// Flags that override the environment.
@@ -246,4 +246,59 @@ final class Counter: Sendable {
     private let count = Mutex(0)
     func increment() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
+}
+
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Produce realistic error traffic: background errors with a daily shape, a bad deployment, a dependency outage.")
+    @OptionGroup var options: ConfigurationOptions
+    @Option(help: "Background errors per second.") var rate: Double = 20
+    @Option(help: "Seconds until checkout 1.8.3 rolls out with a new error.") var deploymentAfter: Int = 60
+    @Option(help: "Seconds until payments-db starts timing out.") var outageAfter: Int = 150
+    @Option(help: "Seconds the outage lasts.") var outageLength: Int = 60
+    @Option(help: "Stop after this many seconds (default: run until stopped).") var duration: Int?
+
+    func validate() throws {
+        guard rate > 0 && rate <= 100_000 else { throw ValidationError("--rate must be above 0 and at most 100000") }
+    }
+
+    func run() async throws {
+        let configuration = try options.load()
+        let logger = Logger(label: "faultline.simulate")
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        var scenario = Simulator.Scenario()
+        scenario.rate = rate
+        scenario.deploymentAt = .seconds(deploymentAfter)
+        scenario.outageAt = .seconds(outageAfter)
+        scenario.outageLength = .seconds(outageLength)
+        scenario.duration = duration.map { .seconds($0) }
+        let simulator = Simulator(producer: producer, topic: configuration.kafkaTopic, deploymentsTopic: configuration.kafkaDeploymentsTopic, logger: logger)
+        let task = Task { try await simulator.run(scenario) }
+        let signals = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { task.cancel(); break }
+        }
+        try await task.value
+        signals.cancel()
+    }
+}
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks; each prints a final JSON line.", subcommands: [BenchIngest.self])
+}
+
+struct BenchIngest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Ingest events through the real pipeline and compare with psql \\copy of the same rows (use a release build).")
+    @Option(help: "Number of events.") var events = 1_000_000
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-bench"
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        let result = try await IngestBenchmark.run(events: events, directory: directory, logger: Logger(label: "faultline.bench")) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        print(result.json)
+    }
 }
