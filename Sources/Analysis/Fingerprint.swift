@@ -9,89 +9,119 @@ import Domain
 /// ```
 public enum TokenMasker {
     public static let wildcard = "<*>"
+    private static let wildcardBytes: [UInt8] = Array("<*>".utf8)
 
+    /// Works on UTF-8 bytes: separators and quotes are ASCII, and everything else is part of a
+    /// token, so multi-byte characters need no decoding (the hot path of ingest).
     public static func mask(_ message: String) -> String {
-        var output = ""
-        output.reserveCapacity(message.utf8.count)
-        var token = ""
-        var quote: Character?
-        for character in message {
-            if let open = quote {
-                if character == open {
-                    output += wildcard
-                    output.append(character)
-                    quote = nil
+        var message = message
+        return message.withUTF8 { input -> String in
+            var output: [UInt8] = []
+            output.reserveCapacity(input.count)
+            var tokenStart = -1
+            var index = 0
+            while index < input.count {
+                let byte = input[index]
+                if isQuote(byte) && tokenStart < 0 {
+                    // A quoted value: everything up to the matching quote is one variable.
+                    if let close = input[(index + 1)...].firstIndex(of: byte) {
+                        output.append(byte)
+                        appendWildcard(&output)
+                        output.append(byte)
+                        index = close + 1
+                        continue
+                    }
+                    output.append(byte)  // unterminated: keep as text
+                    index += 1
+                    continue
                 }
-                continue
+                if isSeparator(byte) {
+                    if tokenStart >= 0 {
+                        flush(input, tokenStart, index, into: &output)
+                        tokenStart = -1
+                    }
+                    output.append(byte == 9 || byte == 10 || byte == 13 ? 32 : byte)
+                } else if tokenStart < 0 {
+                    tokenStart = index
+                }
+                index += 1
             }
-            if character == "'" || character == "\"" || character == "`", token.isEmpty {
-                flush(&token, into: &output)
-                output.append(character)
-                quote = character
-            } else if character.isWhitespace || character == "," || character == ";" || character == "(" || character == ")"
-                || character == "[" || character == "]" || character == "{" || character == "}" || character == "=" || character == "<"
-                || character == ">"
-            {
-                flush(&token, into: &output)
-                output.append(character.isWhitespace ? " " : character)
-            } else {
-                token.append(character)
-            }
+            if tokenStart >= 0 { flush(input, tokenStart, input.count, into: &output) }
+            return String(decoding: output, as: UTF8.self)
         }
-        if let quote { output.append(String(quote)); output += token }  // unterminated quote: keep as text
-        flush(&token, into: &output)
-        return collapse(output)
     }
 
-    private static func flush(_ token: inout String, into output: inout String) {
-        guard !token.isEmpty else { return }
-        // Keep sentence punctuation around the token out of the decision.
-        var core = Substring(token)
-        var trailing = ""
-        while let last = core.last, last == "." || last == ":" || last == "!" || last == "?" {
-            trailing = String(last) + trailing
-            core = core.dropLast()
+    private static func isQuote(_ byte: UInt8) -> Bool { byte == 0x27 || byte == 0x22 || byte == 0x60 }
+
+    private static func isSeparator(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 32, 9, 10, 13, UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "["),
+            UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "="), UInt8(ascii: "<"), UInt8(ascii: ">"):
+            return true
+        default:
+            return false
         }
-        output += isVariable(core) ? wildcard : String(core)
-        output += trailing
-        token = ""
+    }
+
+    /// Appends a wildcard unless the output already ends in one joined by a space or by
+    /// `: . - /` (so `<*> <*>` and `<*>:<*>` fold into one, and the number of variable tokens
+    /// does not split a group).
+    private static func appendWildcard(_ output: inout [UInt8]) {
+        if output.count >= 4, output[output.count - 4..<output.count - 1].elementsEqual(wildcardBytes),
+            [32, UInt8(ascii: ":"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "/")].contains(output[output.count - 1])
+        {
+            output.removeLast()
+            return
+        }
+        output.append(contentsOf: wildcardBytes)
+    }
+
+    private static func flush(_ input: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, into output: inout [UInt8]) {
+        // Sentence punctuation after the token stays out of the decision.
+        var coreEnd = end
+        while coreEnd > start, [UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "!"), UInt8(ascii: "?")].contains(input[coreEnd - 1]) {
+            coreEnd -= 1
+        }
+        let core = UnsafeBufferPointer(rebasing: input[start..<coreEnd])
+        if isVariable(core) {
+            appendWildcard(&output)
+        } else {
+            output.append(contentsOf: core)
+        }
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: input[coreEnd..<end]))
     }
 
     /// Whether a token is a value rather than a word of the message.
-    static func isVariable(_ token: Substring) -> Bool {
-        guard !token.isEmpty else { return false }
-        if token.contains("://") { return true }  // URL
-        if token.first == "/" && token.count > 1 { return true }  // path
-        if token.hasPrefix("~/") || token.hasPrefix("./") || token.hasPrefix("../") { return true }
-        if token.count > 2, token.dropFirst().hasPrefix(":\\") { return true }  // C:\path
-        if token.contains("@") && token.contains(".") { return true }  // e-mail
+    static func isVariable(_ token: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = token.first else { return false }
+        let count = token.count
+        func has(_ needle: String) -> Bool {
+            let n = Array(needle.utf8)
+            guard count >= n.count else { return false }
+            for i in 0...(count - n.count) where token[i] == n[0] && token[i..<i + n.count].elementsEqual(n) { return true }
+            return false
+        }
+        func starts(_ prefix: String) -> Bool { token.starts(with: prefix.utf8) }
+        if has("://") { return true }  // URL
+        if first == UInt8(ascii: "/") && count > 1 { return true }  // path
+        if starts("~/") || starts("./") || starts("../") { return true }
+        if count > 2 && token[1] == UInt8(ascii: ":") && token[2] == UInt8(ascii: "\\") { return true }  // C:\path
+        if token.contains(UInt8(ascii: "@")) && token.contains(UInt8(ascii: ".")) { return true }  // e-mail
         var digits = 0
         var hexLetters = 0
-        var others = 0
-        for scalar in token.unicodeScalars {
-            switch scalar {
-            case "0"..."9": digits += 1
-            case "a"..."f", "A"..."F": hexLetters += 1
-            case ".", ":", "-", "_", "+", "%", "/", "#", "x": others += 1
-            default: others += 1
+        for byte in token {
+            switch byte {
+            case 48...57: digits += 1
+            case 97...102, 65...70: hexLetters += 1
+            default: break
             }
         }
         if digits == 0 { return false }
         // Numbers, IPs, hex ids, UUIDs, durations and sizes (250ms, 10MB, 42%), versions.
         if digits >= 3 { return true }
-        if Double(token.count) * 0.3 <= Double(digits) { return true }
-        if digits + hexLetters == token.count && token.count >= 6 { return true }
+        if Double(count) * 0.3 <= Double(digits) { return true }
+        if digits + hexLetters == count && count >= 6 { return true }
         return false
-    }
-
-    /// Adjacent wildcards (`<*> <*>`, `<*>:<*>`) fold into one so that the number of variable
-    /// tokens does not split a group.
-    private static func collapse(_ text: String) -> String {
-        var result = text
-        for pattern in ["<*> <*>", "<*>:<*>", "<*>.<*>", "<*>-<*>", "<*>/<*>"] {
-            while result.contains(pattern) { result = result.replacingOccurrences(of: pattern, with: wildcard) }
-        }
-        return result
     }
 }
 

@@ -49,21 +49,12 @@ public enum IngestBenchmark {
         reference.databaseURL = postgres.url(database: "reference")
         try await Faultline.migrate(reference, logger: logger)
 
-        // The consumer joins first, so the clock measures ingest, not the group's start-up.
-        let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
-        let dlq = try KafkaProducer(configuration: configuration.kafka, logger: logger)
-        let service = IngestService(configuration: configuration.ingest, pool: pool, producer: dlq, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
-        let running = Task { try await group.run() }
-        while service.status.assignedPartitions < 32 { try await Task.sleep(for: .milliseconds(50)) }
-
         progress("producing \(events) events")
         var producerConfiguration = configuration.kafka
         producerConfiguration.properties["compression.type"] = "zstd"
         producerConfiguration.properties["linger.ms"] = "20"
         producerConfiguration.properties["queue.buffering.max.messages"] = "1000000"
         let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
-        let started = ContinuousClock.now
         var generator = TrafficGenerator(seed: 7)
         let base = Date().addingTimeInterval(-3600)
         for n in 0..<events {
@@ -80,7 +71,16 @@ public enum IngestBenchmark {
             }
         }
         try await producer.flush(timeout: .seconds(600))
-        progress("produced; ingesting")
+
+        // The clock starts when the consumer owns the partitions: it measures ingest, not
+        // the producer or the consumer group's start-up.
+        progress("ingesting")
+        let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
+        let service = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
+        let running = Task { try await group.run() }
+        while service.status.assignedPartitions < 32 { try await Task.sleep(for: .milliseconds(5)) }
+        let started = ContinuousClock.now
         var lastReport = ContinuousClock.now
         while service.status.eventsInserted < events {
             try await Task.sleep(for: .milliseconds(20))
@@ -91,6 +91,8 @@ public enum IngestBenchmark {
             if ContinuousClock.now - started > .seconds(3600) { throw PostgresError(.localServer, "ingest did not finish", operation: "bench") }
         }
         let seconds = (ContinuousClock.now - started).seconds
+        let (decode, write) = service.status.stageTimes
+        progress("stage times: decode \(decode), write \(write)")
         await group.triggerGracefulShutdown()
         try await running.value
         await pool.close()

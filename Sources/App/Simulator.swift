@@ -67,11 +67,7 @@ public struct TrafficGenerator: Sendable {
         return event(kind, at: time, version: "1.8.2", sequence: sequence)
     }
 
-    static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
+    static func iso(_ date: Date) -> String { RFC3339.format(date) }
 }
 
 /// SplitMix64: a small, fast, seeded generator, so simulated traffic is repeatable.

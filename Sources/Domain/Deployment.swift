@@ -24,7 +24,7 @@ public struct Deployment: Sendable, Equatable {
     /// Decodes a deployment record: `{"service","environment","version","commit","region","started_at"}`.
     public static func decode(_ bytes: [UInt8], defaultEnvironment: String = "production") throws(DecodeError) -> Deployment {
         guard bytes.count <= 64 * 1024 else { throw DecodeError("deployment record larger than 64 KiB") }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) else { throw DecodeError("not JSON") }
+        guard let object = try? JSONParser.parse(bytes, maxDepth: 8) else { throw DecodeError("not JSON") }
         do {
             let f = try Fields(object, prefix: "", what: "deployment")
             let context = Context(origin: MessageOrigin(topic: "", partition: 0, offset: 0), now: Date(), limits: DecodeLimits(), index: 0)

@@ -98,7 +98,7 @@ public struct EventDecoder: Sendable {
         for document in documents {
             switch format {
             case .native:
-                if let array = document as? [Any] {
+                if let array = document.arrayValue {
                     for element in array {
                         events.append(try decodeNative(element, &context))
                         try checkCount(events.count)
@@ -136,58 +136,41 @@ public struct EventDecoder: Sendable {
     }
 
     /// One JSON document, or several separated by newlines (CLEF files, NDJSON).
-    private func parseDocuments(_ bytes: ArraySlice<UInt8>) throws -> [Any] {
-        try checkDepth(bytes)
-        if let document = try? JSONSerialization.jsonObject(with: Data(bytes), options: []) {
-            return [document]
+    private func parseDocuments(_ bytes: ArraySlice<UInt8>) throws -> [JSONValue] {
+        let whole: Result<JSONValue, JSONParser.Failure> = bytes.withUnsafeBufferPointer { buffer in
+            Result { () throws(JSONParser.Failure) in try JSONParser.parse(buffer, maxDepth: limits.maxNestingDepth) }
         }
-        let lines = bytes.split(separator: UInt8(ascii: "\n")).filter { line in
-            line.contains { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") }
-        }
-        guard lines.count > 1 else { throw DecodeError(jsonErrorReason(bytes)) }
-        var documents: [Any] = []
-        for (number, line) in lines.enumerated() {
-            guard let document = try? JSONSerialization.jsonObject(with: Data(line), options: []) else {
-                throw DecodeError("line \(number + 1): \(jsonErrorReason(line))")
+        switch whole {
+        case .success(let document): return [document]
+        case .failure(let failure) where failure.reason.hasPrefix("JSON nested deeper"): throw DecodeError(failure.reason)
+        case .failure(let failure):
+            let lines = bytes.split(separator: UInt8(ascii: "\n")).filter { line in
+                line.contains { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") }
             }
-            documents.append(document)
-            try checkCount(documents.count)
+            guard lines.count > 1 else { throw DecodeError(jsonErrorReason(bytes, failure)) }
+            var documents: [JSONValue] = []
+            for (number, line) in lines.enumerated() {
+                do {
+                    documents.append(try JSONParser.parse(line, maxDepth: limits.maxNestingDepth))
+                } catch {
+                    throw DecodeError("line \(number + 1): \(jsonErrorReason(line, error))")
+                }
+                try checkCount(documents.count)
+            }
+            return documents
         }
-        return documents
     }
 
-    private func jsonErrorReason(_ bytes: ArraySlice<UInt8>) -> String {
+    private func jsonErrorReason(_ bytes: ArraySlice<UInt8>, _ failure: JSONParser.Failure) -> String {
         let first = bytes.first { ![9, 10, 13, 32].contains($0) }
         guard let first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else { return "not JSON" }
-        return "malformed or truncated JSON"
+        if failure.reason.hasPrefix("JSON nested") { return failure.reason }
+        return "malformed or truncated JSON (\(failure.reason))"
     }
 
-    /// Refuses absurd nesting before the parser sees it.
-    private func checkDepth(_ bytes: ArraySlice<UInt8>) throws {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                if depth > limits.maxNestingDepth {
-                    throw DecodeError("JSON nested deeper than \(limits.maxNestingDepth) levels")
-                }
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            default: break
-            }
-        }
-    }
-
-    private func detect(_ document: Any) -> EventFormat {
-        let object = (document as? [String: Any]) ?? ((document as? [Any])?.first as? [String: Any])
-        guard let object else { return .native }
+    private func detect(_ document: JSONValue) -> EventFormat {
+        let object = document.objectValue != nil ? document : document.arrayValue?.first
+        guard let object, object.objectValue != nil else { return .native }
         if object["resourceLogs"] != nil { return .otlp }
         if object["@t"] != nil || object["@mt"] != nil || object["@m"] != nil { return .clef }
         return .native
@@ -225,19 +208,20 @@ struct Context {
         return date
     }
 
-    func iso(_ date: Date) -> String {
-        ISO8601DateFormatter().string(from: date)
-    }
+    func iso(_ date: Date) -> String { RFC3339.format(date) }
 
     /// A bounded identifier-like field (service, environment, version…).
     func field(_ value: String?, _ name: String, _ index: Int) throws -> String? {
         guard let value else { return nil }
-        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Most values need no trimming: check the ends before paying for it.
+        let utf8 = value.utf8
+        let trimmed = (utf8.first.map { $0 > 32 } ?? false) && (utf8.last.map { $0 > 32 } ?? false)
+            ? value : value.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { return nil }
-        guard trimmed.count <= limits.maxFieldLength else {
-            throw DecodeError("\(prefix(index))\(name) is longer than \(limits.maxFieldLength) characters")
+        guard trimmed.utf8.count <= limits.maxFieldLength else {
+            throw DecodeError("\(prefix(index))\(name) is longer than \(limits.maxFieldLength) bytes")
         }
-        guard !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+        guard !trimmed.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw DecodeError("\(prefix(index))\(name) contains control characters")
         }
         return trimmed
@@ -252,31 +236,34 @@ struct Context {
 
     /// Text fields cannot hold NUL (PostgreSQL text cannot store it).
     func text(_ text: String) -> String {
-        text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+        text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
     }
 }
 
 /// Typed access to a JSON object with precise errors.
 struct Fields {
-    let object: [String: Any]
+    let members: [(key: String, value: JSONValue)]
     let prefix: String
 
-    init(_ value: Any, prefix: String, what: String) throws {
-        guard let object = value as? [String: Any] else { throw DecodeError("\(prefix)\(what) is not a JSON object") }
-        self.object = object
+    init(_ value: JSONValue, prefix: String, what: String) throws {
+        guard let members = value.objectValue else { throw DecodeError("\(prefix)\(what) is not a JSON object") }
+        self.members = members
         self.prefix = prefix
     }
 
-    func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
+    subscript(key: String) -> JSONValue? {
+        guard let value = members.first(where: { $0.key == key })?.value, !value.isNull else { return nil }
+        return value
+    }
 
     func string(_ key: String) throws -> String? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
-        guard let string = value as? String else { throw DecodeError("\(prefix)\(key) must be a string, not \(jsonType(value))") }
+        guard let value = self[key] else { return nil }
+        guard case .string(let string) = value else { throw DecodeError("\(prefix)\(key) must be a string, not \(value.typeName)") }
         return string
     }
 
     func required(_ key: String) throws -> String {
-        guard let value = try string(key), !value.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard let value = try string(key), value.utf8.contains(where: { $0 > 32 }) else {
             throw DecodeError("\(prefix)missing required field \(key)")
         }
         return value
@@ -284,43 +271,24 @@ struct Fields {
 
     /// A string, or a number written as one (error codes).
     func stringOrNumber(_ key: String) throws -> String? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
-        if let string = value as? String { return string }
-        if let number = value as? NSNumber, !isBool(number) { return number.stringValue }
-        throw DecodeError("\(prefix)\(key) must be a string or a number, not \(jsonType(value))")
+        switch self[key] {
+        case nil: return nil
+        case .string(let string)?, .number(let string)?: return string
+        case let value?: throw DecodeError("\(prefix)\(key) must be a string or a number, not \(value.typeName)")
+        }
     }
 
     func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
-        guard let number = value as? NSNumber, !isBool(number), number.doubleValue == number.doubleValue.rounded(),
-            range.contains(number.intValue)
-        else {
+        guard let value = self[key] else { return nil }
+        guard case .number(let text) = value, let number = Int(text), range.contains(number) else {
             throw DecodeError("\(prefix)\(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
-        return number.intValue
+        return number
     }
 }
 
-func isBool(_ number: NSNumber) -> Bool {
-    // JSONSerialization gives booleans as NSNumber too, with the C type `char`; integers are
-    // `int` or `long long`.
-    String(cString: number.objCType) == "c"
-}
-
-func jsonType(_ value: Any) -> String {
-    switch value {
-    case is String: "a string"
-    case let number as NSNumber: isBool(number) ? "a boolean" : "a number"
-    case is [Any]: "an array"
-    case is [String: Any]: "an object"
-    case is NSNull: "null"
-    default: "\(type(of: value))"
-    }
-}
-
-func jsonText(_ object: [String: Any]) -> String? {
-    guard !object.isEmpty, JSONSerialization.isValidJSONObject(object),
-        let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-    else { return nil }
-    return String(decoding: data, as: UTF8.self)
+/// Compact JSON of an object with its keys sorted, or nil when it is empty.
+func jsonText(_ members: [(key: String, value: JSONValue)]) -> String? {
+    guard !members.isEmpty else { return nil }
+    return JSONValue.object(members.sorted { $0.key < $1.key }).text
 }

@@ -3,7 +3,7 @@ import Foundation
 // MARK: - Native JSON
 
 extension EventDecoder {
-    func decodeNative(_ value: Any, _ context: inout Context) throws -> ErrorEvent {
+    func decodeNative(_ value: JSONValue, _ context: inout Context) throws -> ErrorEvent {
         let index = context.next()
         let p = context.prefix(index)
         let f = try Fields(value, prefix: p, what: "event")
@@ -32,33 +32,33 @@ extension EventDecoder {
         }
         let errorType = try context.field(try f.string("error_type"), "error_type", index)
         var message = try f.string("message") ?? ""
-        if message.trimmingCharacters(in: .whitespaces).isEmpty {
+        if !message.utf8.contains(where: { $0 > 32 }) {
             guard let errorType else { throw DecodeError("\(p)missing required field message") }
             message = errorType
         }
         var stacktrace: String?
         var frames: [StackFrame] = []
-        if let raw = f.object["stacktrace"], !(raw is NSNull) {
-            if let text = raw as? String {
+        if let raw = f["stacktrace"] {
+            if case .string(let text) = raw {
                 stacktrace = text
                 frames = StackTraceParser.frames(in: text)
-            } else if let array = raw as? [Any] {
+            } else if let array = raw.arrayValue {
                 frames = try array.enumerated().map { (n, element) throws in
                     let frame = try Fields(element, prefix: "\(p)stacktrace[\(n)].", what: "frame")
                     return StackFrame(
                         function: try frame.string("function"), module: try frame.string("module"),
                         file: try frame.string("file") ?? frame.string("filename"),
                         line: try frame.integer("line", in: 0...Int(Int32.max)),
-                        inApp: (frame.object["in_app"] as? NSNumber).map { $0.boolValue } ?? true)
+                        inApp: frame["in_app"] != .bool(false))
                 }
                 stacktrace = StackTraceParser.render(frames)
             } else {
-                throw DecodeError("\(p)stacktrace must be text or an array of frames, not \(jsonType(raw))")
+                throw DecodeError("\(p)stacktrace must be text or an array of frames, not \(raw.typeName)")
             }
         }
         var attributesJSON: String?
-        if let raw = f.object["attributes"], !(raw is NSNull) {
-            guard let object = raw as? [String: Any] else { throw DecodeError("\(p)attributes must be an object, not \(jsonType(raw))") }
+        if let raw = f["attributes"] {
+            guard let object = raw.objectValue else { throw DecodeError("\(p)attributes must be an object, not \(raw.typeName)") }
             attributesJSON = jsonText(object)
         }
         return ErrorEvent(
@@ -91,21 +91,21 @@ func quoted(_ text: String) -> String {
 // MARK: - OpenTelemetry OTLP/JSON logs
 
 extension EventDecoder {
-    func decodeOTLP(_ document: Any, _ context: inout Context, into events: inout [ErrorEvent], skipped: inout Int) throws {
+    func decodeOTLP(_ document: JSONValue, _ context: inout Context, into events: inout [ErrorEvent], skipped: inout Int) throws {
         let root = try Fields(document, prefix: "", what: "OTLP message")
-        guard let resourceLogs = root.object["resourceLogs"] as? [Any] else {
+        guard let resourceLogs = root["resourceLogs"]?.arrayValue else {
             throw DecodeError("resourceLogs must be an array")
         }
         for (r, resourceLog) in resourceLogs.enumerated() {
             let rl = try Fields(resourceLog, prefix: "resourceLogs[\(r)].", what: "entry")
-            let resource = try otlpAttributes((rl.object["resource"] as? [String: Any])?["attributes"], "resourceLogs[\(r)].resource")
-            guard let scopeLogs = rl.object["scopeLogs"] as? [Any] ?? rl.object["instrumentationLibraryLogs"] as? [Any] else {
+            let resource = try otlpAttributes(rl["resource"]?["attributes"], "resourceLogs[\(r)].resource")
+            guard let scopeLogs = rl["scopeLogs"]?.arrayValue ?? rl["instrumentationLibraryLogs"]?.arrayValue else {
                 throw DecodeError("resourceLogs[\(r)].scopeLogs must be an array")
             }
             for (s, scopeLog) in scopeLogs.enumerated() {
                 let where_ = "resourceLogs[\(r)].scopeLogs[\(s)]"
                 let sl = try Fields(scopeLog, prefix: where_ + ".", what: "entry")
-                guard let records = sl.object["logRecords"] as? [Any] else {
+                guard let records = sl["logRecords"]?.arrayValue else {
                     throw DecodeError("\(where_).logRecords must be an array")
                 }
                 for (n, record) in records.enumerated() {
@@ -122,11 +122,11 @@ extension EventDecoder {
         }
     }
 
-    private func decodeOTLPRecord(_ value: Any, resource: [String: Any], path: String, _ context: inout Context) throws -> ErrorEvent? {
+    private func decodeOTLPRecord(_ value: JSONValue, resource: [String: JSONValue], path: String, _ context: inout Context) throws -> ErrorEvent? {
         let index = context.next()
         let p = path + ": "
         let f = try Fields(value, prefix: p, what: "log record")
-        var attributes = try otlpAttributes(f.object["attributes"], path)
+        var attributes = try otlpAttributes(f["attributes"], path)
         let severity = try f.integer("severityNumber", in: 0...24).flatMap(Severity.init(otelNumber:))
             ?? (try f.string("severityText")).flatMap(Severity.init(name:)) ?? .info
         let exceptionType = attributes.removeValue(forKey: "exception.type").map(stringValue)
@@ -140,16 +140,14 @@ extension EventDecoder {
         let time = try otlpTime(f, "timeUnixNano", p) ?? otlpTime(f, "observedTimeUnixNano", p)
         guard let time else { throw DecodeError("\(p)missing timeUnixNano and observedTimeUnixNano") }
         var body: String?
-        if let raw = f.object["body"] as? [String: Any] { body = otlpValue(raw).map(stringValue) }
+        if let raw = f["body"] { body = otlpValue(raw).map(stringValue) }
         guard let message = [exceptionMessage, body, exceptionType].compactMap({ $0 }).first(where: { !$0.isEmpty }) else {
             throw DecodeError("\(p)has neither a body nor exception.message")
         }
         let eventID = (attributes.removeValue(forKey: "log.record.uid") ?? attributes.removeValue(forKey: "event.id"))
             .map(stringValue).flatMap(UUID.init(uuidString:)) ?? context.derivedID(index)
-        let httpStatus = (attributes["http.response.status_code"] ?? attributes["http.status_code"]).flatMap { value -> Int? in
-            let status = (value as? NSNumber)?.intValue ?? Int(stringValue(value))
-            return status.flatMap { (100...599).contains($0) ? $0 : nil }
-        }
+        let httpStatus = (attributes["http.response.status_code"] ?? attributes["http.status_code"])
+            .flatMap { Int(stringValue($0)) }.flatMap { (100...599).contains($0) ? $0 : nil }
         return ErrorEvent(
             eventID: eventID, timestamp: try context.checkTime(time, "timeUnixNano", index), service: service,
             environment: try context.field((resource["deployment.environment.name"] ?? resource["deployment.environment"]).map(stringValue), "deployment.environment", index)
@@ -167,62 +165,63 @@ extension EventDecoder {
             pod: try context.field(resource["k8s.pod.name"].map(stringValue), "k8s.pod.name", index),
             namespace: try context.field(resource["k8s.namespace.name"].map(stringValue), "k8s.namespace.name", index),
             region: try context.field(resource["cloud.region"].map(stringValue), "cloud.region", index),
-            attributesJSON: jsonText(attributes).map(context.text), format: .otlp)
+            attributesJSON: jsonText(attributes.map { ($0.key, $0.value) }).map(context.text), format: .otlp)
     }
 
     /// OTLP's `[{"key": k, "value": {"stringValue": v}}]` as a plain dictionary.
-    private func otlpAttributes(_ raw: Any?, _ path: String) throws -> [String: Any] {
-        guard let raw, !(raw is NSNull) else { return [:] }
-        guard let list = raw as? [Any] else { throw DecodeError("\(path).attributes must be an array") }
-        var result: [String: Any] = [:]
+    private func otlpAttributes(_ raw: JSONValue?, _ path: String) throws -> [String: JSONValue] {
+        guard let raw, !raw.isNull else { return [:] }
+        guard let list = raw.arrayValue else { throw DecodeError("\(path).attributes must be an array") }
+        var result: [String: JSONValue] = [:]
         for (n, item) in list.enumerated() {
-            guard let entry = item as? [String: Any], let key = entry["key"] as? String else {
+            guard let key = item["key"]?.stringValue else {
                 throw DecodeError("\(path).attributes[\(n)] must be an object with a string key")
             }
-            if let value = (entry["value"] as? [String: Any]).flatMap(otlpValue) { result[key] = value }
+            if let value = item["value"].flatMap(otlpValue) { result[key] = value }
         }
         return result
     }
 
-    private func otlpValue(_ value: [String: Any]) -> Any? {
-        if let string = value["stringValue"] as? String { return string }
+    /// An OTLP AnyValue as plain JSON (`intValue` is a decimal string in OTLP/JSON).
+    private func otlpValue(_ value: JSONValue) -> JSONValue? {
+        if let string = value["stringValue"]?.stringValue { return .string(string) }
         if let bool = value["boolValue"] { return bool }
-        if let int = value["intValue"] { return (int as? String).flatMap(Int.init).map { NSNumber(value: $0) } ?? int }
-        if let double = value["doubleValue"] { return double }
-        if let array = (value["arrayValue"] as? [String: Any])?["values"] as? [Any] {
-            return array.compactMap { ($0 as? [String: Any]).flatMap(otlpValue) }
+        if let int = value["intValue"] {
+            if case .string(let text) = int, Int(text) != nil { return .number(text) }
+            return int
         }
-        if let kv = (value["kvlistValue"] as? [String: Any])?["values"] as? [Any] {
-            var object: [String: Any] = [:]
-            for case let entry as [String: Any] in kv {
-                if let key = entry["key"] as? String, let inner = (entry["value"] as? [String: Any]).flatMap(otlpValue) { object[key] = inner }
-            }
-            return object
+        if let double = value["doubleValue"] { return double }
+        if let array = value["arrayValue"]?["values"]?.arrayValue { return .array(array.compactMap(otlpValue)) }
+        if let kv = value["kvlistValue"]?["values"]?.arrayValue {
+            return .object(kv.compactMap { entry in
+                guard let key = entry["key"]?.stringValue, let inner = entry["value"].flatMap(otlpValue) else { return nil }
+                return (key, inner)
+            })
         }
         return nil
     }
 
     /// Nanoseconds since the epoch, as OTLP/JSON writes them: a decimal string (or a number).
     private func otlpTime(_ f: Fields, _ key: String, _ p: String) throws -> Date? {
-        guard let raw = f.object[key], !(raw is NSNull) else { return nil }
+        guard let raw = f[key] else { return nil }
         let nanos: Double
-        if let text = raw as? String, let value = UInt64(text) {
-            nanos = Double(value)
-        } else if let number = raw as? NSNumber, !isBool(number) {
-            nanos = number.doubleValue
-        } else {
-            throw DecodeError("\(p)\(key) must be nanoseconds since 1970 as a decimal string")
+        switch raw {
+        case .string(let text) where UInt64(text) != nil: nanos = Double(UInt64(text)!)
+        case .number(let text) where Double(text) != nil: nanos = Double(text)!
+        default: throw DecodeError("\(p)\(key) must be nanoseconds since 1970 as a decimal string")
         }
         if nanos == 0 { return nil }
         return Date(timeIntervalSince1970: nanos / 1e9)
     }
 }
 
-func stringValue(_ value: Any) -> String {
+func stringValue(_ value: JSONValue) -> String {
     switch value {
-    case let string as String: string
-    case let number as NSNumber: isBool(number) ? (number.boolValue ? "true" : "false") : number.stringValue
-    default: jsonText(["v": value]).map { String($0.dropFirst(5).dropLast()) } ?? "\(value)"
+    case .string(let string): string
+    case .number(let text): text
+    case .bool(let bool): bool ? "true" : "false"
+    case .null: "null"
+    default: value.text
     }
 }
 
@@ -233,7 +232,7 @@ extension EventDecoder {
     static let clefEnvironmentKeys = ["environment", "Environment", "EnvironmentName", "deployment.environment"]
     static let clefVersionKeys = ["version", "Version", "ServiceVersion", "ApplicationVersion", "service.version"]
 
-    func decodeCLEF(_ value: Any, _ context: inout Context) throws -> ErrorEvent? {
+    func decodeCLEF(_ value: JSONValue, _ context: inout Context) throws -> ErrorEvent? {
         let index = context.next()
         let p = context.prefix(index)
         let f = try Fields(value, prefix: p, what: "CLEF event")
@@ -245,10 +244,13 @@ extension EventDecoder {
 
         let timeText = try f.required("@t")
         guard let time = RFC3339.parse(timeText) else { throw DecodeError("\(p)@t \(quoted(timeText)) is not an ISO 8601 time") }
-        var properties = f.object.filter { !$0.key.hasPrefix("@") }
+        var properties = f.members.filter { !$0.key.hasPrefix("@") }
         func take(_ keys: [String]) throws -> String? {
             for key in keys {
-                if let value = properties.removeValue(forKey: key), !(value is NSNull) { return stringValue(value) }
+                if let index = properties.firstIndex(where: { $0.key == key }) {
+                    let value = properties.remove(at: index).value
+                    if !value.isNull { return stringValue(value) }
+                }
             }
             return nil
         }
@@ -268,10 +270,8 @@ extension EventDecoder {
         }
         let eventID = try f.string("@i").flatMap(UUID.init(uuidString:)) ?? context.derivedID(index)
         let errorType = try take(["ExceptionType", "exception.type"]) ?? exceptionType
-        let httpStatus = (properties["StatusCode"] ?? properties["http.status_code"]).flatMap { value -> Int? in
-            let status = (value as? NSNumber)?.intValue ?? Int(stringValue(value))
-            return status.flatMap { (100...599).contains($0) ? $0 : nil }
-        }
+        let httpStatus = (properties.first { $0.key == "StatusCode" || $0.key == "http.status_code" }?.value)
+            .flatMap { Int(stringValue($0)) }.flatMap { (100...599).contains($0) ? $0 : nil }
         return ErrorEvent(
             eventID: eventID, timestamp: try context.checkTime(time, "@t", index), service: service,
             environment: try context.field(try take(Self.clefEnvironmentKeys), "environment", index) ?? limits.defaultEnvironment,
@@ -291,7 +291,7 @@ extension EventDecoder {
     }
 
     /// Renders a message template: `{Name}` and `{@Name}` become the property's value.
-    private func render(_ template: String, _ properties: [String: Any]) -> String {
+    private func render(_ template: String, _ properties: [(key: String, value: JSONValue)]) -> String {
         var output = ""
         var rest = template[...]
         while let open = rest.firstIndex(of: "{") {
@@ -305,7 +305,7 @@ extension EventDecoder {
             var name = rest[rest.index(after: open)..<close]
             if name.first == "@" || name.first == "$" { name = name.dropFirst() }
             let key = String(name.prefix { $0 != ":" && $0 != "," })
-            output += properties[key].map(stringValue) ?? String(rest[open...close])
+            output += properties.first(where: { $0.key == key }).map { stringValue($0.value) } ?? String(rest[open...close])
             rest = rest[rest.index(after: close)...]
         }
         return output + rest.replacingOccurrences(of: "}}", with: "}")

@@ -51,6 +51,38 @@ public enum StableHash {
 
 /// RFC 3339 timestamps (`2026-11-22T04:50:32.123Z`, `…+02:00`).
 public enum RFC3339 {
+    /// `2026-11-22T04:50:32.123Z` (UTC, milliseconds).
+    public static func format(_ date: Date) -> String {
+        let millis = Int((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var days = millis >= 0 ? millis / 86_400_000 : (millis - 86_399_999) / 86_400_000
+        let ms = millis - days * 86_400_000
+        // civil_from_days (Howard Hinnant).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        func put(_ value: Int, _ width: Int) {
+            var digits = [UInt8](repeating: 48, count: width)
+            var v = value
+            for i in stride(from: width - 1, through: 0, by: -1) {
+                digits[i] = UInt8(48 + v % 10)
+                v /= 10
+            }
+            out += digits
+        }
+        put(year, 4); out.append(45); put(month, 2); out.append(45); put(day, 2); out.append(84)
+        put(ms / 3_600_000, 2); out.append(58); put(ms / 60_000 % 60, 2); out.append(58); put(ms / 1000 % 60, 2)
+        out.append(46); put(ms % 1000, 3); out.append(90)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func parse(_ text: String) -> Date? {
         let b = Array(text.utf8)
         func digits(_ start: Int, _ count: Int) -> Int? {

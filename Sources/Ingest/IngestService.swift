@@ -42,6 +42,8 @@ public final class IngestStatus: Sendable {
         var skipped = 0
         var batches = 0
         var assignedPartitions = 0
+        var decodeTime: Duration = .zero
+        var writeTime: Duration = .zero
     }
 
     let state = Mutex(State())
@@ -51,6 +53,8 @@ public final class IngestStatus: Sendable {
     public var eventsInserted: Int { state.withLock { $0.eventsInserted } }
     public var duplicates: Int { state.withLock { $0.duplicates } }
     public var deadLetters: Int { state.withLock { $0.deadLetters } }
+    /// Time spent decoding and enriching, and writing to PostgreSQL, since start.
+    public var stageTimes: (decode: Duration, write: Duration) { state.withLock { ($0.decodeTime, $0.writeTime) } }
     /// Partitions this replica owns now.
     public var assignedPartitions: Int { state.withLock { $0.assignedPartitions } }
 }
@@ -100,9 +104,11 @@ public final class IngestService: Service {
         var partitions: Set<String> = []
         var lastRefresh = ContinuousClock.now - configuration.deploymentsRefresh
         var lastRetention = ContinuousClock.now - .seconds(3600)
+        // Two stages overlap: while one batch is written to PostgreSQL, the next is polled
+        // and decoded. Offsets of a batch are committed only after its own write.
+        var prepared: Prepared?
         do {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                let messages = try await collectBatch(consumer)
                 if ContinuousClock.now - lastRefresh >= configuration.deploymentsRefresh {
                     if (try? await refreshDeployments()) != nil { lastRefresh = .now }
                 }
@@ -110,35 +116,74 @@ public final class IngestService: Service {
                     await applyRetention(&partitions)
                     lastRetention = .now
                 }
-                guard !messages.isEmpty else { continue }
-                let index = deployments.withLock { $0 }
-                let (batch, skipped) = processor.process(messages, index: index)
-                try await deliverDeadLetters(batch.deadLetters)
-                let result = try await write(batch, partitions: &partitions)
-                for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
-                status.state.withLock {
-                    $0.eventsInserted += result.inserted
-                    $0.duplicates += result.duplicates
-                    $0.deadLetters += batch.deadLetters.count
-                    $0.skipped += skipped
-                    $0.batches += 1
+                guard let current = prepared else {
+                    prepared = try await prepare(try await collectBatch(consumer), partitions: &partitions)
+                    continue
                 }
-                do {
-                    try await consumer.commit(KafkaTopicPartitionOffset.after(messages))
-                } catch {
-                    // Stored, so committed on revoke; a redelivery inserts nothing twice.
-                    logger.warning("offset commit failed", metadata: ["error": "\(error)"])
-                }
-                logger.debug("batch", metadata: [
-                    "messages": "\(messages.count)", "inserted": "\(result.inserted)", "duplicates": "\(result.duplicates)",
-                    "dead_letters": "\(batch.deadLetters.count)",
-                ])
+                async let written = store(current.batch)
+                let next = try await prepare(try await collectBatch(consumer), partitions: &partitions)
+                let result = try await written
+                try await finish(current, result, consumer)
+                prepared = next
+            }
+            if let last = prepared {
+                try await finish(last, try await store(last.batch), consumer)
             }
         } catch is ShutdownDuringRetry {
             logger.info("shutting down with a batch unwritten; it will be delivered again")
         }
         try await consumer.close()
         logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
+    }
+
+    /// A batch decoded and ready to write.
+    struct Prepared: Sendable {
+        let messages: [KafkaMessage]
+        let batch: IngestBatch
+        let skipped: Int
+    }
+
+    /// Decodes a batch, sends its dead letters and creates the partitions it needs; `nil` for
+    /// an empty poll.
+    private func prepare(_ messages: [KafkaMessage], partitions: inout Set<String>) async throws -> Prepared? {
+        guard !messages.isEmpty else { return nil }
+        let index = deployments.withLock { $0 }
+        let started = ContinuousClock.now
+        let (batch, skipped) = processor.process(messages, index: index)
+        let elapsed = ContinuousClock.now - started
+        status.state.withLock { $0.decodeTime += elapsed }
+        for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
+        try await deliverDeadLetters(batch.deadLetters)
+        let days = Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) })
+            .filter { !partitions.contains(PartitionManager.name(of: $0)) }
+        if !days.isEmpty {
+            try await retrying("creating partitions") {
+                try await pool.withConnection { try PartitionManager.ensure(days: days, on: $0) }
+            }
+            for day in days { partitions.insert(PartitionManager.name(of: day)) }
+        }
+        return Prepared(messages: messages, batch: batch, skipped: skipped)
+    }
+
+    /// Counts a written batch and commits its offsets.
+    private func finish(_ prepared: Prepared, _ result: WriteResult, _ consumer: KafkaConsumer) async throws {
+        status.state.withLock {
+            $0.eventsInserted += result.inserted
+            $0.duplicates += result.duplicates
+            $0.deadLetters += prepared.batch.deadLetters.count
+            $0.skipped += prepared.skipped
+            $0.batches += 1
+        }
+        do {
+            try await consumer.commit(KafkaTopicPartitionOffset.after(prepared.messages))
+        } catch {
+            // Stored, so committed on revoke; a redelivery inserts nothing twice.
+            logger.warning("offset commit failed", metadata: ["error": "\(error)"])
+        }
+        logger.debug("batch", metadata: [
+            "messages": "\(prepared.messages.count)", "inserted": "\(result.inserted)", "duplicates": "\(result.duplicates)",
+            "dead_letters": "\(prepared.batch.deadLetters.count)",
+        ])
     }
 
     /// Polls until the batch is full or `maxBatchDelay` has passed since its first message.
@@ -190,17 +235,13 @@ public final class IngestService: Service {
         }
     }
 
-    private func write(_ batch: IngestBatch, partitions: inout Set<String>) async throws -> WriteResult {
-        let days = Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) })
-            .filter { !partitions.contains(PartitionManager.name(of: $0)) }
-        if !days.isEmpty {
-            try await retrying("creating partitions") {
-                try await pool.withConnection { try PartitionManager.ensure(days: days, on: $0) }
-            }
-            for day in days { partitions.insert(PartitionManager.name(of: day)) }
-        }
+    private func store(_ batch: IngestBatch) async throws -> WriteResult {
         do {
-            return try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
+            let started = ContinuousClock.now
+            let result = try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
+            let elapsed = ContinuousClock.now - started
+            status.state.withLock { $0.writeTime += elapsed }
+            return result
         } catch is PostgresError {
             // A statement error (not the connection): find the event that causes it, set it
             // aside, and store the rest.

@@ -59,14 +59,27 @@ public struct PostgresCopyWriter {
         buffer.append(contentsOf: String(value).utf8)
     }
 
-    /// Appends a timestamp field (UTC, microseconds).
+    /// Appends a timestamp field (UTC, microseconds), formatted straight into the buffer.
     public mutating func field(_ value: Date?) {
         separator()
         guard let value else {
             buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "N")])
             return
         }
-        buffer.append(contentsOf: PostgresTimestamp.format(value).utf8)
+        PostgresTimestamp.append(value, to: &buffer)
+    }
+
+    /// Appends a UUID field (lower-case hex).
+    public mutating func field(_ value: UUID) {
+        separator()
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        withUnsafeBytes(of: value.uuid) { bytes in
+            for (index, byte) in bytes.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 { buffer.append(UInt8(ascii: "-")) }
+                buffer.append(hex[Int(byte >> 4)])
+                buffer.append(hex[Int(byte & 0x0F)])
+            }
+        }
     }
 
     /// Ends the current row; sends the buffer when it is large.

@@ -67,24 +67,40 @@ extension PostgresValue {
 public enum PostgresTimestamp {
     /// `2026-11-22 04:50:32.123456+00`, microseconds, always UTC.
     public static func format(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        append(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends ``format(_:)``'s text to a byte buffer without intermediate strings.
+    public static func append(_ date: Date, to out: inout [UInt8]) {
         let micros = Int64((date.timeIntervalSince1970 * 1_000_000).rounded(.down))
-        var seconds = micros / 1_000_000
-        var fraction = micros % 1_000_000
-        if fraction < 0 {
-            fraction += 1_000_000
-            seconds -= 1
+        var days = micros >= 0 ? micros / 86_400_000_000 : (micros - 86_399_999_999) / 86_400_000_000
+        let inDay = micros - days * 86_400_000_000
+        // civil_from_days (Howard Hinnant).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func put(_ value: Int64, _ width: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = value
+            while divisor > 0 {
+                out.append(UInt8(48 + (v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
         }
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let string = String(value)
-            return String(repeating: "0", count: max(0, width - string.count)) + string
-        }
-        let fractionText = String(fraction)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2)) "
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
-            + String(repeating: "0", count: 6 - fractionText.count) + fractionText + "+00"
+        put(year, 4); out.append(45); put(month, 2); out.append(45); put(day, 2); out.append(32)
+        put(inDay / 3_600_000_000, 2); out.append(58); put(inDay / 60_000_000 % 60, 2); out.append(58)
+        put(inDay / 1_000_000 % 60, 2); out.append(46); put(inDay % 1_000_000, 6)
+        out.append(43); out.append(48); out.append(48)
     }
 
     /// Parses `timestamptz` output in the ISO style (`2026-11-22 04:50:32.5+00`), any offset.

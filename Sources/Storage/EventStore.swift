@@ -62,17 +62,69 @@ public enum EventStore {
         }
     }
 
+    /// Inserts the events that are not stored yet and moves the counters by exactly those.
+    ///
+    /// The usual batch holds only new events: it is copied straight into `events` (as fast as
+    /// a bulk load) under a savepoint, and the counters come from the batch itself. A batch
+    /// with an event already stored (a replay, a redelivery after a rebalance) fails that copy
+    /// on the unique key; it is then rolled back to the savepoint and written through a
+    /// staging table with `ON CONFLICT DO NOTHING`, counting only the rows really inserted.
     private static func insertEvents(_ events: [EnrichedEvent], on connection: PostgresConnection) throws -> Int {
-        // A session-local staging table, emptied at every commit.
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS ingest_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-            CREATE TEMP TABLE IF NOT EXISTS ingest_templates (fingerprint text, template text) ON COMMIT DELETE ROWS
+            CREATE TEMP TABLE IF NOT EXISTS ingest_groups (
+                fingerprint text, service text, error_type text, template text, n bigint, first_seen timestamptz,
+                last_seen timestamptz, first_version text, last_version text) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS ingest_counts (fingerprint text, service text, bucket timestamptz, n bigint)
+                ON COMMIT DELETE ROWS;
+            SAVEPOINT direct_copy
             """)
+        do {
+            try copyEvents(events, into: "events", on: connection)
+            try connection.execute("RELEASE SAVEPOINT direct_copy")
+            try copyDeltas(of: events, on: connection)
+            try applyDeltas(on: connection)
+            return events.count
+        } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.uniqueViolation {
+            try connection.execute("ROLLBACK TO SAVEPOINT direct_copy")
+        }
+        try copyEvents(events, into: "ingest_staging", on: connection)
+        try copyDeltas(of: events, templatesOnly: true, on: connection)
         let columnList = columns.joined(separator: ", ")
-        try connection.copyFrom("COPY ingest_staging (\(columnList)) FROM STDIN") { writer in
+        // The sub-statements share one snapshot: the deltas are built from exactly the
+        // RETURNING rows.
+        let rows = try connection.query("""
+            WITH inserted AS (
+                INSERT INTO events (\(columnList))
+                SELECT \(columnList) FROM ingest_staging
+                ON CONFLICT (event_id, occurred_at) DO NOTHING
+                RETURNING fingerprint, service, error_type, occurred_at, version
+            ), group_delta AS (
+                INSERT INTO ingest_groups (fingerprint, service, error_type, template, n, first_seen, last_seen,
+                                           first_version, last_version)
+                SELECT i.fingerprint, min(i.service), min(i.error_type), min(t.template), count(*), min(i.occurred_at),
+                       max(i.occurred_at),
+                       (array_agg(i.version ORDER BY i.occurred_at) FILTER (WHERE i.version IS NOT NULL))[1],
+                       (array_agg(i.version ORDER BY i.occurred_at DESC) FILTER (WHERE i.version IS NOT NULL))[1]
+                FROM inserted i JOIN ingest_groups t ON t.fingerprint = i.fingerprint AND t.n = 0
+                GROUP BY i.fingerprint
+            ), count_delta AS (
+                INSERT INTO ingest_counts (fingerprint, service, bucket, n)
+                SELECT fingerprint, min(service), date_trunc('minute', occurred_at), count(*)
+                FROM inserted GROUP BY fingerprint, date_trunc('minute', occurred_at)
+            )
+            SELECT count(*) FROM inserted
+            """)
+        try connection.execute("DELETE FROM ingest_groups WHERE n = 0")
+        try applyDeltas(on: connection)
+        return try rows.first?.int(0) ?? 0
+    }
+
+    private static func copyEvents(_ events: [EnrichedEvent], into table: String, on connection: PostgresConnection) throws {
+        try connection.copyFrom("COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN") { writer in
             for item in events {
                 let e = item.event
-                try writer.field(e.eventID.uuidString)
+                writer.field(e.eventID)
                 writer.field(e.timestamp)
                 try writer.field(item.fingerprint)
                 try writer.field(e.service)
@@ -102,53 +154,86 @@ public enum EventStore {
                 try writer.endRow()
             }
         }
-        var templates: [String: String] = [:]
-        for item in events { templates[item.fingerprint] = item.template }
-        try connection.copyFrom("COPY ingest_templates (fingerprint, template) FROM STDIN") { writer in
-            for (fingerprint, template) in templates {
+    }
+
+    /// Per-group and per-minute deltas of a batch whose every event is new. With
+    /// `templatesOnly`, one row per group with `n = 0` carries just its template, for the
+    /// staging path to join.
+    private static func copyDeltas(of events: [EnrichedEvent], templatesOnly: Bool = false, on connection: PostgresConnection) throws {
+        struct Group {
+            var first: EnrichedEvent
+            var n = 0
+            var firstSeen: Date
+            var lastSeen: Date
+            var firstVersion: (Date, String)?
+            var lastVersion: (Date, String)?
+        }
+        var groups: [String: Group] = [:]
+        var counts: [String: [Int: (service: String, n: Int)]] = [:]
+        for item in events {
+            let time = item.event.timestamp
+            var group = groups[item.fingerprint] ?? Group(first: item, firstSeen: time, lastSeen: time)
+            group.n += 1
+            group.firstSeen = min(group.firstSeen, time)
+            group.lastSeen = max(group.lastSeen, time)
+            if let version = item.version {
+                if group.firstVersion.map({ time < $0.0 }) ?? true { group.firstVersion = (time, version) }
+                if group.lastVersion.map({ time >= $0.0 }) ?? true { group.lastVersion = (time, version) }
+            }
+            groups[item.fingerprint] = group
+            if !templatesOnly {
+                let minute = Int((time.timeIntervalSince1970 / 60).rounded(.down))
+                counts[item.fingerprint, default: [:]][minute, default: (item.event.service, 0)].n += 1
+            }
+        }
+        try connection.copyFrom("COPY ingest_groups FROM STDIN") { writer in
+            for (fingerprint, group) in groups {
                 try writer.field(fingerprint)
-                try writer.field(template)
+                try writer.field(group.first.event.service)
+                try writer.field(group.first.event.errorType)
+                try writer.field(group.first.template)
+                writer.field(templatesOnly ? 0 : group.n)
+                writer.field(group.firstSeen)
+                writer.field(group.lastSeen)
+                try writer.field(group.firstVersion?.1)
+                try writer.field(group.lastVersion?.1)
                 try writer.endRow()
             }
         }
-        // One statement: insert what is new, then count only what was inserted. The
-        // sub-statements share one snapshot, so the counters see exactly the RETURNING rows.
-        let rows = try connection.query("""
-            WITH inserted AS (
-                INSERT INTO events (\(columnList))
-                SELECT \(columnList) FROM ingest_staging
-                ON CONFLICT (event_id, occurred_at) DO NOTHING
-                RETURNING fingerprint, service, error_type, occurred_at, version
-            ), per_group AS (
-                SELECT fingerprint, min(service) AS service, min(error_type) AS error_type, count(*) AS n,
-                       min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
-                       (array_agg(version ORDER BY occurred_at) FILTER (WHERE version IS NOT NULL))[1] AS first_version,
-                       (array_agg(version ORDER BY occurred_at DESC) FILTER (WHERE version IS NOT NULL))[1] AS last_version
-                FROM inserted GROUP BY fingerprint
-            ), upsert_groups AS (
-                INSERT INTO groups AS g (fingerprint, service, error_type, template, first_seen, last_seen, event_count,
-                                         first_version, last_version)
-                SELECT p.fingerprint, p.service, p.error_type, t.template, p.first_seen, p.last_seen, p.n,
-                       p.first_version, p.last_version
-                FROM per_group p JOIN ingest_templates t USING (fingerprint)
-                ON CONFLICT (fingerprint) DO UPDATE SET
-                    event_count = g.event_count + EXCLUDED.event_count,
-                    first_seen = least(g.first_seen, EXCLUDED.first_seen),
-                    last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
-                    first_version = CASE WHEN EXCLUDED.first_seen < g.first_seen OR g.first_version IS NULL
-                                         THEN coalesce(EXCLUDED.first_version, g.first_version) ELSE g.first_version END,
-                    last_version = CASE WHEN EXCLUDED.last_seen >= g.last_seen OR g.last_version IS NULL
-                                        THEN coalesce(EXCLUDED.last_version, g.last_version) ELSE g.last_version END,
-                    updated_at = now()
-            ), upsert_counts AS (
-                INSERT INTO event_counts AS c (fingerprint, service, bucket, count)
-                SELECT fingerprint, min(service), date_trunc('minute', occurred_at), count(*)
-                FROM inserted GROUP BY fingerprint, date_trunc('minute', occurred_at)
-                ON CONFLICT (fingerprint, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
-            )
-            SELECT count(*) FROM inserted
+        guard !templatesOnly else { return }
+        try connection.copyFrom("COPY ingest_counts FROM STDIN") { writer in
+            for (fingerprint, minutes) in counts {
+                for (minute, entry) in minutes {
+                    try writer.field(fingerprint)
+                    try writer.field(entry.service)
+                    writer.field(Date(timeIntervalSince1970: Double(minute) * 60))
+                    writer.field(entry.n)
+                    try writer.endRow()
+                }
+            }
+        }
+    }
+
+    /// Adds the staged deltas to `groups` and `event_counts`.
+    private static func applyDeltas(on connection: PostgresConnection) throws {
+        try connection.execute("""
+            INSERT INTO groups AS g (fingerprint, service, error_type, template, first_seen, last_seen, event_count,
+                                     first_version, last_version)
+            SELECT fingerprint, service, error_type, template, first_seen, last_seen, n, first_version, last_version
+            FROM ingest_groups ORDER BY fingerprint
+            ON CONFLICT (fingerprint) DO UPDATE SET
+                event_count = g.event_count + EXCLUDED.event_count,
+                first_seen = least(g.first_seen, EXCLUDED.first_seen),
+                last_seen = greatest(g.last_seen, EXCLUDED.last_seen),
+                first_version = CASE WHEN EXCLUDED.first_seen < g.first_seen OR g.first_version IS NULL
+                                     THEN coalesce(EXCLUDED.first_version, g.first_version) ELSE g.first_version END,
+                last_version = CASE WHEN EXCLUDED.last_seen >= g.last_seen OR g.last_version IS NULL
+                                    THEN coalesce(EXCLUDED.last_version, g.last_version) ELSE g.last_version END,
+                updated_at = now();
+            INSERT INTO event_counts AS c (fingerprint, service, bucket, count)
+            SELECT fingerprint, service, bucket, n FROM ingest_counts ORDER BY fingerprint, bucket
+            ON CONFLICT (fingerprint, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
             """)
-        return try rows.first?.int(0) ?? 0
     }
 }
 

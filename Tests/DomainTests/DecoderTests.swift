@@ -159,7 +159,9 @@ func reason(_ bytes: [UInt8], contentType: String? = nil) -> String? {
         (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","severity":"meh"}"#, "severity \"meh\" is not one of"),
         (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m","stacktrace":7}"#, "stacktrace must be text or an array"),
         (#"[{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"m"},{"service":"a","message":"m"}]"#, "event 2: missing required field timestamp"),
-        (#"42"#, "not JSON"),
+        (#"42"#, "event is not a JSON object"),
+        (#"{"a":1}{"b":2}"#, "unexpected text after the JSON value"),
+        (#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"bad \q escape"}"#, "invalid escape"),
         (#"[42]"#, "event is not a JSON object"),
         (#"[]"#, "holds no events"),
     ])
@@ -215,5 +217,35 @@ struct SplitMix: RandomNumberGenerator {
         #expect(RFC3339.parse("2026-11-22T04:50:32") == nil)
         #expect(RFC3339.parse("2026-11-22T04:50:32Zjunk") == nil)
         #expect(RFC3339.parse("2026-11-22T04:50:32.Z") == nil)
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 1_795_323_032.5)) == "2026-11-22T04:50:32.500Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000Z")
+        for seconds in stride(from: -2_000_000_000.0, to: 4_000_000_000, by: 123_456_789.123) {
+            let date = Date(timeIntervalSince1970: (seconds * 1000).rounded(.down) / 1000)
+            #expect(abs(RFC3339.parse(RFC3339.format(date))!.timeIntervalSince(date)) < 0.001)
+        }
+    }
+}
+
+@Suite struct JSONParserTests {
+    func parse(_ text: String) -> JSONValue? { try? JSONParser.parse(Array(text.utf8)) }
+
+    @Test func parsesEveryKindOfValue() throws {
+        let value = try JSONParser.parse(Array(#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "c": {}} "#.utf8))
+        #expect(value["a"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
+        #expect(value["b"] == .string("x\"\\/\u{8}\u{C}\n\r\té😀"))
+        #expect(value["c"] == .object([]))
+        #expect(value.text == #"{"a":[1,-2.5e3,true,false,null],"b":"x\"\\/\u0008\u000c\n\r\té😀","c":{}}"#)
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "tru", "\"abc", "\"\\x\"", "\"\\ud800\"", "[1] x", "{\"a\":1,}",
+                      "\"tab\there\"", "nul"])
+    func refusesInvalidJSON(_ text: String) {
+        #expect(parse(text) == nil)
+    }
+
+    @Test func enforcesTheNestingLimit() {
+        #expect(parse(String(repeating: "[", count: 64) + String(repeating: "]", count: 64)) != nil)
+        #expect(parse(String(repeating: "[", count: 65) + String(repeating: "]", count: 65)) == nil)
     }
 }

@@ -61,7 +61,7 @@ import Testing
             _ = try await producer.send(KafkaOutgoingMessage(topic: "errors", value: Array(repeating: UInt8(ascii: "x"), count: 100_000)))
 
             #expect(try await eventually { try count(url, "SELECT count(*) FROM events") == 12 && count(url, "SELECT count(*) FROM dead_letters") == 6 })
-            #expect(status.eventsInserted == 12)
+            #expect(try await eventually { status.eventsInserted == 12 })
         }
 
         // Exactly the expected rows, groups and enrichment.
