@@ -25,7 +25,7 @@ public struct FaultlineConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(25)
     public var retentionDays = 30
     public var ingestMaxMessageBytes = 1 << 20
-    public var ingestBatchSize = 5000
+    public var ingestBatchSize = 20000
     public var ingestBatchDelay: Duration = .milliseconds(250)
     public var defaultEnvironment = "production"
 
@@ -150,7 +150,7 @@ extension FaultlineConfiguration {
             config, value throws(ConfigurationError) in
             config.ingestMaxMessageBytes = try parseInt("FAULTLINE_INGEST_MAX_MESSAGE_BYTES", value, 1024...(64 << 20))
         },
-        .init(name: "FAULTLINE_INGEST_BATCH_SIZE", defaultValue: "5000", meaning: "Most messages written in one database transaction (1–100000).") {
+        .init(name: "FAULTLINE_INGEST_BATCH_SIZE", defaultValue: "20000", meaning: "Most messages written in one database transaction (1–100000).") {
             config, value throws(ConfigurationError) in
             config.ingestBatchSize = try parseInt("FAULTLINE_INGEST_BATCH_SIZE", value, 1...100_000)
         },

@@ -15,7 +15,7 @@ public struct IngestConfiguration: Sendable {
     public var deploymentsTopic: String
     public var deadLetterTopic: String
     /// A batch closes at this many messages…
-    public var maxBatchMessages = 5000
+    public var maxBatchMessages = 20000
     /// …or this long after its first message, whichever comes first.
     public var maxBatchDelay: Duration = .milliseconds(250)
     public var limits = DecodeLimits()
