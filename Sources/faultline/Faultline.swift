@@ -84,6 +84,7 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Folder for the demo's database.") var directory = ".faultline/demo"
     @Option(help: "Kafka brokers in the embedded cluster.") var brokers = 3
     @Option(help: "Partitions of the errors topic.") var partitions = 6
+    @Option(help: "Simulated background errors per second (0: none).") var rate: Double = 20
 
     func run() async throws {
         var environment = ProcessInfo.processInfo.environment
@@ -100,16 +101,31 @@ struct Demo: AsyncParsableCommand {
               Kafka (embedded):  \(embedded.kafka.bootstrapServers)  topics: errors, errors.dlq, deployments
               PostgreSQL:        \(embedded.databaseURL)
               Produce errors:    kcat -P -b \(embedded.kafka.bootstrapServers) -t errors
+              Look inside:       psql \(embedded.databaseURL) -c 'SELECT service, error_type, template, event_count FROM groups'
+              Simulated traffic: \(rate) errors/s; checkout 1.8.3 rolls out a new error after 60 s;
+                                 payments-db times out from 150 s to 210 s
               Stop:              Ctrl-C
 
             """)
         fflush(nil)
+        var simulation: Task<Void, Error>?
+        if rate > 0 {
+            let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+            var scenario = Simulator.Scenario()
+            scenario.rate = rate
+            let simulator = Simulator(producer: producer, topic: configuration.kafkaTopic,
+                                      deploymentsTopic: configuration.kafkaDeploymentsTopic, logger: logger)
+            simulation = Task { try await simulator.run(scenario) }
+        }
         do {
             try await Faultline.serve(configuration, logger: logger)
         } catch {
+            simulation?.cancel()
             await embedded.stop()
             throw error
         }
+        simulation?.cancel()
+        _ = try? await simulation?.value
         await embedded.stop()
     }
 }
