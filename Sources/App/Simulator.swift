@@ -96,6 +96,9 @@ public struct Simulator: Sendable {
         /// Timeouts per second during the outage.
         public var outageRate: Double = 60
         public var duration: Duration? = nil
+        /// Paced in real time (the demo), or as fast as possible on a simulated clock whose
+        /// events carry simulated timestamps ending now (tests, back-fills).
+        public var realTime = true
         public init() {}
     }
 
@@ -114,17 +117,20 @@ public struct Simulator: Sendable {
     /// Runs the scenario until `duration` passes or the task is cancelled.
     public func run(_ scenario: Scenario) async throws {
         var generator = TrafficGenerator(seed: UInt64(Date().timeIntervalSince1970))
+        // A simulated clock never ends by itself: without a duration it covers ten minutes.
+        let length = scenario.duration ?? (scenario.realTime ? nil : .seconds(600))
         let start = ContinuousClock.now
-        let wallStart = Date()
+        let wallStart = scenario.realTime ? Date() : Date().addingTimeInterval(-(length?.seconds ?? 0))
+        var simulated = Duration.zero
         try await publishDeployment(service: "checkout", version: "1.8.2", commit: "4f2a9c1", at: wallStart.addingTimeInterval(-86_400))
         var deployed = false
         var sequence = 0
         var sent = 0
         var lastReport = ContinuousClock.now
         while !Task.isCancelled {
-            let elapsed = ContinuousClock.now - start
-            if let duration = scenario.duration, elapsed >= duration { break }
-            let now = Date()
+            let elapsed = scenario.realTime ? ContinuousClock.now - start : simulated
+            if let length, elapsed >= length { break }
+            let now = scenario.realTime ? Date() : wallStart.addingTimeInterval(elapsed.seconds)
             if !deployed && elapsed >= scenario.deploymentAt {
                 try await publishDeployment(service: "checkout", version: "1.8.3", commit: "9b7e3d0", at: now)
                 deployed = true
@@ -162,7 +168,11 @@ public struct Simulator: Sendable {
                 logger.info("simulated traffic", metadata: ["events": "\(sent)", "elapsed_s": "\(elapsed.components.seconds)"])
                 lastReport = .now
             }
-            try await Task.sleep(for: .milliseconds(100))
+            if scenario.realTime {
+                try await Task.sleep(for: .milliseconds(100))
+            } else {
+                simulated += .milliseconds(100)
+            }
         }
         try await producer.flush(timeout: .seconds(30))
     }
@@ -180,7 +190,8 @@ public struct Simulator: Sendable {
 
     private func publishDeployment(service: String, version: String, commit: String, at time: Date) async throws {
         let record = #"{"service":"\#(service)","environment":"production","version":"\#(version)","commit":"\#(commit)","region":"eu-west-1","started_at":"\#(TrafficGenerator.iso(time))"}"#
-        _ = try await producer.send(KafkaOutgoingMessage(topic: deploymentsTopic, key: Array(service.utf8), value: Array(record.utf8)))
+        // Queued, not awaited: the scenario's clock must not stall on a slow first delivery.
+        try await send(KafkaOutgoingMessage(topic: deploymentsTopic, key: Array(service.utf8), value: Array(record.utf8)))
     }
 
     private func poisson(_ mean: Double, _ random: inout SplitMix64) -> Int {

@@ -249,3 +249,39 @@ struct SplitMix: RandomNumberGenerator {
         #expect(parse(String(repeating: "[", count: 65) + String(repeating: "]", count: 65)) == nil)
     }
 }
+
+@Suite struct DeploymentIndexTests {
+    let t0 = RFC3339.parse("2026-11-22T00:00:00Z")!
+
+    @Test func findsTheRolloutActiveAtAnEventsTimeWhateverTheOrderOfArrival() {
+        var index = DeploymentIndex()
+        // Inserted out of order, and one twice.
+        for (version, hours) in [("1.8.3", 10.0), ("1.8.1", 0), ("1.8.2", 5), ("1.8.3", 10)] {
+            index.insert(Deployment(service: "checkout", environment: "production", version: version, commit: "c\(version)",
+                                    startedAt: t0.addingTimeInterval(hours * 3600)))
+        }
+        #expect(index.count == 3)
+        func version(at hours: Double, own: String? = nil) -> String? {
+            index.context(service: "checkout", environment: "production", version: own, at: t0.addingTimeInterval(hours * 3600))?.version
+        }
+        #expect(version(at: -1) == nil)
+        #expect(version(at: 0) == "1.8.1")
+        #expect(version(at: 7) == "1.8.2")
+        #expect(version(at: 11) == "1.8.3")
+        // An event that names its version gets that version's rollout (a canary still on 1.8.2).
+        #expect(version(at: 11, own: "1.8.2") == "1.8.2")
+        #expect(version(at: 11, own: "9.9.9") == nil)
+        #expect(index.context(service: "checkout", environment: "staging", version: nil, at: t0) == nil)
+        let context = index.context(service: "checkout", environment: "production", version: nil, at: t0.addingTimeInterval(11 * 3600))
+        #expect(context?.commit == "c1.8.3")
+        #expect(context?.secondsSinceRollout(at: t0.addingTimeInterval(11 * 3600)) == 3600)
+        #expect(index.previousVersion(service: "checkout", environment: "production", before: "1.8.3") == "1.8.2")
+    }
+
+    @Test func decodesDeploymentRecords() throws {
+        let record = try Deployment.decode(Array(#"{"service":"checkout","version":"1.8.3","commit":"abc","started_at":"2026-11-22T04:00:00Z"}"#.utf8))
+        #expect(record.environment == "production" && record.commit == "abc" && record.startedAt == RFC3339.parse("2026-11-22T04:00:00Z"))
+        #expect(throws: DecodeError.self) { try Deployment.decode(Array(#"{"service":"checkout","started_at":"2026-11-22T04:00:00Z"}"#.utf8)) }
+        #expect(throws: DecodeError.self) { try Deployment.decode(Array(#"{"service":"checkout","version":"1","started_at":"soon"}"#.utf8)) }
+    }
+}

@@ -23,7 +23,7 @@ import Testing
             {"service":"checkout","environment":"production","version":"1.8.2","commit":"aaa111","region":"eu-west-1","started_at":"\(rfc3339(v182))"}
             {"service":"checkout","environment":"production","version":"1.8.3","commit":"bbb222","region":"eu-west-1","started_at":"\(rfc3339(v183))"}
             """.write(toFile: directory + "/deployments.ndjson", atomically: true, encoding: .utf8)
-        try kcatProduce(cluster.bootstrapServers, topic: "deployments", file: directory + "/deployments.ndjson")
+        try await kcatProduce(cluster.bootstrapServers, topic: "deployments", file: directory + "/deployments.ndjson")
         // Let the deployments be stored before the events that need them arrive.
         let configuration = try FaultlineConfiguration.fromEnvironment([
             "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
@@ -49,18 +49,25 @@ import Testing
         lines.append(#"{"timestamp":"\#(rfc3339(now))","service":"checkout","message":"trunc"#)
         lines.append(#"{"timestamp":"\#(rfc3339(now))","message":"no service"}"#)
         lines.append(#"{"timestamp":"2001-01-01T00:00:00Z","service":"old","message":"ancient"}"#)
+        lines.append(#"{"timestamp":"\#(rfc3339(now))","service":["checkout"],"message":"wrong type"}"#)
+        lines.append(String(repeating: "[", count: 40) + String(repeating: "]", count: 40))
         try lines.joined(separator: "\n").write(toFile: directory + "/events.ndjson", atomically: true, encoding: .utf8)
 
         try await withIngest(configuration) { status async throws in
             #expect(try await eventually { try count(url, "SELECT count(*) FROM deployments") == 2 })
-            try kcatProduce(cluster.bootstrapServers, topic: "errors", file: directory + "/events.ndjson")
+            try await kcatProduce(cluster.bootstrapServers, topic: "errors", file: directory + "/events.ndjson")
             // Binary and oversized values, from our own producer (kcat reads lines).
             let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
             _ = try await producer.send(KafkaOutgoingMessage(topic: "errors", key: [9], value: [0xFF, 0xFE, 0x00, 0x80],
                                                             headers: [KafkaHeader(name: "origin", string: "test")]))
             _ = try await producer.send(KafkaOutgoingMessage(topic: "errors", value: Array(repeating: UInt8(ascii: "x"), count: 100_000)))
+            var random = SystemRandomNumberGenerator()
+            for length in [1, 17, 512] {
+                let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+                _ = try await producer.send(KafkaOutgoingMessage(topic: "errors", value: bytes))
+            }
 
-            #expect(try await eventually { try count(url, "SELECT count(*) FROM events") == 12 && count(url, "SELECT count(*) FROM dead_letters") == 6 })
+            #expect(try await eventually { try count(url, "SELECT count(*) FROM events") == 12 && count(url, "SELECT count(*) FROM dead_letters") == 11 })
             #expect(try await eventually { status.eventsInserted == 12 })
         }
 
@@ -86,7 +93,8 @@ import Testing
         // Every bad message is in the table and on the topic, with its reason.
         let reasons = try query(url, "SELECT reason FROM dead_letters ORDER BY source_partition, source_offset").rows.map { $0.optionalString(0)! }
         for expected in ["not JSON", "malformed or truncated JSON", "missing required field service", "older than the accepted 30 days",
-                         "not valid UTF-8", "more than the limit of 65536"] {
+                         "not valid UTF-8", "more than the limit of 65536", "service must be a string, not an array",
+                         "nested deeper than 32 levels"] {
             #expect(reasons.contains { $0.contains(expected) }, "no dead letter says \(expected): \(reasons)")
         }
         let dlq = try KafkaConsumer(
@@ -94,11 +102,11 @@ import Testing
             logger: logger)
         var letters: [KafkaMessage] = []
         let deadline = ContinuousClock.now + .seconds(30)
-        while letters.count < 6 && ContinuousClock.now < deadline {
+        while letters.count < 11 && ContinuousClock.now < deadline {
             letters += try await dlq.poll(maxMessages: 100, timeout: .milliseconds(200))
         }
         try await dlq.close()
-        #expect(letters.count == 6)
+        #expect(letters.count == 11)
         #expect(letters.allSatisfy { $0.header(DeadLetterHeaders.reason) != nil && $0.header(DeadLetterHeaders.sourceOffset) != nil })
         let binary = letters.first { $0.value == [0xFF, 0xFE, 0x00, 0x80] }
         #expect(binary?.key == [9] && binary?.header("origin")?.stringValue == "test")
@@ -112,6 +120,6 @@ import Testing
         #expect(try count(url, "SELECT count(*) FROM events") == 12)
         #expect(try count(url, "SELECT sum(event_count) FROM groups") == 12)
         #expect(try count(url, "SELECT sum(count) FROM event_counts") == 12)
-        #expect(try count(url, "SELECT count(*) FROM dead_letters") == 6)
+        #expect(try count(url, "SELECT count(*) FROM dead_letters") == 11)
     }
 }

@@ -95,16 +95,18 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
             guard stored > 0 else { continue }
             if stored >= total { break }
             kill(serve.processIdentifier, SIGKILL)
-            serve.waitUntilExit()
+            let killed = serve
+            try await onThread { killed.waitUntilExit() }
             kills += 1
             counts.append(stored)
             serve = try launch(["serve"], environment: environment)
         }
-        producer.waitUntilExit()
+        try await onThread { producer.waitUntilExit() }
         #expect(producer.terminationStatus == 0)
         let done = try await eventually(.seconds(240)) { try count(url, "SELECT count(*) FROM events") >= total }
         serve.terminate()  // SIGTERM: graceful
-        serve.waitUntilExit()
+        let last = serve
+        try await onThread { last.waitUntilExit() }
         #expect(serve.terminationStatus == 0)
         #expect(done)
         #expect(kills >= 5, "killed only \(kills) times: ingest finished too early (rows at each kill: \(counts))")
@@ -124,7 +126,7 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
     @Test func survivesADatabaseRestartAndBrokerFaults() async throws {
         let directory = "/tmp/faultline-ingest-restart-\(UUID().uuidString.prefix(8))"
         let postgres = LocalPostgresCluster(directory: directory)
-        try postgres.start()
+        try await onThread { try postgres.start() }
         defer {
             try? postgres.stop()
             try? FileManager.default.removeItem(atPath: directory)
@@ -153,7 +155,7 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
             let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
             for (n, line) in lines.enumerated() {
                 if n == total / 4 {
-                    try postgres.restart()
+                    try await onThread { try postgres.restart() }
                     cluster.pushRequestErrors(.fetch, [6, 7, 7])
                 }
                 if n == total / 2 { try cluster.setBrokerDown(2) }

@@ -17,11 +17,12 @@ import Testing
         ])
         var scenario = Simulator.Scenario()
         scenario.rate = 100
+        scenario.realTime = false
         scenario.deploymentAt = .seconds(1)
         scenario.outageAt = .seconds(2)
-        scenario.outageLength = .seconds(2)
+        scenario.outageLength = .seconds(3)
         scenario.outageRate = 300
-        scenario.duration = .seconds(5)
+        scenario.duration = .seconds(6)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         try await Simulator(producer: producer, topic: "errors", deploymentsTopic: "deployments", logger: logger).run(scenario)
 

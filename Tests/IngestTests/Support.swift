@@ -82,11 +82,19 @@ func rfc3339(_ date: Date) -> String {
 }
 
 /// Runs kcat to produce a file's lines as messages.
-func kcatProduce(_ bootstrap: String, topic: String, file: String) throws {
+func kcatProduce(_ bootstrap: String, topic: String, file: String) async throws {
     let kcat = Process()
     kcat.executableURL = URL(fileURLWithPath: "/usr/bin/kcat")
     kcat.arguments = ["-P", "-b", bootstrap, "-t", topic, "-l", file]
     try kcat.run()
-    kcat.waitUntilExit()
+    try await onThread { kcat.waitUntilExit() }
     guard kcat.terminationStatus == 0 else { throw IngestTestFailure("kcat exited with \(kcat.terminationStatus)") }
+}
+
+/// Runs blocking work (waiting for a child process, initdb, pg_ctl) on a thread of its own, so
+/// that it does not hold one of the few threads all concurrently running tests share.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
 }

@@ -25,7 +25,7 @@ import Testing
         let lines = (0..<10).map { "k\($0):{\"message\":\"hello \($0)\"}" }.joined(separator: "\n") + "\n"
         input.fileHandleForWriting.write(Data(lines.utf8))
         try input.fileHandleForWriting.close()
-        kcat.waitUntilExit()
+        try await onThread { kcat.waitUntilExit() }
         #expect(kcat.terminationStatus == 0)
 
         let consumer = try KafkaConsumer(
@@ -40,7 +40,7 @@ import Testing
         #expect(messages.allSatisfy { $0.header("source")?.stringValue == "kcat" })
 
         devKafka.terminate()  // SIGTERM: a clean exit
-        devKafka.waitUntilExit()
+        try await onThread { devKafka.waitUntilExit() }
         #expect(devKafka.terminationStatus == 0)
     }
 

@@ -50,3 +50,11 @@ struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Runs blocking work (waiting for a child process, initdb, pg_ctl) on a thread of its own, so
+/// that it does not hold one of the few threads all concurrently running tests share.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}

@@ -71,7 +71,7 @@ import Testing
         #expect(throws: PostgresError.self) { try Migration.load(directory: "/nonexistent/migrations") }
     }
 
-    @Test func twoProcessesMigratingAtOnceDoNotCollide() throws {
+    @Test func twoProcessesMigratingAtOnceDoNotCollide() async throws {
         let url = try TestDatabase.fresh("mig")
         var files = base
         // A slow migration widens the window in which the second process would collide.
@@ -93,8 +93,11 @@ import Testing
         }
         var outputs: [String] = []
         for (process, output) in processes {
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
+            let text = try await onThread {
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return String(decoding: data, as: UTF8.self)
+            }
             #expect(process.terminationStatus == 0, "migrate failed: \(text)")
             outputs.append(text)
         }

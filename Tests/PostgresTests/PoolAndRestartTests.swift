@@ -29,7 +29,7 @@ import Testing
     @Test func connectionsComeBackAfterTheServerRestarts() async throws {
         let directory = "/tmp/faultline-restart-\(UUID().uuidString.prefix(8))"
         let cluster = LocalPostgresCluster(directory: directory)
-        try cluster.start()
+        try await onThread { try cluster.start() }
         defer {
             try? cluster.stop()
             try? FileManager.default.removeItem(atPath: directory)
@@ -40,7 +40,7 @@ import Testing
         let direct = try PostgresConnection.connect(PostgresConfiguration(url: url), logger: testLogger)
         let before = try await pool.withConnection { $0.backendPID }
 
-        try cluster.restart()
+        try await onThread { try cluster.restart() }
         let after = try await pool.withConnection { connection in
             try connection.query("SELECT 42").first!.int(0) == 42 ? connection.backendPID : -1
         }
@@ -49,10 +49,10 @@ import Testing
         #expect(try direct.query("SELECT 1").first?.int(0) == 1)
 
         // While the server is down the error says so; once it is back, so is the pool.
-        try cluster.stop()
+        try await onThread { try cluster.stop() }
         let error = await #expect(throws: PostgresError.self) { try await pool.withConnection { try $0.query("SELECT 1") } }
         #expect(error?.isConnectionError == true)
-        try cluster.start()
+        try await onThread { try cluster.start() }
         #expect(try await pool.withConnection { try $0.query("SELECT 7").first!.int(0) } == 7)
         await pool.close()
     }
