@@ -84,7 +84,8 @@ public enum JSONValue: Sendable, Equatable {
             case 10: out += [92, UInt8(ascii: "n")]
             case 13: out += [92, UInt8(ascii: "r")]
             case 9: out += [92, UInt8(ascii: "t")]
-            case 0..<32:
+            case 0: out += Array("\\ufffd".utf8)  // PostgreSQL's jsonb cannot hold \u0000
+            case 1..<32:
                 let hex = Array("0123456789abcdef".utf8)
                 out += [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]]
             default: out.append(byte)

@@ -120,14 +120,14 @@ public final class IngestService: Service {
                     prepared = try await prepare(try await collectBatch(consumer), partitions: &partitions)
                     continue
                 }
-                async let written = store(current.batch)
+                async let written = store(current)
                 let next = try await prepare(try await collectBatch(consumer), partitions: &partitions)
                 let result = try await written
                 try await finish(current, result, consumer)
                 prepared = next
             }
             if let last = prepared {
-                try await finish(last, try await store(last.batch), consumer)
+                try await finish(last, try await store(last), consumer)
             }
         } catch is ShutdownDuringRetry {
             logger.info("shutting down with a batch unwritten; it will be delivered again")
@@ -235,7 +235,8 @@ public final class IngestService: Service {
         }
     }
 
-    private func store(_ batch: IngestBatch) async throws -> WriteResult {
+    private func store(_ prepared: Prepared) async throws -> WriteResult {
+        let batch = prepared.batch
         do {
             let started = ContinuousClock.now
             let result = try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
@@ -246,11 +247,12 @@ public final class IngestService: Service {
             // A statement error (not the connection): find the event that causes it, set it
             // aside, and store the rest.
             logger.error("batch refused by PostgreSQL; writing events one by one")
-            return try await writeOneByOne(batch)
+            return try await writeOneByOne(batch, messages: prepared.messages)
         }
     }
 
-    private func writeOneByOne(_ batch: IngestBatch) async throws -> WriteResult {
+    private func writeOneByOne(_ batch: IngestBatch, messages: [KafkaMessage]) async throws -> WriteResult {
+        let originals = Dictionary(messages.map { (KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset), $0) }) { a, _ in a }
         var total = WriteResult(inserted: 0, duplicates: 0, deadLetters: 0, deployments: 0)
         var rest = IngestBatch()
         rest.deadLetters = batch.deadLetters
@@ -265,9 +267,11 @@ public final class IngestService: Service {
                 total.inserted += result.inserted
                 total.duplicates += result.duplicates
             } catch let error as PostgresError {
-                refused.append(DeadLetter(
-                    origin: item.origin, key: nil, value: Array("\(item.event.eventID)".utf8), headers: [],
-                    reason: "refused by the database: \(error.message)"))
+                // The whole original message goes aside, as for any other bad input.
+                let position = KafkaTopicPartitionOffset(topic: item.origin.topic, partition: item.origin.partition, offset: item.origin.offset)
+                guard !refused.contains(where: { $0.origin.topic == item.origin.topic && $0.origin.partition == item.origin.partition
+                    && $0.origin.offset == item.origin.offset }), let message = originals[position] else { continue }
+                refused.append(processor.deadLetter(message, reason: "refused by the database: \(error.message)"))
             }
         }
         rest.deadLetters += refused

@@ -244,6 +244,10 @@ struct SplitMix: RandomNumberGenerator {
         #expect(parse(text) == nil)
     }
 
+    @Test func writesNulAsReplacementCharacter() throws {
+        #expect(try JSONParser.parse(Array(#"{"k":"a\u0000b"}"#.utf8)).text == #"{"k":"a\ufffdb"}"#)
+    }
+
     @Test func enforcesTheNestingLimit() {
         #expect(parse(String(repeating: "[", count: 64) + String(repeating: "]", count: 64)) != nil)
         #expect(parse(String(repeating: "[", count: 65) + String(repeating: "]", count: 65)) == nil)

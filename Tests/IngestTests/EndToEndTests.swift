@@ -40,6 +40,8 @@ import Testing
             lines.append(#"{"timestamp":"\#(rfc3339(now.addingTimeInterval(-3600 + Double(n))))","service":"checkout","error_type":"KeyError","message":"cart \#(1000 + n) missing","version":"1.8.2"}"#)
         }
         lines.append(#"[{"timestamp":"\#(rfc3339(now))","service":"search","message":"index stale"},{"timestamp":"\#(rfc3339(now))","service":"search","message":"index stale"}]"#)
+        // A NUL escape in attributes: jsonb cannot hold it, so it is stored as U+FFFD.
+        lines.append(#"{"timestamp":"\#(rfc3339(now))","service":"search","message":"index stale","attributes":{"q":"a\u0000b"}}"#)
         // OTLP: one error record and one INFO record (skipped).
         lines.append(#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"payments"}},{"key":"service.version","value":{"stringValue":"2.0.0"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"\#(UInt64(now.timeIntervalSince1970 * 1e9))","severityNumber":17,"body":{"stringValue":"card declined"},"attributes":[{"key":"exception.type","value":{"stringValue":"DeclinedError"}}]},{"timeUnixNano":"\#(UInt64(now.timeIntervalSince1970 * 1e9))","severityNumber":9,"body":{"stringValue":"ok"}}]}]}]}"#)
         // CLEF.
@@ -67,19 +69,19 @@ import Testing
                 _ = try await producer.send(KafkaOutgoingMessage(topic: "errors", value: bytes))
             }
 
-            #expect(try await eventually { try count(url, "SELECT count(*) FROM events") == 12 && count(url, "SELECT count(*) FROM dead_letters") == 11 })
-            #expect(try await eventually { status.eventsInserted == 12 })
+            #expect(try await eventually { try count(url, "SELECT count(*) FROM events") == 13 && count(url, "SELECT count(*) FROM dead_letters") == 11 })
+            #expect(try await eventually { status.eventsInserted == 13 })
         }
 
         // Exactly the expected rows, groups and enrichment.
-        #expect(try count(url, "SELECT count(*) FROM events") == 12)
+        #expect(try count(url, "SELECT count(*) FROM events") == 13)
         let groups = try query(url, "SELECT service, error_type, template, event_count FROM groups ORDER BY service, event_count DESC")
         #expect(groups.rows.map { "\($0.optionalString(0)!)|\($0.optionalString(1) ?? "-")|\($0.optionalString(2)!)|\($0.optionalString(3)!)" } == [
             "checkout|TimeoutError|upstream payments timed out after <*>|6",
             "checkout|KeyError|cart <*> missing|2",
             "orders|System.InvalidOperationException|Order <*> failed|1",
             "payments|DeclinedError|card declined|1",
-            "search|-|index stale|2",
+            "search|-|index stale|3",
         ])
         let recent = try query(url, "SELECT DISTINCT version, commit_sha, region, seconds_since_deploy BETWEEN 1150 AND 1250 FROM events WHERE error_type = 'TimeoutError'")
         #expect(recent.count == 1)
@@ -87,8 +89,9 @@ import Testing
         let older = try query(url, "SELECT DISTINCT version, commit_sha FROM events WHERE error_type = 'KeyError'")
         #expect(older.first?.values == ["1.8.2", "aaa111"])
         #expect(try count(url, "SELECT count(*) FROM events WHERE format = 'otlp' AND version = '2.0.0'") == 1)
+        #expect(try count(url, "SELECT count(*) FROM events WHERE attributes ->> 'q' = 'a' || chr(65533) || 'b'") == 1)
         #expect(try count(url, "SELECT count(*) FROM events WHERE format = 'clef' AND message = 'Order 77 failed'") == 1)
-        #expect(try count(url, "SELECT sum(count) FROM event_counts") == 12)
+        #expect(try count(url, "SELECT sum(count) FROM event_counts") == 13)
 
         // Every bad message is in the table and on the topic, with its reason.
         let reasons = try query(url, "SELECT reason FROM dead_letters ORDER BY source_partition, source_offset").rows.map { $0.optionalString(0)! }
@@ -115,11 +118,11 @@ import Testing
         var replay = configuration
         replay.kafkaGroup = "replay"
         try await withIngest(replay) { status async throws in
-            #expect(try await eventually { status.duplicates == 12 })
+            #expect(try await eventually { status.duplicates == 13 })
         }
-        #expect(try count(url, "SELECT count(*) FROM events") == 12)
-        #expect(try count(url, "SELECT sum(event_count) FROM groups") == 12)
-        #expect(try count(url, "SELECT sum(count) FROM event_counts") == 12)
+        #expect(try count(url, "SELECT count(*) FROM events") == 13)
+        #expect(try count(url, "SELECT sum(event_count) FROM groups") == 13)
+        #expect(try count(url, "SELECT sum(count) FROM event_counts") == 13)
         #expect(try count(url, "SELECT count(*) FROM dead_letters") == 11)
     }
 }
