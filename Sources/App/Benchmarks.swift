@@ -61,14 +61,7 @@ public enum IngestBenchmark {
             let message = KafkaOutgoingMessage(
                 topic: "errors", partition: Int32(n % 32),
                 value: Array(generator.backgroundEvent(at: base.addingTimeInterval(Double(n % 3600)), sequence: n).utf8))
-            while true {
-                do {
-                    try producer.produce(message)
-                    break
-                } catch let error as KafkaError where error.code == .queueFull {
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
+            try await producer.enqueue(message)
         }
         try await producer.flush(timeout: .seconds(600))
 

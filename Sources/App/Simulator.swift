@@ -161,7 +161,7 @@ public struct Simulator: Sendable {
                 }
             }
             for line in batch {
-                try await send(KafkaOutgoingMessage(topic: topic, value: Array(line.utf8)))
+                try await producer.enqueue(KafkaOutgoingMessage(topic: topic, value: Array(line.utf8)))
             }
             sent += batch.count
             if ContinuousClock.now - lastReport >= .seconds(10) {
@@ -177,21 +177,10 @@ public struct Simulator: Sendable {
         try await producer.flush(timeout: .seconds(30))
     }
 
-    private func send(_ message: KafkaOutgoingMessage) async throws {
-        while true {
-            do {
-                try producer.produce(message)
-                return
-            } catch let error as KafkaError where error.code == .queueFull {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-        }
-    }
-
     private func publishDeployment(service: String, version: String, commit: String, at time: Date) async throws {
         let record = #"{"service":"\#(service)","environment":"production","version":"\#(version)","commit":"\#(commit)","region":"eu-west-1","started_at":"\#(TrafficGenerator.iso(time))"}"#
         // Queued, not awaited: the scenario's clock must not stall on a slow first delivery.
-        try await send(KafkaOutgoingMessage(topic: deploymentsTopic, key: Array(service.utf8), value: Array(record.utf8)))
+        try await producer.enqueue(KafkaOutgoingMessage(topic: deploymentsTopic, key: Array(service.utf8), value: Array(record.utf8)))
     }
 
     private func poisson(_ mean: Double, _ random: inout SplitMix64) -> Int {

@@ -93,6 +93,21 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Queues a message like ``produce(_:onDelivery:)``, but waits for room while the local
+    /// queue is full instead of throwing. For bulk producing.
+    public func enqueue(
+        _ message: KafkaOutgoingMessage,
+        onDelivery: (@Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void)? = nil
+    ) async throws {
+        while true {
+            do {
+                return try produce(message, onDelivery: onDelivery)
+            } catch let error as KafkaError where error.code == .queueFull {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+    }
+
     /// Produces a message and waits for its delivery report.
     public func send(_ message: KafkaOutgoingMessage) async throws -> KafkaDeliveryReport {
         while true {
@@ -105,7 +120,7 @@ public final class KafkaProducer: Sendable {
                     }
                 }
             } catch let error as KafkaError where error.code == .queueFull {
-                try await Task.sleep(for: .milliseconds(5))
+                try await Task.sleep(for: .milliseconds(2))
             }
         }
     }

@@ -239,14 +239,7 @@ struct Produce: AsyncParsableCommand {
             let line = lines.removeLast()
             guard !line.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) else { continue }
             let message = KafkaOutgoingMessage(topic: target, value: line, headers: headers)
-            while true {
-                do {
-                    try producer.produce(message) { if case .failure = $0 { failures.increment() } }
-                    break
-                } catch let error as KafkaError where error.code == .queueFull {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
-            }
+            try await producer.enqueue(message) { if case .failure = $0 { failures.increment() } }
             sent += 1
         }
         try await producer.flush(timeout: .seconds(120))

@@ -160,14 +160,7 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
                 }
                 if n == total / 2 { try cluster.setBrokerDown(2) }
                 if n == 3 * total / 4 { try cluster.setBrokerUp(2); cluster.pushRequestErrors(.offsetCommit, [27, 27]) }
-                while true {
-                    do {
-                        try producer.produce(KafkaOutgoingMessage(topic: "errors", value: Array(line.utf8)))
-                        break
-                    } catch let error as KafkaError where error.code == .queueFull {
-                        try await Task.sleep(for: .milliseconds(2))
-                    }
-                }
+                try await producer.enqueue(KafkaOutgoingMessage(topic: "errors", value: Array(line.utf8)))
                 if n % 2000 == 0 { try await Task.sleep(for: .milliseconds(300)) }
             }
             try await producer.flush(timeout: .seconds(60))
