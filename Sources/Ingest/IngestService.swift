@@ -276,6 +276,7 @@ public final class IngestService: Service {
         }
         rest.deadLetters += refused
         try await deliverDeadLetters(refused)
+        status.state.withLock { $0.deadLetters += refused.count }
         let remainder = rest
         let result = try await retrying("writing dead letters") { try await pool.withConnection { try EventStore.write(remainder, on: $0) } }
         total.deadLetters = result.deadLetters
