@@ -86,3 +86,27 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
         #expect(try PartitionManager.existing(on: connection).count == 3)
     }
 }
+
+@Suite struct DeploymentBackfillTests {
+    @Test func aLateDeploymentRecordEnrichesTheEventsAlreadyStored() throws {
+        let connection = try migratedDatabase()
+        let rollout = Date().addingTimeInterval(-600)
+        var events = IngestBatch()
+        events.events = [
+            enriched(1, fingerprint: "aaaa", at: rollout.addingTimeInterval(60), version: "2.0"),   // its version
+            enriched(2, fingerprint: "aaaa", at: rollout.addingTimeInterval(120)),                   // no version
+            enriched(3, fingerprint: "aaaa", at: rollout.addingTimeInterval(-60)),                   // before the rollout
+            enriched(4, fingerprint: "aaaa", at: rollout.addingTimeInterval(60), version: "1.0"),   // another version
+        ]
+        try PartitionManager.ensure(days: Set(events.events.map { PartitionManager.day(of: $0.event.timestamp) }), on: connection)
+        _ = try EventStore.write(events, on: connection)
+
+        var late = IngestBatch()
+        late.deployments = [Deployment(service: "checkout", environment: "production", version: "2.0", commit: "abc", startedAt: rollout)]
+        #expect(try EventStore.write(late, on: connection).deployments == 1)
+        let rows = try connection.query("""
+            SELECT source_offset, version, commit_sha, seconds_since_deploy FROM events ORDER BY source_offset
+            """).rows.map { $0.values }
+        #expect(rows == [["1", "2.0", "abc", "60"], ["2", "2.0", "abc", "120"], ["3", nil, nil, nil], ["4", "1.0", nil, nil]])
+    }
+}
