@@ -23,16 +23,12 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-        file: String, function: String, line: UInt
-    ) {
-        var line = "{\"ts\":\"\(LogTime.now())\",\"level\":\"\(level.rawValue)\",\"logger\":"
+    public func log(event: LogEvent) {
+        var line = "{\"ts\":\"\(LogTime.now())\",\"level\":\"\(event.level.rawValue)\",\"logger\":"
         JSON.appendString(label, to: &line)
         line += ",\"msg\":"
-        JSON.appendString(message.description, to: &line)
-        let merged = explicit.map { metadata.merging($0) { $1 } } ?? metadata
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) where !["ts", "level", "logger", "msg"].contains(key) {
+        JSON.appendString(event.message.description, to: &line)
+        for (key, value) in merged(metadata, event) where !["ts", "level", "logger", "msg"].contains(key) {
             line += ","
             JSON.appendString(key, to: &line)
             line += ":"
@@ -59,14 +55,17 @@ public struct TextLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-        file: String, function: String, line: UInt
-    ) {
-        let merged = explicit.map { metadata.merging($0) { $1 } } ?? metadata
-        let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        StandardOutput.write("\(LogTime.now()) \(level.rawValue) \(label): \(message)\(fields.isEmpty ? "" : " " + fields)\n")
+    public func log(event: LogEvent) {
+        let fields = merged(metadata, event).map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        StandardOutput.write("\(LogTime.now()) \(event.level.rawValue) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)\n")
     }
+}
+
+/// The handler's metadata with the event's laid over it (and its error, if any), sorted by key.
+private func merged(_ handler: Logger.Metadata, _ event: LogEvent) -> [(key: String, value: Logger.Metadata.Value)] {
+    var all = event.metadata.map { handler.merging($0) { $1 } } ?? handler
+    if let error = event.error { all["error"] = "\(error)" }
+    return all.sorted { $0.key < $1.key }
 }
 
 enum StandardOutput {
