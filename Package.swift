@@ -59,13 +59,16 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        .target(name: "TestSupport", dependencies: [
+            "Postgres", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/TestSupport"),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Domain"]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App", "TestSupport"]),
         .testTarget(name: "AppTests", dependencies: ["App", "Kafka", "Postgres"]),
     ],
     swiftLanguageModes: [.v6]

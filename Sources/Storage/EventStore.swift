@@ -27,7 +27,6 @@ public struct IngestBatch: Sendable {
     public var deployments: [Deployment] = []
 
     public init() {}
-    public var isEmpty: Bool { events.isEmpty && deadLetters.isEmpty && deployments.isEmpty }
 }
 
 /// Writes batches: one transaction each, idempotent on `event_id`, group and per-minute

@@ -1,6 +1,7 @@
 import App
 import Domain
 import Foundation
+import TestSupport
 import Ingest
 import Kafka
 import Postgres

@@ -1,6 +1,7 @@
 import App
 import Domain
 import Foundation
+import TestSupport
 import Ingest
 import Kafka
 import Postgres
@@ -9,7 +10,7 @@ import Testing
 /// Writes `count` native events over `groups` groups; returns the expected count per group
 /// template number.
 func writeEvents(_ count: Int, groups: Int, to path: String, seed: Int = 0) throws -> [Int: Int] {
-    FileManager.default.createFile(atPath: path, contents: nil)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
     let handle = try #require(FileHandle(forWritingAtPath: path))
     defer { try? handle.close() }
     let base = Date().addingTimeInterval(-3600)
@@ -28,13 +29,6 @@ func writeEvents(_ count: Int, groups: Int, to path: String, seed: Int = 0) thro
     }
     handle.write(Data(chunk.utf8))
     return expected
-}
-
-func faultlineBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["FAULTLINE_BIN"] { return path }
-    let path = repositoryRoot.appendingPathComponent(".build/debug/faultline").path
-    guard FileManager.default.isExecutableFile(atPath: path) else { throw IngestTestFailure("faultline binary not found") }
-    return path
 }
 
 func launch(_ arguments: [String], environment: [String: String] = [:], output: FileHandle? = nil) throws -> Process {
@@ -61,7 +55,7 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
     try process.run()
     var line: [UInt8] = []
     while true {
-        guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { throw IngestTestFailure("dev-kafka ended") }
+        guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { throw TestFailure("dev-kafka ended") }
         if byte == UInt8(ascii: "\n") { break }
         line.append(byte)
     }

@@ -1,5 +1,6 @@
 import App
 import Foundation
+import TestSupport
 import Ingest
 import Kafka
 import Postgres

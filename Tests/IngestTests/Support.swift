@@ -1,5 +1,6 @@
 import App
 import Foundation
+import TestSupport
 import Ingest
 import Kafka
 import Logging
@@ -12,26 +13,9 @@ let logger: Logger = {
     return logger
 }()
 
-struct IngestTestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
-
 /// A fresh, migrated database on the test server; its URL.
 func migratedDatabaseURL() throws -> String {
-    guard let base = ProcessInfo.processInfo.environment["FAULTLINE_TEST_DATABASE_URL"] else {
-        throw IngestTestFailure("FAULTLINE_TEST_DATABASE_URL is not set: run the tests with scripts/test")
-    }
-    let name = "ingest_\(UUID().uuidString.prefix(8).lowercased())"
-    try PostgresConnection.connect(.init(url: base), logger: logger).execute("CREATE DATABASE \(name)")
-    let url = String(base[..<base.lastIndex(of: "/")!]) + "/" + name
-    let connection = try PostgresConnection.connect(.init(url: url), logger: logger)
-    try Migrator(migrations: try Migration.load(directory: repositoryRoot.appendingPathComponent("migrations").path), logger: logger)
-        .migrate(connection)
-    return url
+    try TestDatabase.migrated("ingest")
 }
 
 func query(_ url: String, _ sql: String) throws -> PostgresRows {
@@ -88,13 +72,5 @@ func kcatProduce(_ bootstrap: String, topic: String, file: String) async throws 
     kcat.arguments = ["-P", "-b", bootstrap, "-t", topic, "-l", file]
     try kcat.run()
     try await onThread { kcat.waitUntilExit() }
-    guard kcat.terminationStatus == 0 else { throw IngestTestFailure("kcat exited with \(kcat.terminationStatus)") }
-}
-
-/// Runs blocking work (waiting for a child process, initdb, pg_ctl) on a thread of its own, so
-/// that it does not hold one of the few threads all concurrently running tests share.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
+    guard kcat.terminationStatus == 0 else { throw TestFailure("kcat exited with \(kcat.terminationStatus)") }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Kafka
 import Logging
 
@@ -36,25 +37,3 @@ func consume(_ consumer: KafkaConsumer, count: Int, timeout: Duration = .seconds
 
 func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
-/// The faultline executable built with the tests.
-func faultlineBinary() throws -> String {
-    if let path = ProcessInfo.processInfo.environment["FAULTLINE_BIN"] { return path }
-    let path = FileManager.default.currentDirectoryPath + "/.build/debug/faultline"
-    guard FileManager.default.isExecutableFile(atPath: path) else {
-        throw TestFailure("faultline binary not found; run the tests with scripts/test")
-    }
-    return path
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Runs blocking work (waiting for a child process, initdb, pg_ctl) on a thread of its own, so
-/// that it does not hold one of the few threads all concurrently running tests share.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
-}

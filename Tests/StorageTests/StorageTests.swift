@@ -4,26 +4,13 @@ import Logging
 import Postgres
 import Storage
 import Testing
+import TestSupport
 
 let logger = Logger(label: "storage-tests")
 
 /// A fresh, migrated database on the test server.
 func migratedDatabase() throws -> PostgresConnection {
-    guard let base = ProcessInfo.processInfo.environment["FAULTLINE_TEST_DATABASE_URL"] else {
-        throw StorageTestFailure("FAULTLINE_TEST_DATABASE_URL is not set: run the tests with scripts/test")
-    }
-    let name = "storage_\(UUID().uuidString.prefix(8).lowercased())"
-    try PostgresConnection.connect(.init(url: base), logger: logger).execute("CREATE DATABASE \(name)")
-    let connection = try PostgresConnection.connect(.init(url: String(base[..<base.lastIndex(of: "/")!]) + "/" + name), logger: logger)
-    let migrations = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("migrations").path
-    try Migrator(migrations: try Migration.load(directory: migrations), logger: logger).migrate(connection)
-    return connection
-}
-
-struct StorageTestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+    try PostgresConnection.connect(.init(url: try TestDatabase.migrated("storage")), logger: logger)
 }
 
 func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = nil) -> EnrichedEvent {

@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import Postgres
+
+/// What the integration tests share: the private test server, the faultline binary, and a way
+/// to wait for blocking work without holding a thread every running test needs.
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The package's root folder.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// The faultline executable built with the tests.
+public func faultlineBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["FAULTLINE_BIN"] { return path }
+    let path = repositoryRoot.appendingPathComponent(".build/debug/faultline").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw TestFailure("faultline binary not found; run the tests with scripts/test")
+    }
+    return path
+}
+
+/// Runs blocking work (waiting for a child process, initdb, pg_ctl) on a thread of its own, so
+/// that it does not hold one of the few threads all concurrently running tests share.
+public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// The private test server started by scripts/test.
+public enum TestDatabase {
+    static let logger: Logger = {
+        var logger = Logger(label: "tests")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    public static func url() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["FAULTLINE_TEST_DATABASE_URL"] else {
+            throw TestFailure("FAULTLINE_TEST_DATABASE_URL is not set: run the tests with scripts/test")
+        }
+        return url
+    }
+
+    public static func connect() throws -> PostgresConnection {
+        try PostgresConnection.connect(PostgresConfiguration(url: url()), logger: logger)
+    }
+
+    /// A new, empty database on the test server; its URL.
+    public static func fresh(_ prefix: String) throws -> String {
+        let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+        try connect().execute("CREATE DATABASE \(name)")
+        let base = try url()
+        return String(base[..<base.lastIndex(of: "/")!]) + "/" + name
+    }
+
+    /// A new database with the project's migrations applied; its URL.
+    public static func migrated(_ prefix: String) throws -> String {
+        let url = try fresh(prefix)
+        let migrations = try Migration.load(directory: repositoryRoot.appendingPathComponent("migrations").path)
+        try Migrator(migrations: migrations, logger: logger).migrate(PostgresConnection.connect(.init(url: url), logger: logger))
+        return url
+    }
+
+    /// A table name no other test uses.
+    public static func table(_ prefix: String) -> String {
+        "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
