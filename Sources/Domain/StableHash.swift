@@ -41,7 +41,7 @@ public enum StableHash {
     }
 
     /// splitmix64's finaliser: spreads FNV's weak low bits.
-    private static func mix(_ value: UInt64) -> UInt64 {
+    public static func mix(_ value: UInt64) -> UInt64 {
         var z = value
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -83,7 +83,11 @@ public enum RFC3339 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func parse(_ text: String) -> Date? {
+    /// Parses an RFC 3339 time; a space may stand for the `T`.
+    ///
+    /// - Parameter zoneRequired: `false` reads a time without `Z` or an offset as UTC (the form
+    ///   of many evaluation data sets: `2014-04-01 00:05:00`).
+    public static func parse(_ text: String, zoneRequired: Bool = true) -> Date? {
         let b = Array(text.utf8)
         func digits(_ start: Int, _ count: Int) -> Int? {
             guard start + count <= b.count else { return nil }
@@ -94,7 +98,7 @@ public enum RFC3339 {
             }
             return value
         }
-        guard b.count >= 20, let year = digits(0, 4), b[4] == UInt8(ascii: "-"), let month = digits(5, 2),
+        guard b.count >= 19, let year = digits(0, 4), b[4] == UInt8(ascii: "-"), let month = digits(5, 2),
             b[7] == UInt8(ascii: "-"), let day = digits(8, 2),
             b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
             let hour = digits(11, 2), b[13] == UInt8(ascii: ":"), let minute = digits(14, 2),
@@ -114,17 +118,20 @@ public enum RFC3339 {
             }
             guard i > start else { return nil }
         }
-        guard i < b.count else { return nil }
         var offset = 0
-        switch b[i] {
-        case UInt8(ascii: "Z"), UInt8(ascii: "z"):
-            guard i + 1 == b.count else { return nil }
-        case UInt8(ascii: "+"), UInt8(ascii: "-"):
-            guard i + 6 == b.count, let oh = digits(i + 1, 2), b[i + 3] == UInt8(ascii: ":"), let om = digits(i + 4, 2),
-                oh < 24, om < 60
-            else { return nil }
-            offset = (b[i] == UInt8(ascii: "-") ? -1 : 1) * (oh * 3600 + om * 60)
-        default: return nil
+        if i == b.count {
+            guard !zoneRequired else { return nil }
+        } else {
+            switch b[i] {
+            case UInt8(ascii: "Z"), UInt8(ascii: "z"):
+                guard i + 1 == b.count else { return nil }
+            case UInt8(ascii: "+"), UInt8(ascii: "-"):
+                guard i + 6 == b.count, let oh = digits(i + 1, 2), b[i + 3] == UInt8(ascii: ":"), let om = digits(i + 4, 2),
+                    oh < 24, om < 60
+                else { return nil }
+                offset = (b[i] == UInt8(ascii: "-") ? -1 : 1) * (oh * 3600 + om * 60)
+            default: return nil
+            }
         }
         // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
         let y = month <= 2 ? year - 1 : year

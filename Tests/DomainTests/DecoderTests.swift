@@ -217,6 +217,12 @@ struct SplitMix: RandomNumberGenerator {
         #expect(RFC3339.parse("2026-11-22T04:50:32") == nil)
         #expect(RFC3339.parse("2026-11-22T04:50:32Zjunk") == nil)
         #expect(RFC3339.parse("2026-11-22T04:50:32.Z") == nil)
+        // Evaluation data sets write UTC times without a zone.
+        #expect(RFC3339.parse("2026-11-22 04:50:32", zoneRequired: false)?.timeIntervalSince1970 == 1_795_323_032)
+        #expect(RFC3339.parse("2026-11-22 04:50:32.25", zoneRequired: false)?.timeIntervalSince1970 == 1_795_323_032.25)
+        #expect(RFC3339.parse("2026-11-22T05:50:32+01:00", zoneRequired: false)?.timeIntervalSince1970 == 1_795_323_032)
+        #expect(RFC3339.parse("2026-11-22 04:50:32 junk", zoneRequired: false) == nil)
+        #expect(RFC3339.parse("2026-11-22 04:50", zoneRequired: false) == nil)
         #expect(RFC3339.format(Date(timeIntervalSince1970: 1_795_323_032.5)) == "2026-11-22T04:50:32.500Z")
         #expect(RFC3339.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
         #expect(RFC3339.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000Z")

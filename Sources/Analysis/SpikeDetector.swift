@@ -1,0 +1,403 @@
+import Foundation
+
+/// A streaming, causal spike and level-shift detector for one series of buckets (e.g. error counts
+/// per minute).
+///
+/// Each ``update(_:)`` sees one new bucket and returns a ``Point`` computed from that bucket and the
+/// past only, in the style of ML.NET's `DetectIidSpike` (alert, score, p-value) plus an expected
+/// value and a spike / level-shift distinction.
+///
+/// Two robust predictors run side by side and the one with the smaller recent error wins:
+/// - level: median of the last `baselineWindow` buckets, scale from the MAD;
+/// - seasonal (when `seasonPeriod` is set): median of the buckets one and two periods ago (±1
+///   bucket), scale from the MAD of its recent (winsorised) residuals.
+/// The bucket's robust z-score is combined with the median z of the last `shortWindow` buckets (a
+/// short-term against long-term comparison that catches sustained changes a single point does not).
+/// After an alert the detector stays quiet for `refractoryBuckets` buckets so that one change gives
+/// one alert, and a confirmed level shift re-bases the baseline on the new level.
+///
+/// State is bounded (a ring of at most `max(baselineWindow, 2 * seasonPeriod + 2)` values plus small
+/// rings of residuals and z-scores) and `Codable`, so it can be persisted between runs; it can also be
+/// rebuilt by replaying that many recent buckets.
+public struct SpikeDetector: Sendable, Codable, Equatable {
+    /// Which deviations count: error counts only matter when they go up.
+    public enum Direction: String, Sendable, Codable, Equatable {
+        case up, down, both
+    }
+
+    public struct Configuration: Sendable, Codable, Equatable {
+        /// Buckets per day (1440 for 1-minute buckets), or nil for no seasonal predictor.
+        public var seasonPeriod: Int?
+        /// Buckets in the level baseline (median / MAD).
+        public var baselineWindow: Int
+        /// Buckets in the short-term window used to detect sustained changes.
+        public var shortWindow: Int
+        /// Buckets seen before any score is produced.
+        public var warmup: Int
+        /// An alert needs the bucket to reach at least this value (0 disables the gate).
+        public var minimumCount: Double
+        /// An alert needs `value >= expected * (1 + minimumRelativeIncrease)` for upward changes.
+        public var minimumRelativeIncrease: Double
+        /// An alert needs a p-value below this.
+        public var alertPValue: Double
+        public var direction: Direction
+        /// Buckets after an alert during which scores are muted and no new alert is raised.
+        public var refractoryBuckets: Int
+        /// The combined z-score at which `score` reaches 0.5 (`score = z / (z + scoreScale)`).
+        public var scoreScale: Double
+        /// Median z over the short window at or above which a change counts as a level shift.
+        public var levelShiftZ: Double
+        /// The values are event counts: the scale is never below the Poisson deviation
+        /// `sqrt(expected + 1)`, because the MAD of small integers underestimates it.
+        public var isCount: Bool
+        /// Buckets of past strengths used to calibrate the tail.
+        public var calibrationWindow: Int
+        /// The quantile of past strengths that is mapped to `calibrationZ`.
+        public var calibrationQuantile: Double
+        /// Strengths are divided by `max(1, quantile / calibrationZ)`.
+        public var calibrationZ: Double
+        /// Buckets of short-term mean scores kept for the anomaly likelihood; 0 scores by the
+        /// calibrated strength alone.
+        public var likelihoodWindow: Int
+        /// Buckets averaged into the short-term mean score that the likelihood judges.
+        public var likelihoodAverage: Int
+        /// Short-term means seen before the likelihood scores anything.
+        public var likelihoodWarmup: Int
+        /// Weight in [0, 1] of the calibration against the largest recent strength (geometric blend
+        /// with the quantile calibration): repeating the largest past excursion is not news.
+        public var peakWeight: Double
+        /// The largest recent strength is mapped to this z.
+        public var peakZ: Double
+        /// The point strength is divided by `(1 + n) ^ noveltyPower`, n being the number of
+        /// remembered buckets at least as extreme; 0 disables.
+        public var noveltyPower: Double
+        /// Buckets remembered for the novelty test.
+        public var noveltyMemory: Int
+
+        public init(
+            seasonPeriod: Int?, baselineWindow: Int = 288, shortWindow: Int = 6, warmup: Int = 30,
+            minimumCount: Double = 0, minimumRelativeIncrease: Double = 0, alertPValue: Double = 1e-4,
+            direction: Direction = .both, refractoryBuckets: Int = 60, scoreScale: Double = 4,
+            levelShiftZ: Double = 3, calibrationWindow: Int = 2000, calibrationQuantile: Double = 0.99,
+            calibrationZ: Double = 3, isCount: Bool = false, likelihoodWindow: Int = 0,
+            likelihoodAverage: Int = 10, likelihoodWarmup: Int = 150, peakWeight: Double = 0,
+            peakZ: Double = 4, noveltyPower: Double = 0, noveltyMemory: Int = 578
+        ) {
+            self.noveltyMemory = max(noveltyMemory, 1)
+            self.noveltyPower = max(noveltyPower, 0)
+            self.peakWeight = min(max(peakWeight, 0), 1)
+            self.peakZ = peakZ
+            self.likelihoodWindow = max(likelihoodWindow, 0)
+            self.likelihoodAverage = max(likelihoodAverage, 1)
+            self.likelihoodWarmup = max(likelihoodWarmup, 2)
+            self.isCount = isCount
+            self.calibrationWindow = max(calibrationWindow, 1)
+            self.calibrationQuantile = min(max(calibrationQuantile, 0), 1)
+            self.calibrationZ = calibrationZ
+            self.seasonPeriod = seasonPeriod
+            self.baselineWindow = max(baselineWindow, 8)
+            self.shortWindow = max(shortWindow, 1)
+            self.warmup = max(warmup, 4)
+            self.minimumCount = minimumCount
+            self.minimumRelativeIncrease = minimumRelativeIncrease
+            self.alertPValue = alertPValue
+            self.direction = direction
+            self.refractoryBuckets = max(refractoryBuckets, 0)
+            self.scoreScale = scoreScale
+            self.levelShiftZ = levelShiftZ
+        }
+
+        /// Per-minute error counts: daily season, upward changes only, and gates so that a handful
+        /// of errors in a quiet series never alerts.
+        public static let `default` = Configuration(
+            seasonPeriod: 1440, baselineWindow: 240, shortWindow: 5, warmup: 30,
+            minimumCount: 5, minimumRelativeIncrease: 0.5, alertPValue: 1e-6, direction: .up,
+            refractoryBuckets: 30, isCount: true)
+
+        /// A general configuration for a series sampled every `bucketSeconds` seconds: the season
+        /// is one day when at least a few buckets fit in a day; no count gates; both directions.
+        public static func forBucketWidth(seconds bucketSeconds: Double) -> Configuration {
+            let perDay = bucketSeconds > 0 ? Int((86_400 / bucketSeconds).rounded()) : 0
+            return Configuration(seasonPeriod: perDay >= 4 ? perDay : nil)
+        }
+    }
+
+    /// The detector's verdict on one bucket.
+    public struct Point: Sendable, Equatable, Codable {
+        public var value: Double
+        /// The baseline the bucket was compared with.
+        public var expected: Double
+        /// Anomaly strength in [0, 1]; muted to 0 during the quiet period after an alert and when a
+        /// gate blocks the bucket.
+        public var score: Double
+        /// Probability of a deviation at least this large under the baseline (normal approximation).
+        public var pValue: Double
+        /// A short excursion: this bucket deviates, the short window as a whole does not (yet).
+        public var isSpike: Bool
+        /// A sustained change: the median of the short window deviates.
+        public var isLevelShift: Bool
+        /// The bucket passes the p-value, direction and count gates outside a quiet period.
+        public var isAlert: Bool
+
+        public init(value: Double, expected: Double, score: Double, pValue: Double,
+                    isSpike: Bool, isLevelShift: Bool, isAlert: Bool) {
+            self.value = value
+            self.expected = expected
+            self.score = score
+            self.pValue = pValue
+            self.isSpike = isSpike
+            self.isLevelShift = isLevelShift
+            self.isAlert = isAlert
+        }
+    }
+
+    /// A fixed-capacity FIFO of doubles that encodes as a plain array.
+    struct Ring: Sendable, Codable, Equatable {
+        var capacity: Int
+        var storage: [Double] = []
+        var head = 0  // index of the oldest element once full
+
+        init(capacity: Int) { self.capacity = max(capacity, 1) }
+
+        var count: Int { storage.count }
+
+        mutating func append(_ value: Double) {
+            if storage.count < capacity {
+                storage.append(value)
+            } else {
+                storage[head] = value
+                head = (head + 1) % capacity
+            }
+        }
+
+        /// The element `lag` steps back (1 = most recent).
+        func back(_ lag: Int) -> Double? {
+            guard lag >= 1, lag <= storage.count else { return nil }
+            if storage.count < capacity { return storage[storage.count - lag] }
+            return storage[(head - lag + capacity * 2) % capacity]
+        }
+
+        /// The most recent `n` elements (oldest first).
+        func last(_ n: Int) -> [Double] {
+            let n = min(n, storage.count)
+            var out: [Double] = []
+            out.reserveCapacity(n)
+            for lag in stride(from: n, through: 1, by: -1) { out.append(back(lag)!) }
+            return out
+        }
+
+        mutating func keepLast(_ n: Int) {
+            let kept = last(n)
+            storage = kept
+            head = 0
+        }
+    }
+
+    public private(set) var configuration: Configuration
+    var values: Ring
+    var residuals: Ring
+    /// Squared, winsorised prediction errors of each predictor: recurring daily peaks are rare
+    /// enough to leave the level MAD small, but they dominate the level predictor's mean error.
+    var levelErrors: Ring
+    var seasonalErrors: Ring
+    var recentZ: Ring
+    /// Recent combined strengths, to calibrate against the series' own tail (heavy-tailed series
+    /// deviate "significantly" every day; what matters is deviating more than they usually do).
+    var strengths: Ring
+    var quietRemaining = 0
+    /// Recent bounded raw scores and the history of their short-term means (anomaly likelihood).
+    var rawScores: Ring
+    var meanScores: Ring
+    /// Buckets since the last level shift; the level baseline never looks further back.
+    var sinceShift = Int.max / 2
+
+    public init(configuration: Configuration = .default) {
+        self.configuration = configuration
+        let season = configuration.seasonPeriod ?? 0
+        values = Ring(capacity: max(configuration.baselineWindow, season > 0 ? 2 * season + 2 : 0,
+                                    configuration.noveltyPower > 0 ? configuration.noveltyMemory : 0))
+        residuals = Ring(capacity: configuration.baselineWindow)
+        levelErrors = Ring(capacity: configuration.baselineWindow)
+        seasonalErrors = Ring(capacity: configuration.baselineWindow)
+        recentZ = Ring(capacity: configuration.shortWindow)
+        strengths = Ring(capacity: configuration.calibrationWindow)
+        rawScores = Ring(capacity: configuration.likelihoodWindow > 0 ? configuration.likelihoodAverage : 1)
+        meanScores = Ring(capacity: max(configuration.likelihoodWindow, 1))
+    }
+
+    /// Runs a fresh detector over a whole series.
+    public static func scores(of series: [Double], configuration: Configuration = .default) -> [Point] {
+        var detector = SpikeDetector(configuration: configuration)
+        return series.map { detector.update($0) }
+    }
+
+    public mutating func update(_ value: Double) -> Point {
+        let config = configuration
+        defer { sinceShift += 1 }
+        guard value.isFinite else {
+            return Point(value: value, expected: value, score: 0, pValue: 1, isSpike: false, isLevelShift: false, isAlert: false)
+        }
+        if values.count < config.warmup {
+            let expected = values.count > 0 ? Self.median(values.storage) : value
+            values.append(value)
+            return Point(value: value, expected: expected, score: 0, pValue: 1, isSpike: false, isLevelShift: false, isAlert: false)
+        }
+
+        // Level predictor.
+        let window = values.last(min(config.baselineWindow, max(sinceShift, config.shortWindow)))
+        let (levelMedian, levelScale) = Self.location(window)
+
+        // Seasonal predictor.
+        var seasonal: (expected: Double, residual: Double)?
+        if let period = config.seasonPeriod, period >= 2, values.count >= period + 1 {
+            var candidates: [Double] = []
+            for cycle in 1...2 {
+                for offset in -1...1 {
+                    if let v = values.back(cycle * period + offset) { candidates.append(v) }
+                }
+            }
+            let expected = Self.median(candidates)
+            seasonal = (expected, value - expected)
+        }
+
+        var expected = levelMedian
+        var residual = value - levelMedian
+        var scale = levelScale
+        if let seasonal, residuals.count >= config.warmup {
+            let (_, seasonalScale) = Self.location(residuals.storage, centred: true)
+            let levelError = levelErrors.storage.reduce(0, +) / Double(max(levelErrors.count, 1))
+            let seasonalError = seasonalErrors.storage.reduce(0, +) / Double(max(seasonalErrors.count, 1))
+            if seasonalErrors.count >= config.warmup && seasonalError < 0.64 * levelError {
+                expected = seasonal.expected
+                residual = seasonal.residual
+                scale = seasonalScale
+            }
+        }
+        if config.isCount { scale = max(scale, (max(expected, 0) + 1).squareRoot()) }
+        let z = residual / scale
+        let zs = recentZ.last(config.shortWindow - 1) + [z]
+        let shortZ = zs.count >= config.shortWindow ? Self.median(zs) : 0
+
+        let directional: (Double) -> Double = { value in
+            switch config.direction {
+            case .both: return abs(value)
+            case .up: return max(value, 0)
+            case .down: return max(-value, 0)
+            }
+        }
+        var pointStrength = directional(z)
+        if config.noveltyPower > 0, pointStrength > 0 {
+            // How many remembered buckets were at least as extreme in the same direction: a value the
+            // series has already reached recently (a recurring peak) is no news however far it is from
+            // the baseline.
+            var reached = 0
+            let bar = expected + SpikeDetector.noveltyFraction * residual
+            let memory = values.last(config.noveltyMemory)
+            if residual > 0 {
+            for v in memory where v >= bar { reached += 1 }
+            } else {
+                for v in memory where v <= bar { reached += 1 }
+            }
+            pointStrength /= pow(1 + Double(reached), config.noveltyPower)
+        }
+        let shiftStrength = directional(shortZ)
+        let rawStrength = max(pointStrength, 1.5 * shiftStrength)
+        var tail = 0.0
+        var peak = 0.0
+        if strengths.count >= config.warmup {
+            let sorted = strengths.storage.sorted()
+            tail = sorted[min(sorted.count - 1, Int(Double(sorted.count) * config.calibrationQuantile))]
+            peak = sorted[sorted.count - 1]
+        }
+        var combined = rawStrength / max(1, tail / config.calibrationZ)
+        if config.peakWeight > 0 {
+            let w = config.peakWeight
+            combined = rawStrength / (pow(max(1, tail / config.calibrationZ), 1 - w) * pow(max(1, peak / config.peakZ), w))
+        }
+        let oneSided = config.direction != .both
+        var pValue = min(1, erfc(combined / 2.0.squareRoot()) * (oneSided ? 0.5 : 1))
+        var score = combined / (combined + config.scoreScale)
+        if config.likelihoodWindow > 0 {
+            (score, pValue) = likelihood(of: score)
+        }
+
+        let isLevelShift = shiftStrength >= config.levelShiftZ
+        let isSpike = !isLevelShift && pValue < config.alertPValue
+        let increase = value - expected
+        var gated = config.minimumCount > 0 && value < config.minimumCount
+        if config.direction == .up && config.minimumRelativeIncrease > 0 {
+            gated = gated || increase <= 0 || value < expected * (1 + config.minimumRelativeIncrease)
+        }
+        var isAlert = false
+        if gated {
+            score = 0
+        } else if quietRemaining > 0 {
+            score = 0
+        } else if pValue < config.alertPValue {
+            isAlert = true
+            quietRemaining = config.refractoryBuckets + 1
+        }
+        if quietRemaining > 0 { quietRemaining -= 1 }
+
+        // State update: residuals are winsorised so an anomaly does not widen its own yardstick.
+        values.append(value)
+        if let seasonal {
+            let limit = 5 * max(scale, levelScale)
+            residuals.append(min(max(seasonal.residual, -limit), limit))
+            let levelResidual = min(abs(value - levelMedian), 10 * levelScale)
+            levelErrors.append(levelResidual * levelResidual)
+            let (_, seasonalScale) = Self.location(residuals.storage, centred: true)
+            let seasonalResidual = min(abs(seasonal.residual), 10 * seasonalScale)
+            seasonalErrors.append(seasonalResidual * seasonalResidual)
+        }
+        recentZ.append(max(min(z, 50), -50))
+        strengths.append(min(rawStrength, 1000))
+        if isLevelShift && sinceShift > config.shortWindow && pValue < config.alertPValue {
+            // Re-base on the new level: the old one would keep every following bucket anomalous.
+            sinceShift = 0
+            recentZ.keepLast(0)
+        }
+        return Point(value: value, expected: expected, score: min(max(score, 0), 1), pValue: pValue,
+                     isSpike: isSpike, isLevelShift: isLevelShift, isAlert: isAlert)
+    }
+
+    /// The anomaly likelihood of the short-term mean of raw scores: how unusual it is against the
+    /// history of such means (Numenta's approach). Series whose raw scores are often high (noisy or
+    /// with recurring bursts) thus need a larger excursion than quiet ones. Returns a log-scaled
+    /// score (1 at a tail probability of 1e-10, 0.5 at 1e-5) and the tail probability.
+    mutating func likelihood(of raw: Double) -> (score: Double, pValue: Double) {
+        rawScores.append(raw)
+        let mean = rawScores.storage.reduce(0, +) / Double(rawScores.count)
+        defer { meanScores.append(mean) }
+        guard meanScores.count >= configuration.likelihoodWarmup else { return (0, 1) }
+        let n = Double(meanScores.count)
+        let mu = meanScores.storage.reduce(0, +) / n
+        let variance = meanScores.storage.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / n
+        let sigma = max(variance.squareRoot(), Self.likelihoodSigmaFloor)
+        let z = (mean - mu) / sigma
+        let tail = z > 0 ? 0.5 * erfc(z / 2.0.squareRoot()) : 1
+        let score = log(tail + 1e-10) / log(1e-10)
+        return (min(max(score, 0), 1), min(max(tail, 0), 1))
+    }
+
+    nonisolated(unsafe) public static var likelihoodSigmaFloor = 0.01
+    nonisolated(unsafe) public static var noveltyFraction = 0.8
+
+    /// Median and a robust scale (1.4826 MAD, floored by the mean absolute deviation and a tiny
+    /// fraction of the level so that a flat history does not give an infinite z).
+    static func location(_ xs: [Double], centred: Bool = false) -> (Double, Double) {
+        let m = centred ? 0 : median(xs)
+        let deviations = xs.map { abs($0 - m) }
+        let mad = 1.4826 * median(deviations)
+        let meanAbs = deviations.reduce(0, +) / Double(max(deviations.count, 1))
+        let scale = max(mad, 1.2533 * meanAbs * 0.5, 1e-3 * abs(m), 1e-6)
+        return (m, scale)
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        guard !xs.isEmpty else { return 0 }
+        let sorted = xs.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+}
