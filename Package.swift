@@ -46,9 +46,16 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        // The periodic analysis: feeds the pure algorithms from PostgreSQL, writes insights.
+        .target(name: "AnalysisJob", dependencies: [
+            "Analysis", "Domain", "Storage", "Postgres", "Posix",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+
         // Composition root and the executable.
         .target(name: "App", dependencies: [
-            "Kafka", "Postgres", "Posix", "Domain", "Ingest", "Storage",
+            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -69,7 +76,8 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App", "TestSupport"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "Kafka", "Postgres"]),
+        .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Kafka", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -132,6 +132,8 @@ public struct Fingerprint: Sendable, Hashable {
     public let value: String
     /// The masked message the group is known by.
     public let template: String
+    /// The normalised top in-app frames (`a|b|c`), empty when there are none.
+    public let frames: String
 
     public static let frameCount = 3
 
@@ -140,10 +142,10 @@ public struct Fingerprint: Sendable, Hashable {
         let topFrames = frames.filter(\.inApp).prefix(Self.frameCount).map { frame in
             // Line numbers move with every release; lambda and generated suffixes vary.
             TokenMasker.mask(frame.function ?? frame.file ?? "?")
-        }
+        }.joined(separator: "|")
         self.template = template
-        self.value = StableHash.hex64(
-            [service, errorType ?? "", template, topFrames.joined(separator: "|")].joined(separator: "\u{1F}"))
+        self.frames = topFrames
+        self.value = StableHash.hex64([service, errorType ?? "", template, topFrames].joined(separator: "\u{1F}"))
     }
 
     public init(_ event: ErrorEvent) {

@@ -37,7 +37,7 @@ public enum IngestBenchmark {
 
         var configuration = FaultlineConfiguration()
         configuration.databaseURL = postgres.url(database: "bench")
-        configuration.migrationsDirectory = try MigrationsLocator.find(configured: nil)
+        configuration.migrationsDirectory = try ResourceLocator.migrations(configured: nil)
         let kafka = try KafkaMockCluster(brokers: 1, logger: logger)
         // Many partitions keep each under the mock broker's 5 MiB per-partition retention.
         try kafka.createTopic("errors", partitions: 32)

@@ -28,6 +28,10 @@ public struct FaultlineConfiguration: Sendable {
     public var ingestBatchSize = 20000
     public var ingestBatchDelay: Duration = .milliseconds(250)
     public var defaultEnvironment = "production"
+    public var analysisInterval: Duration = .seconds(15)
+    public var forecastThreshold: Double = 60
+    public var forecastHorizon: Duration = .seconds(3600)
+    public var rulesFile: String?
 
     public init() {}
 
@@ -164,6 +168,36 @@ extension FaultlineConfiguration {
                 throw ConfigurationError(variable: "FAULTLINE_DEFAULT_ENVIRONMENT", reason: "must be 1 to 100 characters")
             }
             config.defaultEnvironment = value
+        },
+        .init(name: "FAULTLINE_ANALYSIS_INTERVAL", defaultValue: "15s", meaning: "How often the analysis runs (on one replica at a time); below a minute so a spike is reported within a minute of its start.") {
+            config, value throws(ConfigurationError) in
+            let interval = try parseDuration("FAULTLINE_ANALYSIS_INTERVAL", value)
+            guard interval >= .seconds(1) && interval <= .seconds(600) else {
+                throw ConfigurationError(variable: "FAULTLINE_ANALYSIS_INTERVAL", reason: "'\(value)' must be from 1s to 10m")
+            }
+            config.analysisInterval = interval
+        },
+        .init(name: "FAULTLINE_FORECAST_THRESHOLD", defaultValue: "60", meaning: "Errors per minute, of a service or a group, that a forecast warns about before they are reached.") {
+            config, value throws(ConfigurationError) in
+            guard let number = Double(value.trimmingCharacters(in: .whitespaces)), number >= 1, number <= 1e9 else {
+                throw ConfigurationError(variable: "FAULTLINE_FORECAST_THRESHOLD", reason: "'\(value)' is not a number from 1 to 1e9")
+            }
+            config.forecastThreshold = number
+        },
+        .init(name: "FAULTLINE_FORECAST_HORIZON", defaultValue: "1h", meaning: "How far ahead forecasts look (5m–24h).") {
+            config, value throws(ConfigurationError) in
+            let horizon = try parseDuration("FAULTLINE_FORECAST_HORIZON", value)
+            guard horizon >= .seconds(300) && horizon <= .seconds(86_400) else {
+                throw ConfigurationError(variable: "FAULTLINE_FORECAST_HORIZON", reason: "'\(value)' must be from 5m to 24h")
+            }
+            config.forecastHorizon = horizon
+        },
+        .init(name: "FAULTLINE_RULES_FILE", defaultValue: "(none)", meaning: "A JSON file of recommendation rules laid over the shipped `rules/recommendations.json`: a rule with a shipped id replaces it, `\"enabled\": false` turns it off, new ids add rules (docs/recommendations.md).") {
+            config, value throws(ConfigurationError) in
+            guard FileManager.default.isReadableFile(atPath: value) else {
+                throw ConfigurationError(variable: "FAULTLINE_RULES_FILE", reason: "\(value) is not a readable file")
+            }
+            config.rulesFile = value
         },
         .init(name: "FAULTLINE_HTTP_HOST", defaultValue: "0.0.0.0", meaning: "Address the HTTP server listens on.") {
             config, value throws(ConfigurationError) in

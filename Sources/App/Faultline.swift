@@ -1,3 +1,5 @@
+import Analysis
+import AnalysisJob
 import Foundation
 import Ingest
 import Kafka
@@ -13,7 +15,7 @@ public enum Faultline {
     public static func migrate(
         _ configuration: FaultlineConfiguration, logger: Logger, patience: Duration = .seconds(60)
     ) async throws -> MigrationReport {
-        let directory = try MigrationsLocator.find(configured: configuration.migrationsDirectory)
+        let directory = try ResourceLocator.migrations(configured: configuration.migrationsDirectory)
         let migrations = try Migration.load(directory: directory)
         let postgres = configuration.postgres
         let deadline = ContinuousClock.now + patience
@@ -45,14 +47,40 @@ public enum Faultline {
         let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        let analysis = AnalysisService(
+            configuration: try analysisConfiguration(configuration), postgres: configuration.postgres,
+            logger: Logger(label: "faultline.analysis"))
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: ingest)],
+                services: [.init(service: ingest), .init(service: analysis)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
         try? await producer.flush(timeout: .seconds(5))
         await pool.close()
         logger.info("faultline stopped")
+    }
+
+    /// The analysis job's settings: the shipped recommendation rules with the user's laid over them.
+    public static func analysisConfiguration(_ configuration: FaultlineConfiguration) throws -> AnalysisConfiguration {
+        let shipped = try ResourceLocator.find("rules", configured: nil, variable: "FAULTLINE_RULES_FILE") + "/recommendations.json"
+        var rules: RuleSet
+        do {
+            rules = try RuleSet(json: String(contentsOfFile: shipped, encoding: .utf8))
+        } catch {
+            throw ConfigurationError(variable: "FAULTLINE_RULES_FILE", reason: "the shipped rules \(shipped) cannot be used: \(error)")
+        }
+        if let file = configuration.rulesFile {
+            do {
+                rules = try rules.merging(json: String(contentsOfFile: file, encoding: .utf8))
+            } catch {
+                throw ConfigurationError(variable: "FAULTLINE_RULES_FILE", reason: "\(file): \(error)")
+            }
+        }
+        var analysis = AnalysisConfiguration(rules: rules)
+        analysis.interval = configuration.analysisInterval
+        analysis.forecastThreshold = configuration.forecastThreshold
+        analysis.forecastHorizonBuckets = Int(configuration.forecastHorizon.components.seconds) / analysis.bucketSeconds
+        return analysis
     }
 }

@@ -67,13 +67,17 @@ public struct EnrichedEvent: Sendable {
     public var event: ErrorEvent
     public var fingerprint: String
     public var template: String
+    /// The normalised top in-app frames the fingerprint holds (`a|b|c`).
+    public var frames: String
     public var deployment: DeploymentContext?
     public var origin: MessageOrigin
 
-    public init(event: ErrorEvent, fingerprint: String, template: String, deployment: DeploymentContext?, origin: MessageOrigin) {
+    public init(event: ErrorEvent, fingerprint: String, template: String, frames: String = "", deployment: DeploymentContext?,
+                origin: MessageOrigin) {
         self.event = event
         self.fingerprint = fingerprint
         self.template = template
+        self.frames = frames
         self.deployment = deployment
         self.origin = origin
     }

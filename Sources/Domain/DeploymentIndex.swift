@@ -42,6 +42,11 @@ public struct DeploymentIndex: Sendable {
         return DeploymentContext(deploymentID: d.id, version: d.version, commit: d.commit, region: d.region, startedAt: d.startedAt)
     }
 
+    /// The rollouts of a service in an environment, oldest first.
+    public func rollouts(service: String, environment: String) -> [Deployment] {
+        rollouts[Key(service: service, environment: environment)] ?? []
+    }
+
     /// The version deployed just before `version` for a service (for rollback advice).
     public func previousVersion(service: String, environment: String, before version: String) -> String? {
         guard let list = rollouts[Key(service: service, environment: environment)],

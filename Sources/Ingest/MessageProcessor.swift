@@ -50,7 +50,7 @@ public struct MessageProcessor: Sendable {
                     let deployment = index.context(
                         service: event.service, environment: event.environment, version: event.version, at: event.timestamp)
                     content.events.append(EnrichedEvent(
-                        event: event, fingerprint: fingerprint.value, template: fingerprint.template,
+                        event: event, fingerprint: fingerprint.value, template: fingerprint.template, frames: fingerprint.frames,
                         deployment: deployment, origin: origin))
                 }
             } catch {

@@ -73,7 +73,7 @@ public enum EventStore {
             CREATE TEMP TABLE IF NOT EXISTS ingest_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS ingest_groups (
                 fingerprint text, service text, error_type text, template text, n bigint, first_seen timestamptz,
-                last_seen timestamptz, first_version text, last_version text) ON COMMIT DELETE ROWS;
+                last_seen timestamptz, first_version text, last_version text, top_frames text) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS ingest_counts (fingerprint text, service text, bucket timestamptz, n bigint)
                 ON COMMIT DELETE ROWS;
             SAVEPOINT direct_copy
@@ -100,11 +100,12 @@ public enum EventStore {
                 RETURNING fingerprint, service, error_type, occurred_at, version
             ), group_delta AS (
                 INSERT INTO ingest_groups (fingerprint, service, error_type, template, n, first_seen, last_seen,
-                                           first_version, last_version)
+                                           first_version, last_version, top_frames)
                 SELECT i.fingerprint, min(i.service), min(i.error_type), min(t.template), count(*), min(i.occurred_at),
                        max(i.occurred_at),
                        (array_agg(i.version ORDER BY i.occurred_at) FILTER (WHERE i.version IS NOT NULL))[1],
-                       (array_agg(i.version ORDER BY i.occurred_at DESC) FILTER (WHERE i.version IS NOT NULL))[1]
+                       (array_agg(i.version ORDER BY i.occurred_at DESC) FILTER (WHERE i.version IS NOT NULL))[1],
+                       min(t.top_frames)
                 FROM inserted i JOIN ingest_groups t ON t.fingerprint = i.fingerprint AND t.n = 0
                 GROUP BY i.fingerprint
             ), count_delta AS (
@@ -196,6 +197,7 @@ public enum EventStore {
                 writer.field(group.lastSeen)
                 try writer.field(group.firstVersion?.1)
                 try writer.field(group.lastVersion?.1)
+                try writer.field(group.first.frames.isEmpty ? nil : group.first.frames)
                 try writer.endRow()
             }
         }
@@ -217,8 +219,8 @@ public enum EventStore {
     private static func applyDeltas(on connection: PostgresConnection) throws {
         try connection.execute("""
             INSERT INTO groups AS g (fingerprint, service, error_type, template, first_seen, last_seen, event_count,
-                                     first_version, last_version)
-            SELECT fingerprint, service, error_type, template, first_seen, last_seen, n, first_version, last_version
+                                     first_version, last_version, top_frames)
+            SELECT fingerprint, service, error_type, template, first_seen, last_seen, n, first_version, last_version, top_frames
             FROM ingest_groups ORDER BY fingerprint
             ON CONFLICT (fingerprint) DO UPDATE SET
                 event_count = g.event_count + EXCLUDED.event_count,

@@ -14,7 +14,8 @@ struct FaultlineCommand: AsyncParsableCommand {
         abstract: "Error analysis for microservices: Kafka in, insights and alerts out.",
         discussion: "Settings come from FAULTLINE_* environment variables (see docs/configuration.md); flags override them.",
         version: "0.1.0",
-        subcommands: [Serve.self, Migrate.self, Demo.self, Produce.self, Simulate.self, Bench.self, DevKafka.self, DevPostgres.self, Config.self])
+        subcommands: [Serve.self, Migrate.self, Demo.self, Produce.self, Simulate.self, Analyze.self, Eval.self, Bench.self, DevKafka.self,
+                      DevPostgres.self, Config.self])
 }
 
 /// Flags that override the environment.
@@ -293,7 +294,106 @@ struct Simulate: AsyncParsableCommand {
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks; each prints a final JSON line.", subcommands: [BenchIngest.self])
+        abstract: "Benchmarks; each prints a final JSON line.",
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self])
+}
+
+/// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
+func report(_ body: () throws -> [String]) throws {
+    do {
+        for line in try body() { print(line) }
+    } catch let error as ToolError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Analyze: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one analysis on a file.", subcommands: [AnalyzeTemplates.self, AnalyzeSpikes.self])
+}
+
+struct AnalyzeTemplates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Mine message templates from a CSV column: writes each row's group id and template (<*> for variables), in input order.")
+    @Option(help: "Input CSV with a header row.") var input: String
+    @Option(help: "The column holding the messages.") var column = "Content"
+    @Option(help: "Output CSV: [LineId,]group_id,template.") var output: String
+
+    func run() async throws {
+        try report { ["\(try TemplateTool.analyze(input: input, column: column, output: output)) rows written to \(output)"] }
+    }
+}
+
+struct AnalyzeSpikes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spikes",
+        abstract: "Score a time series: input timestamp,value; output timestamp,value,anomaly_score (0–1, causal).")
+    @Option(help: "Input CSV: timestamp,value.") var input: String
+    @Option(help: "Output CSV: timestamp,value,anomaly_score.") var output: String
+
+    func run() async throws {
+        try report { ["\(try SpikeTool.analyze(input: input, output: output)) rows written to \(output)"] }
+    }
+}
+
+struct Eval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the analysis on labelled data; one JSON object per line, the summary last.",
+        subcommands: [EvalTemplates.self, EvalSpikes.self])
+}
+
+struct EvalTemplates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Grouping and parsing accuracy (GA, FGA, PA, FTA) on Loghub-2k systems, per system and their mean.")
+    @Argument(help: "Folder of <System>/<System>_2k.log_structured_corrected.csv (e.g. ../shared/data/loghub2k).") var directory: String
+
+    func run() async throws { try report { try TemplateTool.evaluate(directory: directory) } }
+}
+
+struct EvalSpikes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spikes",
+        abstract: "NAB scores (standard, reward low FP, reward low FN) of the spike detector on a NAB corpus.")
+    @Argument(help: "Folder with windows.json and the series it names (e.g. ../shared/data/nab).") var directory: String
+
+    func run() async throws { try report { try SpikeTool.evaluate(directory: directory) } }
+}
+
+struct BenchTemplates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Template mining speed: the same messages through Faultline's miner and Drain3 (pip install drain3), one core each.")
+    @Option(help: "Loghub-2k folder whose messages are mined.") var data = "../shared/data/loghub2k"
+    @Option(help: "Messages mined (the data is repeated to reach it).") var messages = 300_000
+    @Option(help: "Runs on each side; the median counts.") var runs = 3
+
+    func run() async throws {
+        try report { try TemplateTool.bench(directory: data, minimumMessages: max(1, messages), runs: max(1, runs)) }
+    }
+}
+
+struct BenchKMeans: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kmeans",
+        abstract: "k-means speed and inertia against scikit-learn on the same data and initial centroids (pip install scikit-learn threadpoolctl).")
+    @Option(help: "Points.") var n = 100_000
+    @Option(help: "Dimensions.") var d = 64
+    @Option(help: "Clusters.") var k = 32
+    @Option(help: "Seed of the data and the initial centroids.") var seed: UInt64 = 42
+    @Option(help: "Fits on each side; the fastest counts.") var repeats = 3
+
+    func validate() throws {
+        guard (1...10_000_000).contains(n), (1...4096).contains(d), (1...n).contains(k) else {
+            throw ValidationError("need 1 ≤ k ≤ n ≤ 10,000,000 and 1 ≤ d ≤ 4096")
+        }
+    }
+
+    func run() async throws {
+        try report { try KMeansBench.run(n: n, d: d, k: k, seed: seed, repeats: max(1, repeats)) }
+    }
 }
 
 struct BenchIngest: AsyncParsableCommand {

@@ -133,7 +133,7 @@ import Testing
     }
 
     @Test func migrationsFolderIsFoundFromTheSourceTree() throws {
-        let directory = try MigrationsLocator.find(configured: nil)
+        let directory = try ResourceLocator.migrations(configured: nil)
         #expect(FileManager.default.fileExists(atPath: directory + "/0001_deployments.sql"))
     }
 }

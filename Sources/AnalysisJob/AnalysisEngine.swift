@@ -1,0 +1,543 @@
+import Analysis
+import Domain
+import Foundation
+import Logging
+import Postgres
+import Storage
+
+/// What one run of the job did.
+public struct CycleReport: Sendable, Equatable {
+    public var groupsAnalyzed = 0
+    public var bucketsScored = 0
+    public var spikes = 0
+    public var insightsCreated = 0
+    public var insightsUpdated = 0
+    public var clustersTrained = 0
+    public var predictions = 0
+    public var regressions = 0
+    public var rebuilt = false
+
+    public init() {}
+}
+
+/// The analysis itself: feeds the pure algorithms from PostgreSQL and writes their findings
+/// back. Every run is incremental — new groups, buckets closed since the last run, the
+/// forecasts of the busiest series — and its writes are idempotent, so a run cut short is
+/// simply done again.
+///
+/// Not thread-safe: one engine belongs to the analysis leader's thread. Its memory (the
+/// detectors) is a cache of what the database holds; when another replica has run in the
+/// meantime, it is rebuilt from the per-minute counts.
+public final class AnalysisEngine {
+    public let configuration: AnalysisConfiguration
+    private let logger: Logger
+
+    struct Series {
+        var service: String
+        var fingerprint: String?
+        var detector: SpikeDetector
+        var lastActive: Int
+        /// The recent counts a forecast is fitted on.
+        var recent: [Double] = []
+        /// The alert being followed: its insight grows while the series stays high.
+        var episode: Episode?
+    }
+
+    struct Episode {
+        var insight: Insight
+        var startBucket: Int
+        var total: Double
+        var peak: Double
+    }
+
+    private var series: [String: Series] = [:]
+    /// The first bucket not scored yet, as this engine knows it.
+    private var scoredUntil: Int?
+    private var deployments = DeploymentIndex()
+    private var lastDeploymentID: Int64 = 0
+    private var issueOf: [String: String] = [:]
+    /// The current clusters: new groups are put in the nearest one at once.
+    private var clusterModel: (result: PatternClusterer.Result, ids: [Int64])?
+    private var lastClustering: Date?
+    private var newGroupsSinceClustering = 0
+    private var lastForecast: Date?
+
+    public init(configuration: AnalysisConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    func bucket(of date: Date) -> Int { Int((date.timeIntervalSince1970 / Double(configuration.bucketSeconds)).rounded(.down)) }
+    func date(of bucket: Int) -> Date { Date(timeIntervalSince1970: Double(bucket * configuration.bucketSeconds)) }
+
+    /// One run at `now`.
+    public func run(on connection: PostgresConnection, now: Date = Date()) throws -> CycleReport {
+        var report = CycleReport()
+        try refreshDeployments(connection)
+        let startedAt = try jobStart(connection, now: now)
+        try analyzeNewGroups(connection, now: now, jobStartedAt: startedAt, report: &report)
+        issueOf = try AnalysisStore.issueMap(on: connection)
+        try findRegressions(connection, now: now, report: &report)
+        try scoreBuckets(connection, now: now, report: &report)
+        if lastForecast.map({ now.timeIntervalSince($0) >= seconds(configuration.forecastEvery) }) ?? true {
+            try forecast(connection, now: now, report: &report)
+            lastForecast = now
+        }
+        let clusteringDue = lastClustering.map {
+            now.timeIntervalSince($0) >= seconds(configuration.clusterEvery)
+                || (newGroupsSinceClustering >= configuration.clusterNewGroups && now.timeIntervalSince($0) >= 60)
+        } ?? true
+        if clusteringDue {
+            try cluster(connection, now: now, report: &report)
+            lastClustering = now
+            newGroupsSinceClustering = 0
+        }
+        return report
+    }
+
+    // MARK: Deployments
+
+    private func refreshDeployments(_ connection: PostgresConnection) throws {
+        let loaded = try DeploymentStore.load(after: lastDeploymentID, on: connection)
+        for deployment in loaded { deployments.insert(deployment) }
+        if let last = loaded.last?.id { lastDeploymentID = last }
+    }
+
+    /// When the job first ran on this database (new groups before a baseline exists are not news).
+    private func jobStart(_ connection: PostgresConnection, now: Date) throws -> Date {
+        if let text = try AnalysisStore.state("started_at", on: connection), let value = Double(text) {
+            return Date(timeIntervalSince1970: value)
+        }
+        try AnalysisStore.setState("started_at", json: String(now.timeIntervalSince1970), on: connection)
+        return now
+    }
+
+    // MARK: Templates, new groups, new in a version
+
+    private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, jobStartedAt: Date, report: inout CycleReport) throws {
+        let groups = try AnalysisStore.unanalyzedGroups(limit: 5000, on: connection)
+        guard !groups.isEmpty else { return }
+        // What was learned is restored from the table (the truth every replica shares), so a
+        // new leader continues where the last one stopped.
+        let stored = try AnalysisStore.templates(on: connection)
+        var miner = TemplateMiner(restoring: stored.map { TemplateMiner.Template(id: $0.id, tokens: $0.tokens, count: $0.groupCount) })
+        var assignments: [(fingerprint: String, templateID: Int)] = []
+        for group in groups {
+            let id = miner.add([group.errorType ?? "", group.template].joined(separator: " "))
+            assignments.append((group.fingerprint, id))
+        }
+        let resolved = assignments.map { ($0.fingerprint, miner.resolve($0.templateID)) }
+        let templates = miner.templates.map { TemplateRecord(id: $0.id, template: $0.text, tokens: $0.tokens, groupCount: $0.count) }
+        try connection.transaction { connection in
+            try AnalysisStore.saveTemplates(templates, on: connection)
+            try AnalysisStore.markAnalyzed(resolved, on: connection)
+        }
+        report.groupsAnalyzed += groups.count
+        newGroupsSinceClustering += groups.count
+
+        if let model = clusterModel {
+            let members = groups.compactMap { group in
+                model.result.classify(document(for: group)).map { (group.fingerprint, model.ids[$0]) }
+            }
+            try AnalysisStore.assignClusters(members, on: connection)
+        }
+
+        let window = seconds(configuration.newInVersionWindow)
+        for group in groups {
+            guard let environment = try AnalysisStore.firstEnvironment(of: group.fingerprint, on: connection) else { continue }
+            let rollouts = deployments.rollouts(service: group.service, environment: environment)
+            if let found = NewInVersion.check(
+                groupFirstSeen: group.firstSeen, firstVersion: group.firstVersion,
+                deployments: rollouts.map { ($0.version, $0.startedAt) }, window: window)
+            {
+                let deployedAt = rollouts.last { $0.version == found.version && $0.startedAt <= group.firstSeen }?.startedAt
+                let evidence = Evidence(
+                    kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
+                    template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+                    version: found.version, previousVersion: found.previousVersion,
+                    secondsSinceDeploy: deployedAt.map { Int(group.firstSeen.timeIntervalSince($0)) },
+                    observed: Double(group.eventCount), expected: 0, count: group.eventCount)
+                let insight = Insight(
+                    dedupeKey: "new_group:\(group.fingerprint)", kind: .newGroup, severity: .warning, service: group.service,
+                    environment: environment, fingerprint: group.fingerprint, version: found.version,
+                    previousVersion: found.previousVersion,
+                    title: "New in \(group.service) \(found.version): \(label(group))",
+                    summary: "\(label(group)) was first seen \(minutes(evidence.secondsSinceDeploy)) after \(group.service) \(found.version) was deployed\(found.previousVersion.map { " (previously \($0))" } ?? ""); never seen before.",
+                    eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
+                    recommendations: configuration.rules.recommend(for: evidence))
+                try record(insight, connection, report: &report)
+            } else if group.firstSeen.timeIntervalSince(jobStartedAt) >= seconds(configuration.newGroupWarmup) {
+                let evidence = Evidence(
+                    kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
+                    template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+                    version: group.firstVersion, observed: Double(group.eventCount), expected: 0,
+                    count: group.eventCount)
+                let insight = Insight(
+                    dedupeKey: "new_group:\(group.fingerprint)", kind: .newGroup, severity: .info, service: group.service,
+                    environment: environment, fingerprint: group.fingerprint, version: group.firstVersion,
+                    title: "New error in \(group.service): \(label(group))",
+                    summary: "\(label(group)) was first seen at \(RFC3339.format(group.firstSeen)).",
+                    eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
+                    recommendations: configuration.rules.recommend(for: evidence))
+                try record(insight, connection, report: &report)
+            }
+        }
+    }
+
+    // MARK: Regressions
+
+    private func findRegressions(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
+        for group in try AnalysisStore.returningResolvedGroups(on: connection) {
+            guard let resolvedAt = group.statusChangedAt else { continue }
+            let versions = try AnalysisStore.versions(of: group.fingerprint, since: resolvedAt, on: connection)
+            let environment = try AnalysisStore.firstEnvironment(of: group.fingerprint, on: connection) ?? "production"
+            let rollouts = deployments.rollouts(service: group.service, environment: environment)
+            let deployedAt: @Sendable (String) -> Date? = { version in rollouts.last { $0.version == version }?.startedAt }
+            guard let returning = versions.first(where: { entry in
+                Regression.isRegression(
+                    resolvedInVersion: group.resolvedInVersion, resolvedAt: resolvedAt, eventVersion: entry.version,
+                    eventTime: entry.first, deployedAt: deployedAt)
+            }) else { continue }
+            try AnalysisStore.setStatus(group.fingerprint, "open", at: now, on: connection)
+            let previous = group.resolvedInVersion
+            let evidence = Evidence(
+                kind: .regression, service: group.service, environment: environment, errorType: group.errorType,
+                template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+                version: returning.version, previousVersion: previous,
+                secondsSinceDeploy: returning.version.flatMap(deployedAt).map { Int(returning.first.timeIntervalSince($0)) },
+                observed: 1, expected: 0, count: 1)
+            let insight = Insight(
+                dedupeKey: "regression:\(group.fingerprint):\(Int(resolvedAt.timeIntervalSince1970))", kind: .regression,
+                severity: .warning, service: group.service, environment: environment, fingerprint: group.fingerprint,
+                version: returning.version, previousVersion: previous,
+                title: "Regression in \(group.service)\(returning.version.map { " \($0)" } ?? ""): \(label(group))",
+                summary: "\(label(group)) was resolved\(previous.map { " in \($0)" } ?? "") at \(RFC3339.format(resolvedAt)) and came back\(returning.version.map { " in \($0)" } ?? "") at \(RFC3339.format(returning.first)).",
+                startedAt: returning.first, lastSeenAt: group.lastSeen,
+                recommendations: configuration.rules.recommend(for: evidence))
+            try record(insight, connection, report: &report)
+            report.regressions += 1
+        }
+    }
+
+    // MARK: Spikes and level shifts
+
+    private func scoreBuckets(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
+        let lateness = seconds(configuration.lateness)
+        let open = bucket(of: now.addingTimeInterval(-lateness))
+        let persisted = try AnalysisStore.state("scored_until", on: connection).flatMap { Int($0) }
+        let alertFrom = open - configuration.alertLookbackBuckets
+        if persisted == nil || scoredUntil != persisted {
+            // First run, a restart, or another replica ran in between: rebuild from the counts.
+            series = [:]
+            let until = min(persisted ?? open, open)
+            try score(from: until - configuration.historyBuckets, to: until, alertFrom: alertFrom, connection, report: &report)
+            scoredUntil = until
+            report.rebuilt = true
+        }
+        if let from = scoredUntil, from < open {
+            try score(from: max(from, open - configuration.historyBuckets), to: open, alertFrom: alertFrom, connection, report: &report)
+            scoredUntil = open
+        }
+        try AnalysisStore.setState("scored_until", json: String(open), on: connection)
+        try peek(at: open, connection, report: &report)
+    }
+
+    private func seriesKey(service: String) -> String { "service:\(service)" }
+    private func seriesKey(group: String) -> String { "group:\(group)" }
+
+    /// Per-bucket values of every series in `[from, to)`.
+    private func loadCounts(from: Int, to: Int, _ connection: PostgresConnection) throws -> [Int: [String: (service: String, fingerprint: String?, value: Double)]] {
+        var byBucket: [Int: [String: (service: String, fingerprint: String?, value: Double)]] = [:]
+        for row in try AnalysisStore.counts(from: date(of: from), to: date(of: to), on: connection) {
+            let b = bucket(of: row.bucket)
+            let issue = issueOf[row.fingerprint] ?? row.fingerprint
+            byBucket[b, default: [:]][seriesKey(service: row.service), default: (row.service, nil, 0)].value += Double(row.count)
+            byBucket[b, default: [:]][seriesKey(group: issue), default: (row.service, issue, 0)].value += Double(row.count)
+        }
+        return byBucket
+    }
+
+    private func score(from: Int, to: Int, alertFrom: Int, _ connection: PostgresConnection, report: inout CycleReport) throws {
+        guard from < to else { return }
+        let byBucket = try loadCounts(from: from, to: to, connection)
+        var spikes: [SpikeRecord] = []
+        for b in from..<to {
+            let values = byBucket[b] ?? [:]
+            for (key, entry) in values where series[key] == nil {
+                series[key] = Series(
+                    service: entry.service, fingerprint: entry.fingerprint,
+                    detector: SpikeDetector(configuration: entry.fingerprint == nil ? configuration.serviceDetector : configuration.groupDetector),
+                    lastActive: b)
+            }
+            var alerting: [(key: String, point: SpikeDetector.Point)] = []
+            for key in series.keys {
+                let value = values[key]?.value ?? 0
+                var state = series[key]!
+                if value > 0 { state.lastActive = b }
+                if b - state.lastActive > configuration.historyBuckets {
+                    series[key] = nil  // quiet for longer than the history: forget it
+                    continue
+                }
+                let point = state.detector.update(value)
+                state.recent.append(value)
+                if state.recent.count > configuration.forecastWindowBuckets { state.recent.removeFirst(state.recent.count - configuration.forecastWindowBuckets) }
+                series[key] = state
+                if point.isAlert && (point.isSpike || point.isLevelShift) { alerting.append((key, point)) }
+                if b >= alertFrom, state.episode != nil { try follow(key, bucket: b, point: point, connection, report: &report) }
+            }
+            report.bucketsScored += 1
+            guard b >= alertFrom else { continue }
+            let alertingServices = Set(alerting.filter { series[$0.key]?.fingerprint == nil }.compactMap { series[$0.key]?.service })
+            for (key, point) in alerting.sorted(by: { $0.key < $1.key }) {
+                guard let state = series[key] else { continue }
+                let kind: Insight.Kind = point.isLevelShift && !point.isSpike ? .levelShift : .spike
+                var spike = SpikeRecord(
+                    series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: kind,
+                    observed: point.value, expected: point.expected, score: point.score, pValue: point.pValue)
+                // A group's spike inside its service's spike is the same news: one insight.
+                if state.fingerprint == nil || !alertingServices.contains(state.service) {
+                    let insight = try spikeInsight(key, state, kind: kind, bucket: b, point: point, connection)
+                    spike.insightID = try record(insight, connection, report: &report)
+                    series[key]?.episode = Episode(insight: insight, startBucket: b, total: point.value, peak: point.value)
+                }
+                spikes.append(spike)
+            }
+        }
+        try AnalysisStore.insertSpikes(spikes, on: connection)
+        report.spikes += spikes.count
+    }
+
+    /// Grows the insight of an ongoing alert while the series stays above what was expected.
+    private func follow(_ key: String, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection, report: inout CycleReport) throws {
+        guard var episode = series[key]?.episode, b > episode.startBucket else { return }
+        let expected = episode.insight.expected ?? 0
+        guard point.value > max(expected * 1.5, expected + 3) else {
+            series[key]?.episode = nil
+            return
+        }
+        episode.total += point.value
+        episode.peak = max(episode.peak, point.value)
+        episode.insight.observed = episode.peak
+        episode.insight.eventCount = Int(episode.total)
+        episode.insight.lastSeenAt = date(of: b + 1)
+        series[key]?.episode = episode
+        try record(episode.insight, connection, report: &report)
+    }
+
+    /// The bucket still filling: counts only grow, so a partial count that already alerts is
+    /// a spike now, not in a minute.
+    private func peek(at open: Int, _ connection: PostgresConnection, report: inout CycleReport) throws {
+        let values = try loadCounts(from: open, to: open + 1, connection)[open] ?? [:]
+        let alertingServices = Set(values.compactMap { key, entry -> String? in
+            guard entry.fingerprint == nil, var detector = series[key]?.detector else { return nil }
+            let point = detector.update(entry.value)
+            return point.isAlert && point.isSpike ? entry.service : nil
+        })
+        for (key, entry) in values.sorted(by: { $0.key < $1.key }) {
+            guard let state = series[key], state.episode == nil else { continue }
+            if entry.fingerprint != nil && alertingServices.contains(entry.service) { continue }
+            var detector = state.detector
+            let point = detector.update(entry.value)
+            guard point.isAlert && point.isSpike else { continue }
+            let insight = try spikeInsight(key, state, kind: .spike, bucket: open, point: point, connection)
+            let id = try record(insight, connection, report: &report)
+            try AnalysisStore.insertSpikes([SpikeRecord(
+                series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: open), kind: .spike,
+                observed: point.value, expected: point.expected, score: point.score, pValue: point.pValue, insightID: id)],
+                on: connection)
+            report.spikes += 1
+        }
+    }
+
+    private func spikeInsight(
+        _ key: String, _ state: Series, kind: Insight.Kind, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection
+    ) throws -> Insight {
+        let from = date(of: b)
+        let to = date(of: b + 1)
+        let top: [(group: GroupRecord, count: Int)]
+        if let fingerprint = state.fingerprint {
+            top = try AnalysisStore.group(fingerprint, on: connection).map { [($0, Int(point.value))] } ?? []
+        } else {
+            top = try AnalysisStore.topGroups(service: state.service, from: from, to: to, limit: 3, on: connection)
+        }
+        let context = try AnalysisStore.eventContext(
+            fingerprints: top.map(\.group.fingerprint), from: from, to: to, on: connection)
+        let environment = context.first?.environment
+        let version = context.first { $0.version != nil }?.version
+        var deployment: (version: String, previous: String?, seconds: Int)?
+        if let environment, let active = deployments.context(service: state.service, environment: environment, version: version, at: to) {
+            let seconds = Int(from.timeIntervalSince(active.startedAt))
+            if seconds <= Int(self.seconds(configuration.rollbackWindow)) {
+                deployment = (active.version, deployments.previousVersion(service: state.service, environment: environment, before: active.version),
+                              max(0, seconds))
+            }
+        }
+        let main = top.first?.group
+        let evidence = Evidence(
+            kind: kind == .levelShift ? .levelShift : .spike, service: state.service, environment: environment,
+            errorType: main?.errorType, template: main?.template ?? "",
+            message: try main.flatMap { try AnalysisStore.sampleMessage(of: $0.fingerprint, on: connection) },
+            version: deployment?.version ?? version, previousVersion: deployment?.previous, secondsSinceDeploy: deployment?.seconds,
+            observed: point.value, expected: point.expected, count: Int(point.value), windowSeconds: configuration.bucketSeconds)
+        let what = state.fingerprint == nil ? "\(state.service) errors" : "\(state.service): \(main.map(label) ?? "a group")"
+        let word = kind == .levelShift ? "Level shift" : "Spike"
+        var summary = "\(Int(point.value)) errors in the minute from \(RFC3339.format(from)) against \(format(point.expected)) expected (p = \(String(format: "%.2g", point.pValue)))."
+        if state.fingerprint == nil, !top.isEmpty {
+            summary += " Mostly: " + top.map { "\(label($0.group)) (\($0.count))" }.joined(separator: "; ") + "."
+        }
+        if let deployment {
+            summary += " It began \(minutes(deployment.seconds)) after \(state.service) \(deployment.version) was deployed."
+        }
+        let ratio = point.value / max(point.expected, 1)
+        return Insight(
+            dedupeKey: "\(kind.rawValue):\(key):\(b)", kind: kind, severity: ratio >= 10 ? .critical : .warning,
+            service: state.service, environment: environment, fingerprint: state.fingerprint ?? main?.fingerprint,
+            version: deployment?.version ?? version, previousVersion: deployment?.previous,
+            title: "\(word) in \(what): \(Int(point.value))/min vs \(format(point.expected)) expected",
+            summary: summary, observed: point.value, expected: point.expected, eventCount: Int(point.value),
+            startedAt: from, lastSeenAt: to, details: ["series": key, "score": String(format: "%.3f", point.score)],
+            recommendations: configuration.rules.recommend(for: evidence))
+    }
+
+    // MARK: Forecasts
+
+    private func forecast(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
+        let threshold = configuration.forecastThreshold
+        // The busiest series with a recent history long enough to fit.
+        let candidates: [(key: String, state: Series, volume: Double)] = series.compactMap { key, state in
+            guard state.recent.count >= 30 else { return nil }
+            let volume = state.recent.suffix(60).reduce(0, +)
+            return volume > 0 ? (key, state, volume) : nil
+        }
+        // Groups first: a rising group names its error; its service then needs no warning of its own.
+        let busiest = candidates.sorted {
+            ($0.state.fingerprint == nil) != ($1.state.fingerprint == nil) ? $0.state.fingerprint != nil
+                : $0.volume != $1.volume ? $0.volume > $1.volume : $0.key < $1.key
+        }.prefix(configuration.forecastSeriesLimit)
+        var warned: Set<String> = []
+        for (key, state, _) in busiest where !(state.fingerprint == nil && warned.contains(state.service)) {
+            let current = state.recent.suffix(5).reduce(0, +) / Double(min(5, state.recent.count))
+            guard current < threshold else { continue }  // already over: the spike detector speaks
+            let forecaster = Forecaster(series: state.recent)
+            guard let breach = forecaster.breach(threshold: threshold, horizon: configuration.forecastHorizonBuckets) else { continue }
+            let breachAt = now.addingTimeInterval(Double(breach.steps * configuration.bucketSeconds))
+            let window = Int(now.timeIntervalSince1970 / 21_600)
+            let group = try state.fingerprint.flatMap { try AnalysisStore.group($0, on: connection) }
+            // A service's warning is read through its busiest group of the last hour.
+            let main = try group ?? AnalysisStore.topGroups(
+                service: state.service, from: now.addingTimeInterval(-3600), to: now, limit: 1, on: connection).first?.group
+            let evidence = Evidence(
+                kind: .predictedBreach, service: state.service, errorType: main?.errorType, template: main?.template ?? "",
+                message: try main.flatMap { try AnalysisStore.sampleMessage(of: $0.fingerprint, on: connection) },
+                observed: breach.value, expected: current, count: Int(state.recent.suffix(60).reduce(0, +)),
+                secondsUntilBreach: breach.steps * configuration.bucketSeconds)
+            let what = group.map { "\(state.service): \(label($0))" } ?? "\(state.service) errors"
+            let insight = Insight(
+                dedupeKey: "predicted_breach:\(key):\(window)", kind: .predictedBreach, severity: .warning, service: state.service,
+                fingerprint: state.fingerprint,
+                title: "\(what) forecast to reach \(format(threshold))/min in \(minutes(breach.steps * configuration.bucketSeconds))",
+                summary: "At \(format(current))/min now and rising, the forecast crosses \(format(threshold))/min at about \(RFC3339.format(breachAt)).",
+                observed: current, expected: breach.value, startedAt: now, lastSeenAt: now,
+                details: ["breach_at": RFC3339.format(breachAt), "threshold": format(threshold), "series": key],
+                recommendations: configuration.rules.recommend(for: evidence))
+            let id = try record(insight, connection, report: &report)
+            warned.insert(state.service)
+            try AnalysisStore.insertPrediction(PredictionRecord(
+                series: key, service: state.service, fingerprint: state.fingerprint, threshold: threshold, currentValue: current,
+                predictedValue: breach.value, breachAt: breachAt, madeAt: now, insightID: id), on: connection)
+            report.predictions += 1
+        }
+    }
+
+    // MARK: Clusters
+
+    func document(for group: GroupRecord) -> ErrorGroupDocument {
+        ErrorGroupDocument(
+            id: group.fingerprint, service: group.service, errorType: group.errorType, template: group.template,
+            frames: (group.topFrames ?? "").split(separator: "|").map(String.init))
+    }
+
+    private func cluster(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
+        let since = now.addingTimeInterval(-Double(configuration.clusterActiveDays) * 86_400)
+        let groups = try AnalysisStore.activeGroups(since: since, limit: configuration.clusterMaxGroups, on: connection)
+        guard groups.count >= 2 else { return }
+        let byFingerprint = Dictionary(groups.map { ($0.fingerprint, $0) }, uniquingKeysWith: { a, _ in a })
+        var settings = PatternClusterer.Configuration.default
+        settings.kMeans.seed = configuration.seed
+        settings.clusterCount = .automatic(configuration.clusterK)
+        let result = PatternClusterer.cluster(groups.map(document(for:)), configuration: settings)
+        let generation = (try AnalysisStore.state("cluster_generation", on: connection).flatMap { Int($0) } ?? 0) + 1
+        let records = result.clusters.map { cluster in
+            ClusterRecord(
+                generation: generation, label: cluster.label, terms: cluster.terms.map(\.term), services: cluster.services,
+                groupCount: cluster.memberIDs.count,
+                eventCount: cluster.memberIDs.reduce(0) { $0 + (byFingerprint[$1]?.eventCount ?? 0) },
+                centroid: Array(result.model.centroids.row(cluster.index)))
+        }
+        var members: [(fingerprint: String, cluster: Int)] = []
+        for cluster in result.clusters { for member in cluster.memberIDs { members.append((member, cluster.index)) } }
+        let ids = try connection.transaction { connection -> [Int64] in
+            let ids = try AnalysisStore.saveClusters(records, members: members, on: connection)
+            try AnalysisStore.setState("cluster_generation", json: String(generation), on: connection)
+            return ids
+        }
+        clusterModel = (result, ids)
+        report.clustersTrained += 1
+
+        // A pattern that crosses services and is active now is news once.
+        let recent = now.addingTimeInterval(-3600)
+        for (index, cluster) in result.clusters.enumerated() {
+            let active = cluster.memberIDs.compactMap { byFingerprint[$0] }.filter { $0.lastSeen >= recent }
+            let services = Set(active.map(\.service)).sorted()
+            guard services.count >= 2 else { continue }
+            let count = active.reduce(0) { $0 + $1.eventCount }
+            let main = active.max { $0.eventCount < $1.eventCount }
+            let evidence = Evidence(
+                kind: .cluster, service: services.joined(separator: ", "), errorType: main?.errorType, template: main?.template ?? "",
+                message: try main.flatMap { try AnalysisStore.sampleMessage(of: $0.fingerprint, on: connection) }, services: services, observed: Double(count), expected: 0, count: count)
+            let signature = StableHash.hex64((cluster.terms.prefix(3).map(\.term).sorted() + ["|"] + services).joined(separator: " "))
+            let insight = Insight(
+                dedupeKey: "cluster:\(signature)", kind: .cluster, severity: services.count >= 3 ? .critical : .warning,
+                clusterID: ids[index], title: "\(cluster.label) across \(services.count) services: \(services.joined(separator: ", "))",
+                summary: "\(active.count) groups with \(count) events share this pattern in \(services.joined(separator: ", ")).",
+                eventCount: count, startedAt: active.map(\.firstSeen).min() ?? now, lastSeenAt: active.map(\.lastSeen).max() ?? now,
+                details: ["services": services.joined(separator: ", "), "terms": cluster.terms.map(\.term).joined(separator: ", ")],
+                recommendations: configuration.rules.recommend(for: evidence))
+            try record(insight, connection, report: &report)
+        }
+    }
+
+    // MARK: Helpers
+
+    @discardableResult
+    private func record(_ insight: Insight, _ connection: PostgresConnection, report: inout CycleReport) throws -> Int64 {
+        let (id, created) = try AnalysisStore.upsertInsight(insight, on: connection)
+        if created {
+            report.insightsCreated += 1
+            logger.notice("insight", metadata: ["kind": "\(insight.kind.rawValue)", "title": "\(insight.title)", "id": "\(id)"])
+        } else {
+            report.insightsUpdated += 1
+        }
+        return id
+    }
+
+    private func label(_ group: GroupRecord) -> String {
+        let text = group.errorType.map { "\($0): \(group.template)" } ?? group.template
+        return text.count > 120 ? String(text.prefix(117)) + "…" : text
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private func format(_ value: Double) -> String {
+        value >= 10 || value == value.rounded() ? String(Int(value.rounded())) : String(format: "%.1f", value)
+    }
+
+    private func minutes(_ seconds: Int?) -> String {
+        guard let seconds else { return "soon" }
+        if seconds < 60 { return "\(seconds) s" }
+        if seconds < 7200 { return "\(seconds / 60) min" }
+        return "\(seconds / 3600) h"
+    }
+}

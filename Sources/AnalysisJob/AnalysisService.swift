@@ -1,0 +1,144 @@
+import Foundation
+import Logging
+import Posix
+import Postgres
+import ServiceLifecycle
+import Synchronization
+
+/// State of the analysis job, for readiness and metrics.
+public final class AnalysisStatus: Sendable {
+    struct State {
+        var isLeader = false
+        var runs = 0
+        var failures = 0
+        var lastRun: Date?
+        var lastDuration: Duration = .zero
+        var lastReport = CycleReport()
+    }
+
+    let state = Mutex(State())
+    public init() {}
+
+    /// Whether this replica holds the analysis lock now.
+    public var isLeader: Bool { state.withLock { $0.isLeader } }
+    public var runs: Int { state.withLock { $0.runs } }
+    public var failures: Int { state.withLock { $0.failures } }
+    public var lastRun: Date? { state.withLock { $0.lastRun } }
+    public var lastDuration: Duration { state.withLock { $0.lastDuration } }
+    public var lastReport: CycleReport { state.withLock { $0.lastReport } }
+}
+
+/// Runs the analysis periodically on exactly one replica at a time.
+///
+/// The replica that holds a PostgreSQL session advisory lock on its own connection is the
+/// leader; the others try to take the lock at every tick. When the leader dies its session
+/// ends, the lock is released, and another replica takes over at its next tick. Blocking
+/// libpq calls and the computation run on a thread of the job's own.
+public final class AnalysisService: Service {
+    /// The advisory lock's key (two int4: "flt", 2).
+    static let lockKey: (Int64, Int64) = (0x666C74, 2)
+
+    private let configuration: AnalysisConfiguration
+    private let postgres: PostgresConfiguration
+    private let logger: Logger
+    public let status: AnalysisStatus
+    private let thread = DedicatedThread(name: "analysis")
+    private let box: Box
+
+    /// The engine and the leader connection. Unchecked: they are touched only on the job's
+    /// thread (every access is inside a job submitted to `thread`), never concurrently.
+    final class Box: @unchecked Sendable {
+        var connection: PostgresConnection?
+        var engine: AnalysisEngine
+        var holdsLock = false
+        init(engine: AnalysisEngine) { self.engine = engine }
+    }
+
+    public init(configuration: AnalysisConfiguration, postgres: PostgresConfiguration, logger: Logger,
+                status: AnalysisStatus = AnalysisStatus()) {
+        self.configuration = configuration
+        var postgres = postgres
+        postgres.applicationName = "faultline-analysis"
+        self.postgres = postgres
+        self.logger = logger
+        self.status = status
+        self.box = Box(engine: AnalysisEngine(configuration: configuration, logger: logger))
+    }
+
+    deinit {
+        thread.shutdown()
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let started = ContinuousClock.now
+            do {
+                let report = try await thread.run { [box, postgres, logger] in
+                    try Self.tick(box, postgres: postgres, logger: logger)
+                }
+                let elapsed = ContinuousClock.now - started
+                status.state.withLock { state in
+                    state.isLeader = report != nil
+                    if let report {
+                        state.runs += 1
+                        state.lastRun = Date()
+                        state.lastDuration = elapsed
+                        state.lastReport = report
+                    }
+                }
+                if let report, report.insightsCreated > 0 || report.rebuilt {
+                    logger.info("analysis run", metadata: [
+                        "insights_created": "\(report.insightsCreated)", "spikes": "\(report.spikes)",
+                        "groups": "\(report.groupsAnalyzed)", "clusters": "\(report.clustersTrained)",
+                        "rebuilt": "\(report.rebuilt)", "duration": "\(elapsed)",
+                    ])
+                }
+            } catch {
+                status.state.withLock { $0.failures += 1; $0.isLeader = false }
+                logger.warning("analysis run failed", metadata: ["error": "\(error)"])
+                // A broken connection loses the lock with the session; start again from a new one.
+                _ = try? await thread.run { [box] in box.connection = nil; box.holdsLock = false }
+            }
+            let wait = configuration.interval - (ContinuousClock.now - started)
+            if wait > .zero {
+                try? await Task.sleep(for: wait)
+            }
+        }
+        // Leaving: give the lock up at once so another replica takes over without waiting.
+        _ = try? await thread.run { [box] in
+            if box.holdsLock, let connection = box.connection {
+                _ = try? connection.query("SELECT pg_advisory_unlock($1, $2)", [.int(Self.lockKey.0), .int(Self.lockKey.1)])
+            }
+            box.connection = nil
+            box.holdsLock = false
+        }
+        thread.shutdown()
+        logger.info("analysis stopped")
+    }
+
+    /// One tick on the job's thread: take or keep the lock, then run. `nil` when another
+    /// replica leads.
+    static func tick(_ box: Box, postgres: PostgresConfiguration, logger: Logger) throws -> CycleReport? {
+        guard let connection = box.connection else {
+            box.connection = try PostgresConnection.connect(postgres, logger: logger)
+            box.holdsLock = false
+            return try tick(box, postgres: postgres, logger: logger)
+        }
+        try connection.ensureOpen()
+        if box.holdsLock {
+            // ensureOpen may have reconnected, and a new session does not hold the lock.
+            let held = try connection.query("""
+                SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                               AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted)
+                """, [.int(lockKey.0), .int(lockKey.1)]).first?.bool(0) ?? false
+            box.holdsLock = held
+        }
+        if !box.holdsLock {
+            box.holdsLock = try connection.query("SELECT pg_try_advisory_lock($1, $2)", [.int(lockKey.0), .int(lockKey.1)])
+                .first?.bool(0) ?? false
+            if box.holdsLock { logger.info("this replica now runs the analysis") }
+        }
+        guard box.holdsLock else { return nil }
+        return try box.engine.run(on: connection)
+    }
+}

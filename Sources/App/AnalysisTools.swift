@@ -1,0 +1,297 @@
+import Analysis
+import Domain
+import Foundation
+import Posix
+
+/// An input file that cannot be used: the message names the file and what is wrong.
+public struct ToolError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One JSON object on one line, keys sorted, numbers rounded for people.
+func jsonLine(_ fields: [String: Any]) -> String {
+    let rounded = fields.mapValues { value -> Any in
+        if let number = value as? Double { return number.isFinite ? (number * 10_000).rounded() / 10_000 : 0 }
+        return value
+    }
+    let data = (try? JSONSerialization.data(withJSONObject: rounded, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self)
+}
+
+func readText(_ path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ToolError("cannot read \(path)") }
+    guard let text = String(data: data, encoding: .utf8) else { throw ToolError("\(path) is not UTF-8 text") }
+    return text
+}
+
+func writeText(_ text: String, to path: String) throws {
+    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else { throw ToolError("cannot write \(path)") }
+}
+
+/// Runs `python3 script arguments…` and returns its standard output; a missing module is
+/// reported with the pip command that installs it.
+func runPython(_ script: String, _ arguments: [String], packages: String) throws -> String {
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-py-\(getpid()).out").path
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let status = try Subprocess.run("/usr/bin/env", ["python3", script] + arguments, outputPath: output)
+    let text = (try? readText(output)) ?? ""
+    guard status == 0 else {
+        throw ToolError("python3 \(script) failed (exit \(status)); it needs \(packages): pip install \(packages)")
+    }
+    return text
+}
+
+/// Where the reference scripts of the benchmarks live (`scripts/bench` in a checkout).
+func benchScript(_ name: String) throws -> String {
+    try ResourceLocator.find("scripts", configured: nil, variable: "scripts") + "/bench/" + name
+}
+
+// MARK: Templates
+
+/// `faultline analyze|eval|bench templates`.
+public enum TemplateTool {
+    /// Mines the messages in order; per message its final group id and template.
+    static func mine(_ messages: [String]) -> (ids: [Int], templates: [String]) {
+        var miner = TemplateMiner()
+        let ids = messages.map { miner.add($0) }.map { miner.resolve($0) }
+        return (ids, ids.map { miner.template(id: $0)?.text ?? "" })
+    }
+
+    /// Writes `group_id,template` (after `LineId` when the input has one) for every row, in order.
+    public static func analyze(input: String, column: String, output: String) throws -> Int {
+        let (header, rows) = CSV.parseWithHeader(try readText(input))
+        guard let contentIndex = header.firstIndex(of: column) else {
+            throw ToolError("\(input) has no column \(column) (columns: \(header.joined(separator: ", ")))")
+        }
+        let lineIdIndex = header.firstIndex(of: "LineId")
+        let (ids, templates) = mine(rows.map { contentIndex < $0.count ? $0[contentIndex] : "" })
+        var out: [[String]] = [(lineIdIndex == nil ? [] : ["LineId"]) + ["group_id", "template"]]
+        for (index, row) in rows.enumerated() {
+            let lineId = lineIdIndex.map { $0 < row.count ? [row[$0]] : [""] } ?? []
+            out.append(lineId + [String(ids[index]), templates[index]])
+        }
+        try writeText(CSV.format(out), to: output)
+        return rows.count
+    }
+
+    struct System {
+        var name: String
+        var contents: [String]
+        var templates: [String]
+    }
+
+    /// Every `<S>/<S>_2k.log_structured_corrected.csv` under `directory`.
+    static func systems(_ directory: String) throws -> [System] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        let systems = try names.compactMap { name -> System? in
+            let path = "\(directory)/\(name)/\(name)_2k.log_structured_corrected.csv"
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+            let (header, rows) = CSV.parseWithHeader(try readText(path))
+            guard let content = header.firstIndex(of: "Content"), let template = header.firstIndex(of: "EventTemplate") else {
+                throw ToolError("\(path) needs the columns Content and EventTemplate")
+            }
+            return System(name: name, contents: rows.map { $0[content] }, templates: rows.map { $0[template] })
+        }
+        guard !systems.isEmpty else { throw ToolError("no <System>/<System>_2k.log_structured_corrected.csv under \(directory)") }
+        return systems
+    }
+
+    /// GA, FGA, PA and FTA per system, then their means: one JSON line each, the mean last.
+    public static func evaluate(directory: String) throws -> [String] {
+        var lines: [String] = []
+        var sums = [Double](repeating: 0, count: 4)
+        var lowest = 1.0
+        let all = try systems(directory)
+        for system in all {
+            let (_, templates) = mine(system.contents)
+            let s = TemplateEvaluation.evaluate(predictedTemplates: templates, trueTemplates: system.templates)
+            lines.append(jsonLine(["system": system.name, "ga": s.ga, "fga": s.fga, "pa": s.pa, "fta": s.fta,
+                                   "messages": s.messages, "templates": s.predictedGroups, "true_templates": s.trueGroups]))
+            for (index, value) in [s.ga, s.fga, s.pa, s.fta].enumerated() { sums[index] += value }
+            lowest = min(lowest, s.ga)
+        }
+        let n = Double(all.count)
+        lines.append(jsonLine(["system": "mean", "ga": sums[0] / n, "fga": sums[1] / n, "pa": sums[2] / n, "fta": sums[3] / n,
+                               "min_ga": lowest, "systems": all.count]))
+        return lines
+    }
+
+    /// The same messages through Faultline's miner and Drain3 (its defaults), each on one core.
+    public static func bench(directory: String, minimumMessages: Int, runs: Int) throws -> [String] {
+        let base = try systems(directory).flatMap(\.contents).map { $0.replacingOccurrences(of: "\n", with: " ") }
+        var messages: [String] = []
+        while messages.count < minimumMessages { messages.append(contentsOf: base) }
+        var rates: [Double] = []
+        var templateCount = 0
+        for _ in 0..<max(1, runs) {
+            var miner = TemplateMiner()
+            // CPU time of this thread, as on the Python side: other load does not count.
+            let start = threadCPUSeconds()
+            for message in messages { miner.add(message) }
+            rates.append(Double(messages.count) / max(threadCPUSeconds() - start, 1e-9))
+            templateCount = miner.templates.count
+        }
+        let ours = rates.sorted()[rates.count / 2]
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-templates-\(getpid()).txt").path
+        try writeText(messages.joined(separator: "\n") + "\n", to: file)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let output = try runPython(try benchScript("drain3_bench.py"), [file, String(max(1, runs))], packages: "drain3")
+        guard let last = output.split(separator: "\n").last, let theirs = Double(last.trimmingCharacters(in: .whitespaces)) else {
+            throw ToolError("drain3_bench.py printed no rate")
+        }
+        return [
+            jsonLine(["engine": "faultline", "messages": messages.count, "runs": runs, "msgs_per_s": ours, "templates": templateCount]),
+            jsonLine(["faultline_msgs_per_s": ours, "drain3_msgs_per_s": theirs, "ratio": ours / theirs, "messages": messages.count]),
+        ]
+    }
+}
+
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+func monotonicSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+// MARK: Spikes
+
+/// `faultline analyze|eval spikes`.
+public enum SpikeTool {
+    struct Series {
+        var timestamps: [Int]
+        var rawTimestamps: [String]
+        var values: [Double]
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS[.fff]` (NAB's form) or RFC 3339, as UTC seconds.
+    static func parseTimestamp(_ text: String) -> Int? {
+        RFC3339.parse(text.trimmingCharacters(in: .whitespaces), zoneRequired: false).map { Int($0.timeIntervalSince1970.rounded(.down)) }
+    }
+
+    /// A `timestamp,value` file; rows that are not a time and a number are an error naming the line.
+    static func readSeries(_ path: String) throws -> Series {
+        let (header, rows) = CSV.parseWithHeader(try readText(path))
+        guard let t = header.firstIndex(of: "timestamp"), let v = header.firstIndex(of: "value") else {
+            throw ToolError("\(path) needs a header with the columns timestamp and value")
+        }
+        var series = Series(timestamps: [], rawTimestamps: [], values: [])
+        for (index, row) in rows.enumerated() where !(row.count == 1 && row[0].isEmpty) {
+            guard t < row.count, v < row.count, let time = parseTimestamp(row[t]),
+                let value = Double(row[v].trimmingCharacters(in: .whitespaces)), value.isFinite
+            else {
+                throw ToolError("\(path) line \(index + 2): expected a timestamp and a number")
+            }
+            series.timestamps.append(time)
+            series.rawTimestamps.append(row[t])
+            series.values.append(value)
+        }
+        return series
+    }
+
+    /// The detector configuration from the data alone: a season of one day of buckets of the
+    /// median spacing. The same rule for every file.
+    static func configuration(for timestamps: [Int]) -> SpikeDetector.Configuration {
+        var gaps = zip(timestamps.dropFirst(), timestamps).map { $0 - $1 }.filter { $0 > 0 }
+        gaps.sort()
+        let spacing = gaps.isEmpty ? 60 : gaps[gaps.count / 2]
+        return SpikeDetector.Configuration.forBucketWidth(seconds: Double(spacing))
+    }
+
+    static func scores(_ series: Series) -> [Double] {
+        SpikeDetector.scores(of: series.values, configuration: configuration(for: series.timestamps)).map(\.score)
+    }
+
+    /// Writes `timestamp,value,anomaly_score`; each score uses only that row and the rows before it.
+    public static func analyze(input: String, output: String) throws -> Int {
+        let series = try readSeries(input)
+        let scores = scores(series)
+        var rows = [["timestamp", "value", "anomaly_score"]]
+        for index in series.values.indices {
+            rows.append([series.rawTimestamps[index], String(series.values[index]), String(format: "%.6f", scores[index])])
+        }
+        try writeText(CSV.format(rows), to: output)
+        return series.values.count
+    }
+
+    /// NAB's score for every profile, one JSON line each, the standard profile last.
+    public static func evaluate(directory: String) throws -> [String] {
+        let labelsPath = directory + "/windows.json"
+        guard let labels = try JSONSerialization.jsonObject(with: Data(try readText(labelsPath).utf8)) as? [String: [[String]]] else {
+            throw ToolError("\(labelsPath) is not a map of file names to [[start, end]] windows")
+        }
+        var files: [NABFile] = []
+        for name in labels.keys.sorted() {
+            let series = try readSeries(directory + "/" + name)
+            var windows: [ClosedRange<Int>] = []
+            for limits in labels[name] ?? [] {
+                guard limits.count == 2, let start = parseTimestamp(limits[0]), let end = parseTimestamp(limits[1]) else {
+                    throw ToolError("\(labelsPath): a window of \(name) is not [start, end]")
+                }
+                // Rows inside the window (NAB labels by timestamp).
+                guard let first = series.timestamps.firstIndex(where: { $0 >= start }),
+                    let last = series.timestamps.lastIndex(where: { $0 <= end }), first <= last
+                else { continue }
+                windows.append(first...last)
+            }
+            files.append(NABFile(name: name, scores: scores(series), windows: windows))
+        }
+        let profiles: [NABProfile] = [.rewardLowFPRate, .rewardLowFNRate, .standard]
+        return profiles.map { profile in
+            let result = NABScorer.evaluate(files, profile: profile)
+            return jsonLine(["profile": profile.name, "score": result.normalized, "threshold": result.threshold,
+                             "raw": result.raw, "files": result.files])
+        }
+    }
+}
+
+// MARK: k-means
+
+/// `faultline bench kmeans`: the same data and initial centroids through Faultline's k-means and
+/// scikit-learn's `KMeans(n_init=1, init=<same>, algorithm="lloyd")`.
+public enum KMeansBench {
+    public static func run(n: Int, d: Int, k: Int, seed: UInt64, repeats: Int) throws -> [String] {
+        let (data, truth) = SyntheticData.gaussianMixture(count: n, dimensions: d, components: k, centreSpread: 0.45, clusterStd: 1, seed: seed)
+        let initial = KMeans.kMeansPlusPlus(data, k: k, seed: seed)
+        let configuration = KMeans.Configuration(maxIterations: 300, tolerance: 1e-4, seed: seed)
+        var best = Double.infinity
+        var result: KMeans.Result?
+        for _ in 0..<max(1, repeats) {
+            let start = monotonicSeconds()
+            let fitted = KMeans.fit(data, k: k, configuration: configuration, initialCentroids: initial)
+            best = min(best, monotonicSeconds() - start)
+            if let previous = result, previous != fitted { throw ToolError("k-means gave two results for one input") }
+            result = fitted
+        }
+        guard let result else { throw ToolError("no run") }
+        // Int64 n, d, k; Float32 data, initial centroids, Faultline's centroids; Int32 labels. Little-endian.
+        var out = Data()
+        for value in [Int64(n), Int64(d), Int64(k)] { withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) } }
+        for matrix in [data.values, initial.values, result.model.centroids.values] {
+            matrix.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
+        }
+        result.assignments.map { Int32($0) }.withUnsafeBufferPointer { out.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-kmeans-\(getpid()).bin").path
+        guard FileManager.default.createFile(atPath: file, contents: out) else { throw ToolError("cannot write \(file)") }
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let output = try runPython(try benchScript("kmeans_sklearn.py"), [file, String(max(1, repeats))],
+                                   packages: "scikit-learn threadpoolctl")
+        guard let last = output.split(separator: "\n").last,
+            let sk = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any],
+            let sklearn = sk["sklearn_s"] as? Double, let sklearnOne = sk["sklearn_1thread_s"] as? Double,
+            let ours = sk["faultline_inertia"] as? Double, let theirs = sk["sklearn_inertia"] as? Double
+        else { throw ToolError("kmeans_sklearn.py printed no result") }
+        return [jsonLine([
+            "n": n, "d": d, "k": k, "repeats": repeats, "faultline_s": best, "sklearn_s": sklearn, "ratio": best / sklearn,
+            "sklearn_1thread_s": sklearnOne, "ratio_1thread": best / sklearnOne, "inertia_ratio": ours / theirs,
+            "faultline_iterations": result.iterations, "sklearn_iterations": sk["sklearn_iterations"] ?? 0,
+            "ari_vs_truth": ClusteringMetrics.adjustedRandIndex(result.assignments, truth),
+            "ari_between": sk["ari_between"] ?? 0,
+        ])]
+    }
+}
