@@ -42,8 +42,9 @@ public struct AnalysisConfiguration: Sendable {
     public var newInVersionWindow: Duration = .seconds(1800)
     /// A spike this soon after a rollout suggests rolling it back.
     public var rollbackWindow: Duration = .seconds(7200)
-    /// New groups raise insights only after the job has watched this long (before that,
-    /// every group is "new").
+    /// New groups (and new cross-service patterns) raise insights only this long after the
+    /// first error stored: before that every group is "new". A group new in a release is
+    /// reported whenever it appears.
     public var newGroupWarmup: Duration = .seconds(3600)
     /// The recommendation rules (shipped, plus the user's file).
     public var rules: RuleSet

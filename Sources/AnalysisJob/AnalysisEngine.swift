@@ -61,6 +61,8 @@ public final class AnalysisEngine {
     private var lastClustering: Date?
     private var newGroupsSinceClustering = 0
     private var lastForecast: Date?
+    /// Groups first seen after this are new against a baseline.
+    private var newAfter = Date.distantFuture
 
     public init(configuration: AnalysisConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -74,8 +76,10 @@ public final class AnalysisEngine {
     public func run(on connection: PostgresConnection, now: Date = Date()) throws -> CycleReport {
         var report = CycleReport()
         try refreshDeployments(connection)
-        let startedAt = try jobStart(connection, now: now)
-        try analyzeNewGroups(connection, now: now, jobStartedAt: startedAt, report: &report)
+        // New errors are news only once there is a baseline to be new against.
+        newAfter = try AnalysisStore.earliestFirstSeen(on: connection)
+            .map { $0.addingTimeInterval(seconds(configuration.newGroupWarmup)) } ?? .distantFuture
+        try analyzeNewGroups(connection, now: now, report: &report)
         issueOf = try AnalysisStore.issueMap(on: connection)
         try findRegressions(connection, now: now, report: &report)
         try scoreBuckets(connection, now: now, report: &report)
@@ -103,18 +107,9 @@ public final class AnalysisEngine {
         if let last = loaded.last?.id { lastDeploymentID = last }
     }
 
-    /// When the job first ran on this database (new groups before a baseline exists are not news).
-    private func jobStart(_ connection: PostgresConnection, now: Date) throws -> Date {
-        if let text = try AnalysisStore.state("started_at", on: connection), let value = Double(text) {
-            return Date(timeIntervalSince1970: value)
-        }
-        try AnalysisStore.setState("started_at", json: String(now.timeIntervalSince1970), on: connection)
-        return now
-    }
-
     // MARK: Templates, new groups, new in a version
 
-    private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, jobStartedAt: Date, report: inout CycleReport) throws {
+    private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
         let groups = try AnalysisStore.unanalyzedGroups(limit: 5000, on: connection)
         guard !groups.isEmpty else { return }
         // What was learned is restored from the table (the truth every replica shares), so a
@@ -166,7 +161,7 @@ public final class AnalysisEngine {
                     eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
                     recommendations: configuration.rules.recommend(for: evidence))
                 try record(insight, connection, report: &report)
-            } else if group.firstSeen.timeIntervalSince(jobStartedAt) >= seconds(configuration.newGroupWarmup) {
+            } else if group.firstSeen >= newAfter {
                 let evidence = Evidence(
                     kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
                     template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
@@ -484,10 +479,12 @@ public final class AnalysisEngine {
         clusterModel = (result, ids)
         report.clustersTrained += 1
 
-        // A pattern that crosses services and is active now is news once.
+        // A pattern that has newly appeared in several services in the last hour is news, once;
+        // one that has always been there (background noise) is not.
         let recent = now.addingTimeInterval(-3600)
         for (index, cluster) in result.clusters.enumerated() {
-            let active = cluster.memberIDs.compactMap { byFingerprint[$0] }.filter { $0.lastSeen >= recent }
+            let active = cluster.memberIDs.compactMap { byFingerprint[$0] }
+                .filter { $0.lastSeen >= recent && $0.firstSeen >= max(recent, newAfter) }
             let services = Set(active.map(\.service)).sorted()
             guard services.count >= 2 else { continue }
             let count = active.reduce(0) { $0 + $1.eventCount }

@@ -210,6 +210,12 @@ public enum AnalysisStore {
             """, [.json(json)])
     }
 
+    /// When the first group was first seen: the start of the baseline new errors are new against.
+    public static func earliestFirstSeen(on connection: PostgresConnection) throws -> Date? {
+        let row = try connection.query("SELECT min(first_seen) FROM groups").first
+        return row.flatMap { $0.isNull(0) ? nil : try? $0.date(0) }
+    }
+
     /// Groups seen since `since`, most events first, at most `limit`: what k-means clusters.
     public static func activeGroups(since: Date, limit: Int, on connection: PostgresConnection) throws -> [GroupRecord] {
         try connection.query("""

@@ -189,6 +189,11 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
                            at: spread(10, in: t0))
         try fixture.events(service: "frontend", errorType: "OutOfMemoryError", message: "Java heap space",
                            at: spread(10, in: t0))
+        // Background noise shared by two services for hours: a pattern, but no news.
+        for service in ["search", "frontend"] {
+            try fixture.events(service: service, errorType: "CacheMissWarning", message: "cache miss for key user:42",
+                               at: [t0.addingTimeInterval(-7200), t0.addingTimeInterval(30)])
+        }
         let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
         let report = try engine.run(on: fixture.connection, now: now)
         #expect(report.clustersTrained == 1)
@@ -200,7 +205,9 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         let members = try fixture.connection.query("SELECT service, error_type FROM groups WHERE cluster_id = $1 ORDER BY 1, 2",
                                                    [.int(timeouts.id!)]).rows.map { "\(try $0.string(0))/\(try $0.string(1))" }
         #expect(members.allSatisfy { $0.hasSuffix("TimeoutException") || $0.hasSuffix("ConnectException") }, "\(members)")
-        let insight = try #require(try fixture.insights().first { $0.kind == .cluster && $0.clusterID == timeouts.id })
+        let clusterInsights = try fixture.insights().filter { $0.kind == .cluster }
+        #expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
+        let insight = try #require(clusterInsights.first { $0.clusterID == timeouts.id })
         #expect(insight.title.contains("checkout, orders, payments"), "\(insight.title)")
         #expect(insight.recommendations.contains { $0.action == "circuit_breaker" || $0.action == "check_dependency" },
                 "\(insight.recommendations)")
