@@ -13,12 +13,19 @@ import Foundation
 ///   bucket), scale from the MAD of its recent (winsorised) residuals.
 /// The bucket's robust z-score is combined with the median z of the last `shortWindow` buckets (a
 /// short-term against long-term comparison that catches sustained changes a single point does not).
+/// Two optional strengths serve general series (``Configuration/forBucketWidth(seconds:)``):
+/// - novelty: a bucket's own deviation is discounted by how many of the last `noveltyMemory`
+///   buckets already went as far in the same direction, so recurring peaks stop alerting;
+/// - noise level: the log ratio of the recent to the long-term mean step between buckets, which
+///   catches a series that starts to oscillate (or goes flat) without a level change.
+/// Strengths are calibrated against the series' own recent tail, so one threshold fits series of
+/// very different noise.
 /// After an alert the detector stays quiet for `refractoryBuckets` buckets so that one change gives
 /// one alert, and a confirmed level shift re-bases the baseline on the new level.
 ///
-/// State is bounded (a ring of at most `max(baselineWindow, 2 * seasonPeriod + 2)` values plus small
-/// rings of residuals and z-scores) and `Codable`, so it can be persisted between runs; it can also be
-/// rebuilt by replaying that many recent buckets.
+/// State is bounded (a ring of at most `max(baselineWindow, 2 * seasonPeriod + 2, noveltyMemory)`
+/// values plus rings of residuals, steps, strengths and z-scores) and `Codable`, so it can be
+/// persisted between runs; it can also be rebuilt by replaying that many recent buckets.
 public struct SpikeDetector: Sendable, Codable, Equatable {
     /// Which deviations count: error counts only matter when they go up.
     public enum Direction: String, Sendable, Codable, Equatable {
@@ -56,40 +63,34 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         public var calibrationQuantile: Double
         /// Strengths are divided by `max(1, quantile / calibrationZ)`.
         public var calibrationZ: Double
-        /// Buckets of short-term mean scores kept for the anomaly likelihood; 0 scores by the
-        /// calibrated strength alone.
-        public var likelihoodWindow: Int
-        /// Buckets averaged into the short-term mean score that the likelihood judges.
-        public var likelihoodAverage: Int
-        /// Short-term means seen before the likelihood scores anything.
-        public var likelihoodWarmup: Int
-        /// Weight in [0, 1] of the calibration against the largest recent strength (geometric blend
-        /// with the quantile calibration): repeating the largest past excursion is not news.
-        public var peakWeight: Double
-        /// The largest recent strength is mapped to this z.
-        public var peakZ: Double
-        /// The point strength is divided by `(1 + n) ^ noveltyPower`, n being the number of
-        /// remembered buckets at least as extreme; 0 disables.
+        /// The point strength is divided by `(1 + n) ^ noveltyPower`, n being the number of the
+        /// last `noveltyMemory` buckets that already reached `expected + noveltyFraction * residual`
+        /// in the same direction; 0 disables. Large powers make it a gate: only new extremes count.
         public var noveltyPower: Double
-        /// Buckets remembered for the novelty test.
+        /// Buckets remembered for the novelty test (the value ring grows to hold them).
         public var noveltyMemory: Int
+        /// The share of the current deviation a past bucket must reach to count as precedent.
+        public var noveltyFraction: Double
+        /// Weight of the noise-level change (log2 of the ratio of the recent to the long-term mean
+        /// step); 0 disables.
+        public var volatilityWeight: Double
+        /// Buckets in the recent mean step.
+        public var volatilityWindow: Int
 
         public init(
             seasonPeriod: Int?, baselineWindow: Int = 288, shortWindow: Int = 6, warmup: Int = 30,
             minimumCount: Double = 0, minimumRelativeIncrease: Double = 0, alertPValue: Double = 1e-4,
             direction: Direction = .both, refractoryBuckets: Int = 60, scoreScale: Double = 4,
             levelShiftZ: Double = 3, calibrationWindow: Int = 2000, calibrationQuantile: Double = 0.99,
-            calibrationZ: Double = 3, isCount: Bool = false, likelihoodWindow: Int = 0,
-            likelihoodAverage: Int = 10, likelihoodWarmup: Int = 150, peakWeight: Double = 0,
-            peakZ: Double = 4, noveltyPower: Double = 0, noveltyMemory: Int = 578
+            calibrationZ: Double = 3, isCount: Bool = false, noveltyPower: Double = 0,
+            noveltyMemory: Int = 0, noveltyFraction: Double = 0.9, volatilityWeight: Double = 0,
+            volatilityWindow: Int = 12
         ) {
-            self.noveltyMemory = max(noveltyMemory, 1)
             self.noveltyPower = max(noveltyPower, 0)
-            self.peakWeight = min(max(peakWeight, 0), 1)
-            self.peakZ = peakZ
-            self.likelihoodWindow = max(likelihoodWindow, 0)
-            self.likelihoodAverage = max(likelihoodAverage, 1)
-            self.likelihoodWarmup = max(likelihoodWarmup, 2)
+            self.noveltyMemory = max(noveltyMemory, 0)
+            self.noveltyFraction = min(max(noveltyFraction, 0), 1)
+            self.volatilityWeight = max(volatilityWeight, 0)
+            self.volatilityWindow = max(volatilityWindow, 1)
             self.isCount = isCount
             self.calibrationWindow = max(calibrationWindow, 1)
             self.calibrationQuantile = min(max(calibrationQuantile, 0), 1)
@@ -114,11 +115,26 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
             minimumCount: 5, minimumRelativeIncrease: 0.5, alertPValue: 1e-6, direction: .up,
             refractoryBuckets: 30, isCount: true)
 
-        /// A general configuration for a series sampled every `bucketSeconds` seconds: the season
-        /// is one day when at least a few buckets fit in a day; no count gates; both directions.
+        /// A general configuration for a series sampled every `bucketSeconds` seconds, in both
+        /// directions and without count gates; every window is a fixed span of time, converted to
+        /// buckets:
+        /// - season: one day, when at least 4 buckets fit in a day;
+        /// - level baseline, novelty memory and noise level: one week (at most 2016 buckets, which
+        ///   bounds the per-bucket cost; without a season, 2016 buckets);
+        /// - quiet period after an alert: 96 buckets whatever their width (the share of buckets an
+        ///   anomaly's aftermath spoils does not depend on the clock);
+        /// - only new extremes count as spikes (`noveltyPower` 10 is practically a gate) and a
+        ///   change of the noise level counts (`volatilityWeight` 2).
+        /// Measured on the NAB subset in `../shared/data/nab`: standard profile 73.25.
         public static func forBucketWidth(seconds bucketSeconds: Double) -> Configuration {
             let perDay = bucketSeconds > 0 ? Int((86_400 / bucketSeconds).rounded()) : 0
-            return Configuration(seasonPeriod: perDay >= 4 ? perDay : nil)
+            let seasonal = perDay >= 4
+            let week = seasonal ? min(7 * perDay, 2016) : 2016
+            return Configuration(
+                seasonPeriod: seasonal ? perDay : nil, baselineWindow: week, shortWindow: 8,
+                alertPValue: 1.5e-4, refractoryBuckets: 96,
+                noveltyPower: 10, noveltyMemory: week, noveltyFraction: 0.9, volatilityWeight: 2,
+                volatilityWindow: 12)
         }
     }
 
@@ -205,9 +221,8 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
     /// deviate "significantly" every day; what matters is deviating more than they usually do).
     var strengths: Ring
     var quietRemaining = 0
-    /// Recent bounded raw scores and the history of their short-term means (anomaly likelihood).
-    var rawScores: Ring
-    var meanScores: Ring
+    /// Absolute steps between consecutive buckets, for the noise level.
+    var absSteps: Ring
     /// Buckets since the last level shift; the level baseline never looks further back.
     var sinceShift = Int.max / 2
 
@@ -221,8 +236,7 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         seasonalErrors = Ring(capacity: configuration.baselineWindow)
         recentZ = Ring(capacity: configuration.shortWindow)
         strengths = Ring(capacity: configuration.calibrationWindow)
-        rawScores = Ring(capacity: configuration.likelihoodWindow > 0 ? configuration.likelihoodAverage : 1)
-        meanScores = Ring(capacity: max(configuration.likelihoodWindow, 1))
+        absSteps = Ring(capacity: configuration.volatilityWeight > 0 ? configuration.baselineWindow : 1)
     }
 
     /// Runs a fresh detector over a whole series.
@@ -291,35 +305,44 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
             // series has already reached recently (a recurring peak) is no news however far it is from
             // the baseline.
             var reached = 0
-            let bar = expected + SpikeDetector.noveltyFraction * residual
+            let bar = expected + config.noveltyFraction * residual
             let memory = values.last(config.noveltyMemory)
             if residual > 0 {
-            for v in memory where v >= bar { reached += 1 }
+                for v in memory where v >= bar { reached += 1 }
             } else {
                 for v in memory where v <= bar { reached += 1 }
             }
             pointStrength /= pow(1 + Double(reached), config.noveltyPower)
         }
         let shiftStrength = directional(shortZ)
-        let rawStrength = max(pointStrength, 1.5 * shiftStrength)
+        var volatilityStrength = 0.0
+        if config.volatilityWeight > 0, let previous = values.back(1) {
+            // A change of the noise level (the series starts to oscillate, or goes flat) moves neither
+            // the median nor, often, any single bucket far enough; the mean step size does.
+            let step = abs(value - previous)
+            let longSteps = absSteps.storage
+            if longSteps.count >= config.warmup {
+                let recent = absSteps.last(config.volatilityWindow - 1) + [step]
+                let short = recent.reduce(0, +) / Double(recent.count)
+                let long = longSteps.reduce(0, +) / Double(longSteps.count)
+                let floor = max(1e-3 * abs(levelMedian), 1e-9)
+                let ratio = (short + floor) / (long + floor)
+                // Error counts only matter when they get noisier; general series either way.
+                let change = config.direction == .both ? max(ratio, 1 / max(ratio, 1e-9)) : ratio
+                volatilityStrength = config.volatilityWeight * log2(max(change, 1))
+            }
+            absSteps.append(step)
+        }
+        let rawStrength = max(pointStrength, 1.5 * shiftStrength, volatilityStrength)
         var tail = 0.0
-        var peak = 0.0
         if strengths.count >= config.warmup {
             let sorted = strengths.storage.sorted()
             tail = sorted[min(sorted.count - 1, Int(Double(sorted.count) * config.calibrationQuantile))]
-            peak = sorted[sorted.count - 1]
         }
-        var combined = rawStrength / max(1, tail / config.calibrationZ)
-        if config.peakWeight > 0 {
-            let w = config.peakWeight
-            combined = rawStrength / (pow(max(1, tail / config.calibrationZ), 1 - w) * pow(max(1, peak / config.peakZ), w))
-        }
+        let combined = rawStrength / max(1, tail / config.calibrationZ)
         let oneSided = config.direction != .both
-        var pValue = min(1, erfc(combined / 2.0.squareRoot()) * (oneSided ? 0.5 : 1))
+        let pValue = min(1, erfc(combined / 2.0.squareRoot()) * (oneSided ? 0.5 : 1))
         var score = combined / (combined + config.scoreScale)
-        if config.likelihoodWindow > 0 {
-            (score, pValue) = likelihood(of: score)
-        }
 
         let isLevelShift = shiftStrength >= config.levelShiftZ
         let isSpike = !isLevelShift && pValue < config.alertPValue
@@ -360,28 +383,6 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         return Point(value: value, expected: expected, score: min(max(score, 0), 1), pValue: pValue,
                      isSpike: isSpike, isLevelShift: isLevelShift, isAlert: isAlert)
     }
-
-    /// The anomaly likelihood of the short-term mean of raw scores: how unusual it is against the
-    /// history of such means (Numenta's approach). Series whose raw scores are often high (noisy or
-    /// with recurring bursts) thus need a larger excursion than quiet ones. Returns a log-scaled
-    /// score (1 at a tail probability of 1e-10, 0.5 at 1e-5) and the tail probability.
-    mutating func likelihood(of raw: Double) -> (score: Double, pValue: Double) {
-        rawScores.append(raw)
-        let mean = rawScores.storage.reduce(0, +) / Double(rawScores.count)
-        defer { meanScores.append(mean) }
-        guard meanScores.count >= configuration.likelihoodWarmup else { return (0, 1) }
-        let n = Double(meanScores.count)
-        let mu = meanScores.storage.reduce(0, +) / n
-        let variance = meanScores.storage.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / n
-        let sigma = max(variance.squareRoot(), Self.likelihoodSigmaFloor)
-        let z = (mean - mu) / sigma
-        let tail = z > 0 ? 0.5 * erfc(z / 2.0.squareRoot()) : 1
-        let score = log(tail + 1e-10) / log(1e-10)
-        return (min(max(score, 0), 1), min(max(tail, 0), 1))
-    }
-
-    nonisolated(unsafe) public static var likelihoodSigmaFloor = 0.01
-    nonisolated(unsafe) public static var noveltyFraction = 0.8
 
     /// Median and a robust scale (1.4826 MAD, floored by the mean absolute deviation and a tiny
     /// fraction of the level so that a flat history does not give an infinite z).

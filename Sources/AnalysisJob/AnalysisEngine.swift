@@ -376,7 +376,7 @@ public final class AnalysisEngine {
             observed: point.value, expected: point.expected, count: Int(point.value), windowSeconds: configuration.bucketSeconds)
         let what = state.fingerprint == nil ? "\(state.service) errors" : "\(state.service): \(main.map(label) ?? "a group")"
         let word = kind == .levelShift ? "Level shift" : "Spike"
-        var summary = "\(Int(point.value)) errors in the minute from \(RFC3339.format(from)) against \(format(point.expected)) expected (p = \(String(format: "%.2g", point.pValue)))."
+        var summary = "\(Int(point.value)) errors in the minute from \(RFC3339.format(from)) against \(format(point.expected)) expected (\(point.pValue < 1e-6 ? "p < 1e-6" : String(format: "p = %.2g", point.pValue)))."
         if state.fingerprint == nil, !top.isEmpty {
             summary += " Mostly: " + top.map { "\(label($0.group)) (\($0.count))" }.joined(separator: "; ") + "."
         }

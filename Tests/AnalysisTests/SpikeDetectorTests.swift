@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+@testable import Analysis
+
+/// Deterministic noise so the tests never flake.
+struct SplitMix64 {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    mutating func gaussian() -> Double {
+        let u = max(uniform(), 1e-12), v = uniform()
+        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+    }
+    /// Poisson by inversion (fine for small means).
+    mutating func poisson(_ mean: Double) -> Double {
+        if mean > 30 { return max(0, (mean + mean.squareRoot() * gaussian()).rounded()) }
+        let limit = exp(-mean)
+        var k = 0.0, p = uniform()
+        while p > limit { p *= uniform(); k += 1 }
+        return k
+    }
+}
+
+/// A quarter-hour version of the per-minute default, so the tests replay a few days quickly.
+let period = 96
+let testConfig: SpikeDetector.Configuration = {
+    var c = SpikeDetector.Configuration.default
+    c.seasonPeriod = period
+    c.baselineWindow = 96
+    c.calibrationWindow = 500
+    return c
+}()
+
+func seasonalMean(_ t: Int) -> Double { 30 + 20 * sin(2 * .pi * Double(t) / Double(period)) }
+
+@Suite struct SpikeDetectorTests {
+    @Test func plantedSpikeInNoisySeasonalCountsIsFlaggedAtOnce() {
+        var rng = SplitMix64(state: 7)
+        let spikeAt = 5 * period + 30
+        var series = (0..<(6 * period)).map { rng.poisson(seasonalMean($0)) }
+        series[spikeAt] += 80
+        series[spikeAt + 1] += 60
+        let points = SpikeDetector.scores(of: series, configuration: testConfig)
+        let firstAlert = points.indices.first { $0 >= 4 * period && points[$0].isAlert }
+        #expect(firstAlert != nil && abs(firstAlert! - spikeAt) <= 1)
+        #expect(points[spikeAt].isSpike)
+        // The day before the spike is quiet: the noise and the season alone do not alert.
+        #expect(!points[(4 * period)..<spikeAt].contains { $0.isAlert })
+    }
+
+    @Test func levelShiftIsFlaggedAsSuch() {
+        var rng = SplitMix64(state: 11)
+        let shiftAt = 400
+        let series = (0..<700).map { rng.poisson($0 < shiftAt ? 20 : 70) }
+        var config = testConfig
+        config.seasonPeriod = nil
+        let points = SpikeDetector.scores(of: series, configuration: config)
+        let early = points[..<shiftAt].indices.filter { points[$0].isLevelShift || points[$0].isAlert }
+        #expect(early.isEmpty, "\(early.map { ($0, series[$0], points[$0].expected, points[$0].pValue) })")
+        #expect(points[shiftAt].isAlert)
+        let shift = points.indices.first { points[$0].isLevelShift }
+        #expect(shift != nil && shift! >= shiftAt && shift! <= shiftAt + config.shortWindow)
+        // One change, one alert: the new level is learnt instead of alerting again and again.
+        #expect(points[shiftAt...].filter(\.isAlert).count == 1)
+    }
+
+    @Test func lowVolumeNoiseNeverAlerts() {
+        var rng = SplitMix64(state: 3)
+        var series = (0..<3000).map { _ in rng.poisson(0.3) }
+        for t in stride(from: 200, to: 3000, by: 173) { series[t] = 2 }
+        var config = SpikeDetector.Configuration.default
+        config.seasonPeriod = nil
+        let points = SpikeDetector.scores(of: series, configuration: config)
+        #expect(series.max()! >= 2)
+        #expect(!points.contains { $0.isAlert })
+        #expect(points.allSatisfy { $0.score == 0 })
+    }
+
+    @Test func recurringDailyPeakIsLearntButAnUnusualPeakAlerts() {
+        var rng = SplitMix64(state: 5)
+        let unusualAt = 5 * period + 70
+        var series = (0..<(6 * period)).map { t -> Double in
+            let phase = t % period
+            return rng.poisson((40...43).contains(phase) ? 90 : 10)
+        }
+        series[unusualAt] = 90
+        series[unusualAt + 1] = 90
+        let points = SpikeDetector.scores(of: series, configuration: testConfig)
+        for day in 2..<6 {
+            let peak = (day * period + 40)...(day * period + 43)
+            #expect(!peak.contains { points[$0].isAlert }, "daily peak alerted on day \(day + 1)")
+        }
+        #expect(points[unusualAt].isAlert)
+    }
+
+    @Test func scoresStayInUnitInterval() {
+        var rng = SplitMix64(state: 9)
+        var series = (0..<1500).map { rng.poisson(seasonalMean($0)) * (rng.uniform() < 0.01 ? 50 : 1) }
+        series[700] = 1e9
+        series[701] = -1e9
+        series[702] = 0
+        for direction in [SpikeDetector.Direction.up, .down, .both] {
+            var config = testConfig
+            config.direction = direction
+            for p in SpikeDetector.scores(of: series, configuration: config) {
+                #expect(p.score >= 0 && p.score <= 1)
+                #expect(p.pValue >= 0 && p.pValue <= 1)
+            }
+        }
+    }
+
+    @Test func scoreAtTimeTIgnoresTheFuture() {
+        var rng = SplitMix64(state: 13)
+        let series = (0..<800).map { rng.poisson(seasonalMean($0)) }
+        var changed = series
+        for t in 500..<800 { changed[t] = changed[t] * 3 + 100 }
+        let a = SpikeDetector.scores(of: series, configuration: testConfig)
+        let b = SpikeDetector.scores(of: changed, configuration: testConfig)
+        #expect(Array(a[..<500]) == Array(b[..<500]))
+        #expect(a[500] != b[500])
+    }
+
+    @Test func stateRoundTripsThroughCodable() throws {
+        var rng = SplitMix64(state: 17)
+        let series = (0..<400).map { rng.poisson(seasonalMean($0)) }
+        var detector = SpikeDetector(configuration: testConfig)
+        for v in series[..<300] { _ = detector.update(v) }
+        var restored = try JSONDecoder().decode(SpikeDetector.self, from: JSONEncoder().encode(detector))
+        for v in series[300...] { #expect(detector.update(v) == restored.update(v)) }
+    }
+}
