@@ -206,6 +206,11 @@ public final class FaultlineAPI: Sendable {
                 return APIProblem(503, "the database is unavailable; try again shortly", headers: [("Retry-After", "5")])
                     .response(instance: request.path)
             }
+            // A NUL byte in a parameter, a value out of a type's range, a failed CHECK: the
+            // request's values, not the server, are at fault.
+            if error.code == .invalidParameter {
+                return APIProblem.badRequest("a value holds a NUL byte").response(instance: request.path)
+            }
             if let state = error.sqlState, state.hasPrefix("22") || state == PostgresError.SQLState.checkViolation {
                 return APIProblem.badRequest("a value is out of range or not valid").response(instance: request.path)
             }
