@@ -74,3 +74,15 @@ public enum KeyTool {
         return [json]
     }
 }
+
+extension Faultline {
+    /// The REST API over the process's pool: dead letters are replayed with `producer`, and
+    /// `/readyz` follows `readiness`. The HTTP server hands each request to ``FaultlineAPI/handle(_:)``.
+    public static func makeAPI(
+        _ configuration: FaultlineConfiguration, pool: PostgresPool, producer: KafkaProducer?,
+        readiness: @escaping @Sendable () -> Bool, metrics: @escaping @Sendable () -> String = { "" }, logger: Logger
+    ) -> FaultlineAPI {
+        FaultlineAPI(pool: pool, configuration: configuration.api, readiness: readiness, metrics: metrics,
+                     replayer: producer.map(KafkaDeadLetterReplayer.init(producer:)), logger: logger)
+    }
+}
