@@ -53,9 +53,14 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
+        // REST handlers, auth and problem+json, independent of the HTTP server.
+        .target(name: "API", dependencies: [
+            "Storage", "Domain", "Analysis", "Postgres", .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // Composition root and the executable.
         .target(name: "App", dependencies: [
-            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage",
+            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -77,6 +82,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App", "TestSupport"]),
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
         .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Kafka", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -32,6 +32,9 @@ public struct FaultlineConfiguration: Sendable {
     public var forecastThreshold: Double = 60
     public var forecastHorizon: Duration = .seconds(3600)
     public var rulesFile: String?
+    /// The bootstrap admin key of the REST API; never logged.
+    public var adminToken: String?
+    public var apiCacheTimeToLive: Duration = .seconds(5)
 
     public init() {}
 
@@ -207,6 +210,21 @@ extension FaultlineConfiguration {
         .init(name: "FAULTLINE_HTTP_PORT", defaultValue: "8080", meaning: "TCP port of the HTTP server (1–65535).") {
             config, value throws(ConfigurationError) in
             config.httpPort = try parseInt("FAULTLINE_HTTP_PORT", value, 1...65535)
+        },
+        .init(name: "FAULTLINE_ADMIN_TOKEN", defaultValue: "(none)", meaning: "A bootstrap REST API key with every scope (at least 16 characters), for creating the first API keys; compared in constant time and never logged. Without it, keys are created with `faultline keys create`.") {
+            config, value throws(ConfigurationError) in
+            guard value.count >= 16, value.count <= 256, !value.contains(where: { $0.isWhitespace }) else {
+                throw ConfigurationError(variable: "FAULTLINE_ADMIN_TOKEN", reason: "must be 16 to 256 characters without spaces")
+            }
+            config.adminToken = value
+        },
+        .init(name: "FAULTLINE_API_CACHE_TTL", defaultValue: "5s", meaning: "How long the REST API serves the insights list and the services summary from memory before reading them again (0s–1m).") {
+            config, value throws(ConfigurationError) in
+            let ttl = try parseDuration("FAULTLINE_API_CACHE_TTL", value)
+            guard ttl <= .seconds(60) else {
+                throw ConfigurationError(variable: "FAULTLINE_API_CACHE_TTL", reason: "'\(value)' must be at most 1m")
+            }
+            config.apiCacheTimeToLive = ttl
         },
         .init(name: "FAULTLINE_LOG_LEVEL", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical.") {
             config, value throws(ConfigurationError) in

@@ -57,7 +57,8 @@ import Testing
         ("FAULTLINE_SHUTDOWN_GRACE", "soon"), ("FAULTLINE_SHUTDOWN_GRACE", "-5s"), ("FAULTLINE_KAFKA_BROKERS", "nohost"),
         ("FAULTLINE_KAFKA_BROKERS", ""), ("FAULTLINE_KAFKA_TOPIC", "bad topic!"), ("FAULTLINE_KAFKA_GROUP", ""),
         ("FAULTLINE_DATABASE_URL", "mysql://root@localhost/db"), ("FAULTLINE_MIGRATIONS_DIR", "/nonexistent"),
-        ("FAULTLINE_KAFKA_", "x"),
+        ("FAULTLINE_KAFKA_", "x"), ("FAULTLINE_ADMIN_TOKEN", "short"), ("FAULTLINE_ADMIN_TOKEN", "has a space in it, long enough"),
+        ("FAULTLINE_API_CACHE_TTL", "5m"),
     ])
     func badValuesNameTheirVariable(variable: String, value: String) {
         let error = #expect(throws: ConfigurationError.self) {

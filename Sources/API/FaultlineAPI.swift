@@ -1,0 +1,282 @@
+import Domain
+import Foundation
+import Logging
+import Postgres
+import Storage
+import Synchronization
+
+/// Produces a dead letter's original message back to its source topic. The App implements it
+/// with the Kafka producer.
+public protocol DeadLetterReplayer: Sendable {
+    func replay(topic: String, key: [UInt8]?, value: [UInt8], headers: [(String, [UInt8]?)]) async throws
+}
+
+/// The REST API's settings.
+public struct APIConfiguration: Sendable {
+    /// A bootstrap key with every scope (`FAULTLINE_ADMIN_TOKEN`); `nil`: only stored keys.
+    public var adminToken: String?
+    /// Larger request bodies are refused with 413.
+    public var maxBodyBytes = 1 << 20
+    /// How long the in-memory insights and services stay fresh.
+    public var cacheTimeToLive: Duration = .seconds(5)
+    /// Insights held in memory.
+    public var cachedInsights = 2000
+    /// The OpenAPI document served at `/openapi.yaml`.
+    public var openAPIPath: String?
+    /// Environment of a deployment that names none.
+    public var defaultEnvironment = "production"
+    /// How long `/readyz` waits for the database.
+    public var readinessTimeout: Duration = .seconds(2)
+
+    public init(adminToken: String? = nil, openAPIPath: String? = nil) {
+        self.adminToken = adminToken
+        self.openAPIPath = openAPIPath
+    }
+}
+
+/// An endpoint as the route table lists it (for documentation checks and tests).
+public struct RouteDescription: Sendable, Hashable {
+    public let method: String
+    /// `/v1/groups/{fingerprint}`.
+    public let path: String
+    /// `nil`: no key needed.
+    public let scope: Scope?
+    /// Keys limited to a service prefix may not call it.
+    public let allServices: Bool
+}
+
+/// What a handler gets: the request, its path parameters and who it acts for.
+struct RequestContext: Sendable {
+    let request: APIRequest
+    let parameters: [String: String]
+    let principal: Principal?
+
+    var caller: Principal { principal ?? Principal(keyID: nil, scopes: [], servicePrefix: "\u{0}") }
+
+    func parameter(_ name: String) -> String { parameters[name] ?? "" }
+
+    /// A query parameter's first value; empty counts as absent.
+    func query(_ name: String) -> String? {
+        guard let value = request.query[name]?.first, !value.isEmpty else { return nil }
+        return value
+    }
+
+    func query(_ name: String, oneOf allowed: [String]) throws -> String? {
+        guard let value = query(name) else { return nil }
+        guard allowed.contains(value) else {
+            throw APIProblem.badRequest("\(name) must be one of \(allowed.joined(separator: ", ")), not \"\(value)\"")
+        }
+        return value
+    }
+
+    func time(_ name: String) throws -> Date? {
+        guard let value = query(name) else { return nil }
+        guard let date = RFC3339.parse(value) else {
+            throw APIProblem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-22T04:50:32Z")
+        }
+        return date
+    }
+
+    /// `limit`: 50 by default, at most 500.
+    func limit() throws -> Int {
+        guard let text = query("limit") else { return 50 }
+        guard let value = Int(text), (1...500).contains(value) else {
+            throw APIProblem.badRequest("limit must be a whole number from 1 to 500")
+        }
+        return value
+    }
+
+    /// The decoded `cursor`; `tag` ties it to the sort it was made for.
+    func cursor(tag: String = "") throws -> Cursor? {
+        guard let text = query("cursor") else { return nil }
+        guard let bytes = Base64URL.decode(text), let decoded = String(bytes: bytes, encoding: .utf8) else {
+            throw APIProblem.badRequest("cursor is not valid")
+        }
+        var parts = decoded.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, parts.removeFirst() == tag else { throw APIProblem.badRequest("cursor is not valid for this list") }
+        return Cursor(parts)
+    }
+
+    func service(_ name: String = "service") throws -> String? {
+        guard let value = query(name) else { return nil }
+        guard value.utf8.count <= 200 else { throw APIProblem.badRequest("\(name) is longer than 200 bytes") }
+        return value
+    }
+
+    func id(_ name: String = "id") throws -> Int64 {
+        guard let id = Int64(parameter(name)), id > 0 else { throw APIProblem.notFound("no such \(name)") }
+        return id
+    }
+}
+
+/// Faultline's REST API, independent of the HTTP server: ``handle(_:)`` turns a request into a
+/// response. Every database call goes through the pool (on its own threads).
+///
+/// ```swift
+/// let api = FaultlineAPI(pool: pool, configuration: APIConfiguration(adminToken: token), logger: logger)
+/// let response = await api.handle(APIRequest(method: "GET", target: "/v1/groups?limit=10",
+///                                            headers: ["authorization": "Bearer flt_…"]))
+/// ```
+public final class FaultlineAPI: Sendable {
+    let pool: PostgresPool
+    let configuration: APIConfiguration
+    let readiness: @Sendable () -> Bool
+    let metrics: @Sendable () -> String
+    let replayer: (any DeadLetterReplayer)?
+    let logger: Logger
+    let cache: HotCache
+    let openAPIDocument: [UInt8]?
+    private let router: Router
+    private let counts = Mutex<[Int: Int]>([:])
+
+    /// - Parameters:
+    ///   - readiness: `false` once shutdown has begun (or while a dependency is down); `/readyz`
+    ///     then answers 503.
+    ///   - metrics: Prometheus text of the process's metrics, served at `/metrics` with the API's own.
+    ///   - replayer: produces replayed dead letters; `nil` makes replay answer 503.
+    public init(
+        pool: PostgresPool, configuration: APIConfiguration, readiness: @escaping @Sendable () -> Bool = { true },
+        metrics: @escaping @Sendable () -> String = { "" }, replayer: (any DeadLetterReplayer)? = nil, logger: Logger
+    ) {
+        self.pool = pool
+        self.configuration = configuration
+        self.readiness = readiness
+        self.metrics = metrics
+        self.replayer = replayer
+        self.logger = logger
+        self.openAPIDocument = configuration.openAPIPath.flatMap { FileManager.default.contents(atPath: $0) }.map { Array($0) }
+        let cachedInsights = configuration.cachedInsights
+        self.cache = HotCache(timeToLive: configuration.cacheTimeToLive) { [pool] in
+            try await pool.withConnection { connection in
+                let insights = try APIStore.recentInsights(limit: cachedInsights, on: connection)
+                return HotCache.Snapshot(insights: insights.entries, complete: insights.complete,
+                                         services: try APIStore.services(on: connection), loadedAt: .now)
+            }
+        }
+        self.router = Router(routes: Self.routeTable)
+    }
+
+    /// Every endpoint, for documentation checks.
+    public static var routes: [RouteDescription] {
+        routeTable.map { RouteDescription(method: $0.method, path: $0.pattern, scope: $0.scope, allServices: $0.allServices) }
+    }
+
+    /// Drops the in-memory insights and services, so the next read sees the database (call it
+    /// when the analysis job finishes a run).
+    public func invalidateCache() async {
+        await cache.invalidate()
+    }
+
+    /// Answers one request. Never throws: every failure becomes a problem+json response.
+    public func handle(_ request: APIRequest) async -> APIResponse {
+        let response = await respond(request)
+        counts.withLock { $0[response.status, default: 0] += 1 }
+        return response
+    }
+
+    private func respond(_ request: APIRequest) async -> APIResponse {
+        do {
+            guard request.body.count <= configuration.maxBodyBytes else {
+                throw APIProblem(413, "the request body is larger than \(configuration.maxBodyBytes) bytes")
+            }
+            switch router.resolve(method: request.method, path: request.path) {
+            case .notFound:
+                throw APIProblem.notFound("no resource at \(request.path)")
+            case .methodNotAllowed(let allowed):
+                throw APIProblem(405, "\(request.method) is not allowed here", headers: [("Allow", allowed.joined(separator: ", "))])
+            case .found(let route, let parameters):
+                var principal: Principal?
+                if let scope = route.scope {
+                    let caller = try await authenticate(request)
+                    guard caller.has(scope) else { throw APIProblem.forbidden("this key lacks the \(scope.rawValue) scope") }
+                    if route.allServices && caller.servicePrefix != nil {
+                        throw APIProblem.forbidden("a key limited to a service prefix cannot use this endpoint")
+                    }
+                    principal = caller
+                }
+                return try await route.handler(self, RequestContext(request: request, parameters: parameters, principal: principal))
+            }
+        } catch let problem as APIProblem {
+            return problem.response(instance: request.path)
+        } catch let invalid as InvalidQuery {
+            return APIProblem.badRequest(invalid.description).response(instance: request.path)
+        } catch let error as PostgresError {
+            if error.isConnectionError || error.code == .poolClosed {
+                logger.warning("database unavailable", metadata: ["error": "\(error)", "path": "\(request.path)"])
+                return APIProblem(503, "the database is unavailable; try again shortly", headers: [("Retry-After", "5")])
+                    .response(instance: request.path)
+            }
+            // A NUL byte in a parameter, a value out of a type's range, a failed CHECK: the
+            // request's values, not the server, are at fault.
+            if error.code == .invalidParameter {
+                return APIProblem.badRequest("a value holds a NUL byte").response(instance: request.path)
+            }
+            if let state = error.sqlState, state.hasPrefix("22") || state == PostgresError.SQLState.checkViolation {
+                return APIProblem.badRequest("a value is out of range or not valid").response(instance: request.path)
+            }
+            logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.path)"])
+            return APIProblem(500, "the request could not be completed").response(instance: request.path)
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.path)"])
+            return APIProblem(500, "the request could not be completed").response(instance: request.path)
+        }
+    }
+
+    private func authenticate(_ request: APIRequest) async throws -> Principal {
+        let challenge = [("WWW-Authenticate", "Bearer realm=\"faultline\"")]
+        guard let header = request.headers["authorization"] else {
+            throw APIProblem(401, "an API key is required: Authorization: Bearer <key>", headers: challenge)
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw APIProblem(401, "the Authorization header must be Bearer <key>", headers: challenge)
+        }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        if let admin = configuration.adminToken, !admin.isEmpty, constantTimeEquals(token, admin) {
+            return Principal(keyID: nil, scopes: [.admin], servicePrefix: nil)
+        }
+        guard let record = try await pool.withConnection({ try APIKeyStore.authenticate(token, on: $0) }) else {
+            throw APIProblem(401, "the API key is not valid or has been revoked",
+                             headers: [("WWW-Authenticate", "Bearer realm=\"faultline\", error=\"invalid_token\"")])
+        }
+        return Principal(keyID: record.id, scopes: Set(record.scopes.compactMap(Scope.init(rawValue:))),
+                         servicePrefix: record.servicePrefix)
+    }
+
+    // MARK: Helpers for handlers
+
+    func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await pool.withConnection(body)
+    }
+
+    /// `{"items": [...], "next_cursor": ...}` from a page of JSON texts.
+    func pageResponse(_ page: JSONPage, tag: String = "") -> APIResponse {
+        var text = "{\"items\":[" + page.items.joined(separator: ",") + "],\"next_cursor\":"
+        if let next = page.next {
+            text += JSONValue.string(Base64URL.encode(Array(([tag] + next).joined(separator: "\u{1F}").utf8))).text
+        } else {
+            text += "null"
+        }
+        return .json(200, text + "}")
+    }
+
+    /// The body as a JSON object.
+    func jsonBody(_ request: APIRequest) throws -> JSONValue {
+        guard !request.body.isEmpty else { throw APIProblem.badRequest("a JSON object body is required") }
+        guard let value = try? JSONParser.parse(request.body, maxDepth: 16), value.objectValue != nil else {
+            throw APIProblem.badRequest("the body is not a JSON object")
+        }
+        return value
+    }
+
+    /// The API's own metrics in Prometheus text format.
+    func ownMetrics() -> String {
+        let snapshot = counts.withLock { $0 }
+        var text = "# HELP faultline_api_responses_total Responses of the REST API by status.\n"
+        text += "# TYPE faultline_api_responses_total counter\n"
+        for (status, count) in snapshot.sorted(by: { $0.key < $1.key }) {
+            text += "faultline_api_responses_total{status=\"\(status)\"} \(count)\n"
+        }
+        return text
+    }
+}

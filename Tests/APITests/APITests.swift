@@ -1,0 +1,396 @@
+import Domain
+import Foundation
+import Postgres
+import Storage
+import Testing
+import TestSupport
+
+@testable import API
+
+@Suite struct AccessTests {
+    /// Every route of the table: 401 without a key and with a bad one, 403 outside the key's
+    /// scope or service prefix; the public ones answer without a key.
+    @Test func everyRouteChecksItsKey() async throws {
+        let fixture = try Fixture()
+        let fingerprint = try fixture.events(service: "checkout", message: "upstream timed out after 3s", at: [fixture.base])
+        let readKey = try await fixture.key(scopes: ["read"])
+        let writeKey = try await fixture.key(scopes: ["write"])
+        let prefixedAdmin = try await fixture.key(scopes: ["admin"], prefix: "payments-")
+        for route in FaultlineAPI.routes {
+            let path = route.path.replacingOccurrences(of: "{id}", with: "1").replacingOccurrences(of: "{fingerprint}", with: fingerprint)
+                .replacingOccurrences(of: "{service}", with: "checkout")
+            let label = "\(route.method) \(route.path)"
+            guard let scope = route.scope else {
+                let reply = await fixture.call(route.method, path, key: nil)
+                #expect(reply.status == 200, "\(label): \(reply.text)")
+                continue
+            }
+            let anonymous = await fixture.call(route.method, path, key: nil)
+            expectProblem(anonymous, 401)
+            #expect(anonymous.response.header("www-authenticate")?.hasPrefix("Bearer") == true, "\(label)")
+            expectProblem(await fixture.call(route.method, path, key: "flt_not-a-key"), 401)
+            expectProblem(await fixture.call(route.method, path, key: "Basic abc"), 401)
+            if scope >= .write { expectProblem(await fixture.call(route.method, path, key: readKey), 403) }
+            if scope >= .admin { expectProblem(await fixture.call(route.method, path, key: writeKey), 403) }
+            // The prefixed key has every scope: only its prefix stops it.
+            let prefixed = await fixture.call(route.method, path, key: prefixedAdmin, body: "{}")
+            let servesCheckout = path.contains(fingerprint) || path.contains("/services/checkout")
+            if route.allServices || servesCheckout {
+                expectProblem(prefixed, 403)
+            } else {
+                #expect(prefixed.status != 401 && prefixed.status != 403, "\(label): \(prefixed.text)")
+            }
+        }
+    }
+
+    @Test func keysWorkForTheirScopeAndStopWorkingWhenRevoked() async throws {
+        let fixture = try Fixture()
+        let fingerprint = try fixture.events(service: "checkout", message: "upstream timed out after 3s", at: [fixture.base])
+        let created = await fixture.call("POST", "/v1/api-keys", body: #"{"name": "ci", "scopes": ["read"]}"#)
+        #expect(created.status == 201)
+        let key = try #require(created.object["key"] as? String)
+        #expect(key.hasPrefix("flt_") && key.count == 4 + 43)
+        let id = try #require(created.object["id"] as? Int)
+        #expect(await fixture.call("GET", "/v1/groups", key: key).status == 200)
+        expectProblem(await fixture.call("POST", "/v1/groups/\(fingerprint)/resolve", key: key), 403)
+        // Listed without the secret; stored only as a hash.
+        let listed = await fixture.call("GET", "/v1/api-keys")
+        #expect(!listed.text.contains(key) && listed.items.contains { $0["id"] as? Int == id })
+        let stored = try fixture.connection().query("SELECT count(*) FROM api_keys WHERE key_hash = sha256(convert_to($1, 'UTF8'))", [.text(key)])
+        #expect(try stored.first?.int(0) == 1)
+        let dump = try fixture.connection().query("SELECT row_to_json(k)::text FROM api_keys k").rows.map { try $0.string(0) }
+        #expect(!dump.joined().contains(key))
+
+        #expect(await fixture.call("DELETE", "/v1/api-keys/\(id)").status == 200)
+        expectProblem(await fixture.call("GET", "/v1/groups", key: key), 401)
+        expectProblem(await fixture.call("DELETE", "/v1/api-keys/999999"), 404)
+        expectProblem(await fixture.call("POST", "/v1/api-keys", body: #"{"name": "x", "scopes": ["root"]}"#), 400)
+        expectProblem(await fixture.call("POST", "/v1/api-keys", body: #"{"scopes": ["read"]}"#), 400)
+        // The bootstrap token works; a near miss does not.
+        expectProblem(await fixture.call("GET", "/v1/groups", key: adminToken + "x"), 401)
+    }
+
+    @Test func aKeyLimitedToAPrefixSeesOnlyThoseServices() async throws {
+        let fixture = try Fixture()
+        let checkout = try fixture.events(service: "checkout", message: "cart is empty", at: [fixture.base])
+        let payments = try fixture.events(service: "payments-api", message: "card declined", at: [fixture.base])
+        try fixture.events(service: "payments-worker", message: "queue full", at: [fixture.base])
+        let key = try await fixture.key(scopes: ["write"], prefix: "payments-")
+
+        let groups = await fixture.call("GET", "/v1/groups", key: key)
+        #expect(Set(groups.items.compactMap { $0["service"] as? String }) == ["payments-api", "payments-worker"])
+        let services = await fixture.call("GET", "/v1/services", key: key)
+        #expect(services.items.compactMap { $0["name"] as? String } == ["payments-api", "payments-worker"])
+        #expect(await fixture.call("GET", "/v1/groups/\(payments)", key: key).status == 200)
+        expectProblem(await fixture.call("GET", "/v1/groups/\(checkout)", key: key), 403)
+        expectProblem(await fixture.call("GET", "/v1/groups/\(checkout)/events", key: key), 403)
+        expectProblem(await fixture.call("GET", "/v1/services/checkout/series", key: key), 403)
+        expectProblem(await fixture.call("POST", "/v1/groups/\(checkout)/resolve", key: key), 403)
+        let deployment = #"{"service": "checkout", "environment": "production", "version": "1.0.0", "started_at": "2026-11-22T04:00:00Z"}"#
+        expectProblem(await fixture.call("POST", "/v1/deployments", key: key, body: deployment), 403)
+        let own = deployment.replacingOccurrences(of: "\"checkout\"", with: "\"payments-api\"")
+        #expect(await fixture.call("POST", "/v1/deployments", key: key, body: own).status == 201)
+        let deployments = await fixture.call("GET", "/v1/deployments", key: key)
+        #expect(deployments.items.count == 1)
+        expectProblem(await fixture.call("GET", "/v1/dead-letters", key: key), 403)
+        expectProblem(await fixture.call("GET", "/v1/webhooks", key: key), 403)
+    }
+}
+
+@Suite struct ProblemTests {
+    @Test func errorsAreProblemJSON() async throws {
+        let fixture = try Fixture()
+        expectProblem(await fixture.call("GET", "/v1/nothing"), 404)
+        expectProblem(await fixture.call("GET", "/nothing", key: nil), 404)
+        let wrongMethod = await fixture.call("DELETE", "/v1/groups")
+        expectProblem(wrongMethod, 405)
+        #expect(wrongMethod.response.header("allow") == "GET")
+        #expect(await fixture.call("PATCH", "/v1/webhooks/1").response.header("allow") == "GET, PUT, DELETE")
+        expectProblem(await fixture.call("GET", "/v1/groups/nope"), 404)
+        expectProblem(await fixture.call("GET", "/v1/insights/abc"), 404)
+        expectProblem(await fixture.call("GET", "/v1/groups?limit=501"), 400)
+        expectProblem(await fixture.call("GET", "/v1/groups?limit=0"), 400)
+        expectProblem(await fixture.call("GET", "/v1/groups?sort=name"), 400)
+        expectProblem(await fixture.call("GET", "/v1/groups?cursor=%%%"), 400)
+        expectProblem(await fixture.call("GET", "/v1/groups?cursor=Zm9v"), 400)
+        expectProblem(await fixture.call("GET", "/v1/insights?since=yesterday"), 400)
+        expectProblem(await fixture.call("GET", "/v1/insights?kind=volcano"), 400)
+        expectProblem(await fixture.call("GET", "/v1/groups?service=a%00b"), 400)
+        expectProblem(await fixture.call("POST", "/v1/deployments", body: "not json"), 400)
+        expectProblem(await fixture.call("POST", "/v1/deployments", body: #"{"service": "a"}"#), 400)
+        expectProblem(await fixture.call("POST", "/v1/deployments", body: String(repeating: "x", count: 70 * 1024)), 413)
+        // A cursor of one sort does not continue another.
+        try fixture.events(service: "a", message: "one", at: [fixture.base])
+        try fixture.events(service: "b", message: "two", at: [fixture.base])
+        let first = await fixture.call("GET", "/v1/groups?limit=1&sort=event_count")
+        let cursor = try #require(first.nextCursor)
+        expectProblem(await fixture.call("GET", "/v1/groups?limit=1&sort=first_seen&cursor=\(cursor)"), 400)
+    }
+
+    @Test func healthReadinessMetricsAndDocuments() async throws {
+        let fixture = try Fixture()
+        #expect(await fixture.call("GET", "/healthz", key: nil).status == 200)
+        #expect(await fixture.call("GET", "/readyz", key: nil).status == 200)
+        fixture.readiness.value = false
+        expectProblem(await fixture.call("GET", "/readyz", key: nil), 503)
+        #expect(await fixture.call("GET", "/healthz", key: nil).status == 200)
+        let metrics = await fixture.call("GET", "/metrics", key: nil)
+        #expect(metrics.text.contains("faultline_test_metric 1") && metrics.text.contains("faultline_api_responses_total"))
+        let document = await fixture.call("GET", "/openapi.yaml", key: nil)
+        #expect(document.status == 200 && document.text.hasPrefix("openapi: 3.1"))
+        let page = await fixture.call("GET", "/", key: nil)
+        #expect(page.response.header("content-type")?.hasPrefix("text/html") == true)
+    }
+
+    /// Every route in the router is documented in openapi/openapi.yaml, and nothing more.
+    @Test func theOpenAPIDocumentListsEveryRoute() throws {
+        let text = try String(contentsOf: repositoryRoot.appendingPathComponent("openapi/openapi.yaml"), encoding: .utf8)
+        var documented: Set<String> = []
+        var path: String?
+        var inPaths = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("paths:") { inPaths = true; continue }
+            if inPaths && !line.isEmpty && !line.hasPrefix(" ") && !line.hasPrefix("#") { inPaths = false }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /") && line.hasSuffix(":") && !line.hasPrefix("   ") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if let path, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                let method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+                if ["GET", "POST", "PUT", "DELETE", "PATCH"].contains(method) { documented.insert("\(method) \(path)") }
+            }
+        }
+        let routed = Set(FaultlineAPI.routes.map { "\($0.method) \($0.path)" })
+        #expect(routed.subtracting(documented).isEmpty, "not documented: \(routed.subtracting(documented).sorted())")
+        #expect(documented.subtracting(routed).isEmpty, "documented but not routed: \(documented.subtracting(routed).sorted())")
+    }
+}
+
+@Suite struct GroupTests {
+    /// 23 groups with distinct counts and times, paged 4 at a time in every sort: each group
+    /// exactly once, in order.
+    @Test func paginationVisitsEveryGroupOnceInEverySort() async throws {
+        let fixture = try Fixture()
+        for n in 0..<23 {
+            let times = (0...(n % 7)).map { fixture.base.addingTimeInterval(Double(n * 60 + $0)) }
+            try fixture.events(service: n % 2 == 0 ? "checkout" : "search", errorType: "E\(n)", message: "failure number \(n)", at: times)
+        }
+        for sort in ["last_seen", "first_seen", "event_count"] {
+            for order in ["asc", "desc"] {
+                let (items, pages) = try await fixture.all("/v1/groups?limit=4&sort=\(sort)&order=\(order)")
+                let fingerprints = items.compactMap { $0["fingerprint"] as? String }
+                #expect(fingerprints.count == 23 && Set(fingerprints).count == 23, "\(sort) \(order)")
+                #expect(pages == 6)
+                let keys = items.map { item -> String in
+                    sort == "event_count" ? String(format: "%06d", item["event_count"] as? Int ?? -1) : item[sort] as? String ?? ""
+                }
+                #expect(keys == (order == "asc" ? keys.sorted() : keys.sorted(by: >)), "\(sort) \(order)")
+            }
+        }
+        let checkout = try await fixture.all("/v1/groups?service=checkout&limit=5").items
+        #expect(checkout.count == 12 && checkout.allSatisfy { $0["service"] as? String == "checkout" })
+        let q = try await fixture.all("/v1/groups?q=NUMBER&limit=500").items
+        #expect(q.count == 23)
+        #expect(await fixture.call("GET", "/v1/groups?q=nothing%20like%20it").items.isEmpty)
+        let typed = await fixture.call("GET", "/v1/groups?error_type=E7")
+        #expect(typed.items.count == 1 && typed.items.first?["error_type"] as? String == "E7")
+        let recent = await fixture.call("GET", "/v1/groups?since=\(RFC3339.format(fixture.base.addingTimeInterval(20 * 60)))")
+        #expect(recent.items.count == 3)
+    }
+
+    @Test func resolveIgnoreAndReopenSetTheStatus() async throws {
+        let fixture = try Fixture()
+        let fingerprint = try fixture.events(service: "checkout", version: "1.8.2", message: "cart total is negative",
+                                             at: [fixture.base, fixture.base.addingTimeInterval(30)])
+        try fixture.events(service: "checkout", message: "other", at: [fixture.base])
+        let resolved = await fixture.call("POST", "/v1/groups/\(fingerprint)/resolve")
+        #expect(resolved.status == 200)
+        #expect(resolved.object["status"] as? String == "resolved")
+        #expect(resolved.object["resolved_in_version"] as? String == "1.8.2")
+        let open = await fixture.call("GET", "/v1/groups?status=open")
+        #expect(open.items.count == 1 && open.items.first?["fingerprint"] as? String != fingerprint)
+        #expect(await fixture.call("POST", "/v1/groups/\(fingerprint)/ignore").object["status"] as? String == "ignored")
+        #expect(await fixture.call("POST", "/v1/groups/\(fingerprint)/reopen").object["status"] as? String == "open")
+        let detail = await fixture.call("GET", "/v1/groups/\(fingerprint)")
+        #expect(detail.object["event_count"] as? Int == 2 && detail.object["events_last_24h"] as? Int == 2)
+        expectProblem(await fixture.call("POST", "/v1/groups/unknown/resolve"), 404)
+    }
+
+    @Test func eventsOfAGroupNewestFirstAndSeriesZeroFilled() async throws {
+        let fixture = try Fixture()
+        let times = (0..<9).map { fixture.base.addingTimeInterval(Double($0) * 20) }  // three minutes
+        let fingerprint = try fixture.events(service: "checkout", message: "timed out", at: times)
+        let (events, pages) = try await fixture.all("/v1/groups/\(fingerprint)/events?limit=2")
+        #expect(pages == 5 && events.count == 9 && Set(events.compactMap { $0["event_id"] as? String }).count == 9)
+        let occurred = events.compactMap { $0["occurred_at"] as? String }
+        #expect(occurred == occurred.sorted(by: >))
+
+        let from = RFC3339.format(fixture.base.addingTimeInterval(-120))
+        let to = RFC3339.format(fixture.base.addingTimeInterval(300))
+        let series = await fixture.call("GET", "/v1/services/checkout/series?from=\(from)&to=\(to)&step=1m")
+        let points = try #require(series.object["points"] as? [[String: Any]])
+        #expect(points.compactMap { $0["count"] as? Int } == [0, 0, 3, 3, 3, 0, 0])
+        let group = await fixture.call("GET", "/v1/groups/\(fingerprint)/series?from=\(from)&to=\(to)&step=5m")
+        #expect((group.object["points"] as? [[String: Any]])?.compactMap { $0["count"] as? Int }.reduce(0, +) == 9)
+        expectProblem(await fixture.call("GET", "/v1/services/checkout/series?step=2m"), 400)
+        expectProblem(await fixture.call("GET", "/v1/services/checkout/series?from=2020-01-01T00:00:00Z&step=1m"), 400)
+        let services = await fixture.call("GET", "/v1/services")
+        #expect(services.items.first?["name"] as? String == "checkout" && services.items.first?["events_last_24h"] as? Int == 9)
+    }
+}
+
+@Suite struct DeploymentTests {
+    @Test func aPostedDeploymentEnrichesStoredEventsAndIsIdempotent() async throws {
+        let fixture = try Fixture()
+        let rollout = fixture.base
+        let fingerprint = try fixture.events(service: "checkout", message: "cart failed", at: [rollout.addingTimeInterval(90)])
+        let body = """
+            {"service": "checkout", "environment": "production", "version": "1.8.3", "commit": "abc123", "region": "eu-west-1",
+             "started_at": "\(RFC3339.format(rollout))"}
+            """
+        let first = await fixture.call("POST", "/v1/deployments", body: body)
+        #expect(first.status == 201, "\(first.text)")
+        #expect(first.object["version"] as? String == "1.8.3" && first.object["commit"] as? String == "abc123")
+        let again = await fixture.call("POST", "/v1/deployments", body: body)
+        #expect(again.status == 200 && again.object["id"] as? Int == first.object["id"] as? Int)
+        let event = try #require(await fixture.call("GET", "/v1/groups/\(fingerprint)/events").items.first)
+        #expect(event["commit"] as? String == "abc123" && event["version"] as? String == "1.8.3")
+        #expect(event["seconds_since_deploy"] as? Int == 90 && event["deployment_id"] as? Int == first.object["id"] as? Int)
+        let listed = await fixture.call("GET", "/v1/deployments?service=checkout&environment=production")
+        #expect(listed.items.count == 1)
+        #expect(await fixture.call("GET", "/v1/deployments?environment=staging").items.isEmpty)
+        expectProblem(await fixture.call("POST", "/v1/deployments", body: #"{"service": "a", "version": "1", "started_at": "soon"}"#), 400)
+    }
+}
+
+@Suite struct DeadLetterTests {
+    @Test func replayProducesTheOriginalBytesAndHeaders() async throws {
+        let fixture = try Fixture()
+        var batch = IngestBatch()
+        let value: [UInt8] = Array("{\"service\": \"checkout\"".utf8)
+        batch.deadLetters = [
+            DeadLetter(origin: MessageOrigin(topic: "errors", partition: 2, offset: 41), key: [1, 2, 3], value: value,
+                       headers: [("content-type", Array("application/json".utf8)), ("trace", nil)], reason: "truncated JSON"),
+            DeadLetter(origin: MessageOrigin(topic: "errors", partition: 2, offset: 42), key: nil, value: [0xFF, 0xFE, 0x00],
+                       headers: [], reason: "not UTF-8"),
+        ]
+        _ = try EventStore.write(batch, on: fixture.connection())
+        let listed = await fixture.call("GET", "/v1/dead-letters")
+        #expect(listed.items.count == 2)
+        let binary = try #require(listed.items.first)
+        #expect(binary["reason"] as? String == "not UTF-8" && binary["value_text"] is NSNull)
+        #expect(binary["value_base64"] as? String == Data([0xFF, 0xFE, 0x00]).base64EncodedString() && binary["size"] as? Int == 3)
+        let text = try #require(listed.items.last)
+        #expect(text["value_text"] as? String == String(decoding: value, as: UTF8.self) && text["source_offset"] as? Int == 41)
+        let id = try #require(text["id"] as? Int)
+
+        let replayed = await fixture.call("POST", "/v1/dead-letters/\(id)/replay")
+        #expect(replayed.status == 200, "\(replayed.text)")
+        #expect(replayed.object["replayed_at"] is String)
+        let calls = fixture.replayer.calls.withLock { $0 }
+        let call = try #require(calls.first)
+        #expect(calls.count == 1 && call.topic == "errors" && call.key == [1, 2, 3] && call.value == value)
+        #expect(call.headers.map(\.0) == ["content-type", "trace"])
+        #expect(call.headers.first?.1 == Array("application/json".utf8) && call.headers.last?.1 == nil)
+        expectProblem(await fixture.call("POST", "/v1/dead-letters/999/replay"), 404)
+        // Two pages of one cover both.
+        let (all, pages) = try await fixture.all("/v1/dead-letters?limit=1")
+        #expect(all.count == 2 && pages == 2)
+    }
+}
+
+@Suite struct WebhookTests {
+    @Test func subscriptionsAreValidatedAndTheSecretIsNeverReturned() async throws {
+        let fixture = try Fixture()
+        for bad in [
+            #"{"url": "ftp://example.com/hook"}"#, #"{"url": "javascript:alert(1)"}"#, #"{"url": "http://"}"#, #"{}"#,
+            #"{"url": "https://example.com", "format": "email"}"#, #"{"url": "https://example.com", "secret": "short"}"#,
+            #"{"url": "https://example.com", "filters": {"kinds": ["volcano"]}}"#,
+            #"{"url": "https://example.com", "filters": {"min_severity": "loud"}}"#,
+            #"{"url": "https://example.com", "filters": {"colour": "red"}}"#,
+            "{\"url\": \"https://example.com/\(String(repeating: "a", count: 2100))\"}",
+        ] {
+            expectProblem(await fixture.call("POST", "/v1/webhooks", body: bad), 400)
+        }
+        let created = await fixture.call("POST", "/v1/webhooks", body: """
+            {"url": "https://hooks.example.com/faultline", "secret": "s3cret-signing-key", "format": "slack",
+             "filters": {"kinds": ["spike", "regression"], "services": ["checkout"], "min_severity": "warning"}}
+            """)
+        #expect(created.status == 201, "\(created.text)")
+        #expect(!created.text.contains("s3cret") && created.object["has_secret"] as? Bool == true)
+        #expect(created.object["enabled"] as? Bool == true && created.object["format"] as? String == "slack")
+        let id = try #require(created.object["id"] as? Int)
+        let updated = await fixture.call("PUT", "/v1/webhooks/\(id)", body: #"{"url": "http://internal:8080/hook", "enabled": false}"#)
+        #expect(updated.status == 200 && updated.object["enabled"] as? Bool == false && updated.object["has_secret"] as? Bool == true)
+        #expect(!(await fixture.call("GET", "/v1/webhooks").text.contains("s3cret")))
+        #expect(await fixture.call("GET", "/v1/webhooks/\(id)").object["url"] as? String == "http://internal:8080/hook")
+        #expect(await fixture.call("DELETE", "/v1/webhooks/\(id)").status == 204)
+        expectProblem(await fixture.call("GET", "/v1/webhooks/\(id)"), 404)
+    }
+}
+
+@Suite struct InsightTests {
+    func insight(_ n: Int, kind: Insight.Kind, service: String?, at time: Date) -> Insight {
+        Insight(dedupeKey: "test/\(n)", kind: kind, severity: .warning, service: service, title: "insight \(n)", summary: "s",
+                startedAt: time,
+                recommendations: [Recommendation(ruleID: "r", action: "rollback", title: "Roll back \(n)", confidence: 0.8,
+                                                 evidence: ["e"])])
+    }
+
+    /// Served from memory and, past the cached ones, from the database: the same pages either way.
+    @Test(arguments: [2000, 3])
+    func listFilterGetAndAcknowledge(cachedInsights: Int) async throws {
+        let fixture = try Fixture(cachedInsights: cachedInsights)
+        let connection = try fixture.connection()
+        for n in 0..<11 {
+            try AnalysisStore.upsertInsight(insight(n, kind: n % 3 == 0 ? .newGroup : .spike, service: n % 2 == 0 ? "checkout" : "search",
+                                                    at: fixture.base.addingTimeInterval(Double(n))), on: connection)
+        }
+        try AnalysisStore.upsertInsight(insight(99, kind: .cluster, service: nil, at: fixture.base), on: connection)
+        let (items, pages) = try await fixture.all("/v1/insights?limit=5")
+        #expect(items.count == 12 && pages == 3 && Set(items.compactMap { $0["id"] as? Int }).count == 12)
+        let ids = items.compactMap { $0["id"] as? Int }
+        #expect(ids == ids.sorted(by: >), "newest first")
+        let spikes = try await fixture.all("/v1/insights?kind=spike&service=checkout&limit=2").items
+        #expect(spikes.count == 4 && spikes.allSatisfy { $0["kind"] as? String == "spike" && $0["service"] as? String == "checkout" })
+
+        let id = try #require(ids.first)
+        let detail = await fixture.call("GET", "/v1/insights/\(id)")
+        #expect((detail.object["recommendations"] as? [[String: Any]])?.first?["action"] as? String == "rollback")
+        let acknowledged = await fixture.call("POST", "/v1/insights/\(id)/acknowledge")
+        #expect(acknowledged.object["status"] as? String == "acknowledged" && acknowledged.object["acknowledged_at"] is String)
+        let open = try await fixture.all("/v1/insights?status=open&limit=4").items
+        #expect(open.count == 11 && !open.contains { $0["id"] as? Int == id })
+        let recommendations = try await fixture.all("/v1/recommendations?limit=3").items
+        #expect(recommendations.count == 11)
+
+        let prefixed = try await fixture.key(scopes: ["read"], prefix: "search")
+        let visible = try await fixture.all("/v1/insights?limit=2", key: prefixed).items
+        #expect(visible.count == 5 && visible.allSatisfy { $0["service"] as? String == "search" })
+        let cluster = try #require(items.first { $0["kind"] as? String == "cluster" }?["id"] as? Int)
+        expectProblem(await fixture.call("GET", "/v1/insights/\(cluster)", key: prefixed), 403)
+        expectProblem(await fixture.call("GET", "/v1/insights/424242"), 404)
+    }
+
+    @Test func clustersSpikesAndPredictionsList() async throws {
+        let fixture = try Fixture()
+        let connection = try fixture.connection()
+        try AnalysisStore.insertSpikes([
+            SpikeRecord(series: "service:checkout", service: "checkout", fingerprint: nil, bucket: fixture.base, kind: .spike,
+                        observed: 50, expected: 5, score: 9, pValue: 0.001),
+        ], on: connection)
+        try AnalysisStore.insertPrediction(PredictionRecord(series: "service:checkout", service: "checkout", fingerprint: nil,
+                                                            threshold: 60, currentValue: 20, predictedValue: 70,
+                                                            breachAt: fixture.base.addingTimeInterval(600), madeAt: fixture.base),
+                                           on: connection)
+        _ = try AnalysisStore.saveClusters([
+            ClusterRecord(generation: 1, label: "timeout", terms: ["timeout"], services: ["checkout", "search"], groupCount: 2,
+                          eventCount: 10, centroid: [0.5, 0.5]),
+        ], members: [], on: connection)
+        #expect(await fixture.call("GET", "/v1/spikes?service=checkout").items.first?["observed"] as? Double == 50)
+        #expect(await fixture.call("GET", "/v1/spikes?service=search").items.isEmpty)
+        #expect(await fixture.call("GET", "/v1/predictions").items.first?["predicted_value"] as? Double == 70)
+        let clusters = await fixture.call("GET", "/v1/clusters")
+        #expect(clusters.items.first?["services"] as? [String] == ["checkout", "search"])
+        #expect(clusters.items.first?["member_count"] as? Int == 0)
+    }
+}

@@ -1,0 +1,85 @@
+import Domain
+import Foundation
+import Storage
+import Testing
+
+@testable import API
+
+/// The pure pieces: no database.
+@Suite struct UnitTests {
+    let router = Router(routes: FaultlineAPI.routeTable)
+
+    @Test func routesMatchLiteralsAndDecodeParameters() {
+        guard case .found(let route, let parameters) = router.resolve(method: "GET", path: "/v1/services/payments%20api/series") else {
+            Issue.record("no match")
+            return
+        }
+        #expect(route.pattern == "/v1/services/{service}/series" && parameters["service"] == "payments api")
+        guard case .found(let root, _) = router.resolve(method: "GET", path: "/") else { Issue.record("no root"); return }
+        #expect(root.pattern == "/")
+        guard case .methodNotAllowed(let allowed) = router.resolve(method: "POST", path: "/v1/groups/abc") else {
+            Issue.record("expected 405")
+            return
+        }
+        #expect(allowed == ["GET"])
+        for path in ["/v1/groups/", "/v1", "/v1/groups/a/b/c", "", "/v1//events"] {
+            guard case .notFound = router.resolve(method: "GET", path: path) else { Issue.record("\(path) matched"); continue }
+        }
+    }
+
+    @Test func everyRoutePatternIsUniquePerMethod() {
+        let keys = FaultlineAPI.routes.map { "\($0.method) \($0.path)" }
+        #expect(Set(keys).count == keys.count)
+    }
+
+    @Test func queryStringsAreDecoded() {
+        let request = APIRequest(method: "get", target: "/v1/groups?q=a+b%2Fc&service=x&service=y&empty=&flag")
+        #expect(request.method == "GET" && request.path == "/v1/groups")
+        #expect(request.query["q"] == ["a b/c"] && request.query["service"] == ["x", "y"])
+        #expect(request.query["empty"] == [""] && request.query["flag"] == [""])
+    }
+
+    @Test func base64URLRoundTripsAndRefusesOtherAlphabets() {
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(($0 * 73 + 11) % 256) }
+            let text = Base64URL.encode(bytes)
+            #expect(!text.contains("=") && !text.contains("+") && !text.contains("/"))
+            #expect(Base64URL.decode(text) == bytes)
+        }
+        #expect(Base64URL.decode("ab+/") == nil && Base64URL.decode("a=") == nil)
+    }
+
+    @Test func secretsCompareWithoutShortCuts() {
+        #expect(constantTimeEquals("flt_abc", "flt_abc"))
+        #expect(!constantTimeEquals("flt_abc", "flt_abd"))
+        #expect(!constantTimeEquals("flt_abc", "flt_ab"))
+        #expect(!constantTimeEquals("", "x") && constantTimeEquals("", ""))
+    }
+
+    @Test func scopesImplyTheLowerOnes() {
+        let admin = Principal(keyID: 1, scopes: [.admin], servicePrefix: nil)
+        let write = Principal(keyID: 2, scopes: [.write], servicePrefix: "payments-")
+        #expect(admin.has(.read) && admin.has(.write) && admin.has(.admin))
+        #expect(write.has(.read) && write.has(.write) && !write.has(.admin))
+        #expect(write.sees(service: "payments-api") && !write.sees(service: "checkout") && !write.sees(service: nil))
+        #expect(admin.sees(service: nil))
+    }
+
+    @Test(arguments: [
+        ("https://hooks.slack.com/services/T/B/X", true), ("http://10.0.0.1:8080/hook", true), ("HTTPS://EXAMPLE.COM", true),
+        ("ftp://example.com", false), ("file:///etc/passwd", false), ("https://", false), ("example.com/hook", false),
+        ("https://exa mple.com", false), ("javascript:alert(1)", false), ("", false),
+    ])
+    func webhookURLs(url: String, valid: Bool) {
+        let accepted = (try? WebhookValidation.validate(url: url)) != nil
+        #expect(accepted == valid, "\(url)")
+    }
+
+    @Test func keysAreFltAnd32RandomBytes() {
+        let keys = (0..<20).map { _ in APIKeyStore.generateKey() }
+        #expect(Set(keys).count == 20)
+        for key in keys {
+            #expect(key.hasPrefix("flt_") && Base64URL.decode(String(key.dropFirst(4)))?.count == 32)
+        }
+    }
+}
