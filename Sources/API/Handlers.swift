@@ -16,7 +16,7 @@ extension FaultlineAPI {
             guard let document = api.openAPIDocument else { throw APIProblem.notFound("the OpenAPI document is not installed") }
             return APIResponse(status: 200, headers: [("Content-Type", "application/yaml")], body: document)
         },
-        Route("GET", "/", nil) { _, _ in .text(200, dashboardPlaceholder, contentType: "text/html; charset=utf-8") },
+        Route("GET", "/", nil) { _, _ in .text(200, Dashboard.html, contentType: "text/html; charset=utf-8") },
 
         Route("GET", "/v1/insights", .read) { api, c in try await api.listInsights(c) },
         Route("GET", "/v1/insights/{id}", .read) { api, c in try await api.getInsight(c) },
@@ -118,14 +118,6 @@ extension FaultlineAPI {
             return .json(200, json)
         },
     ]
-
-    static let dashboardPlaceholder = """
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>Faultline</title></head>
-        <body><h1>Faultline</h1><p>The dashboard is not built yet. The REST API is under <code>/v1</code>;
-        its description is <a href="/openapi.yaml">/openapi.yaml</a>.</p></body></html>
-
-        """
 
     // MARK: Health
 
