@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App", "TestSupport"]),
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Kafka", "Postgres", "TestSupport"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Domain", "Kafka", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

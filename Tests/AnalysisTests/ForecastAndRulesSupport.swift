@@ -1,34 +1,22 @@
 import Foundation
 
-/// Seeded per-bucket counts (SplitMix64 underneath), so every simulated series is the same on every run.
-struct CountSampler: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+import Analysis
 
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+/// Seeded samples for simulated series: the same on every run.
+extension SeededGenerator {
+    mutating func uniform() -> Double { nextDouble() }
+    mutating func gaussian() -> Double { nextGaussian() }
 
-    /// A Poisson count (Knuth's method; fine for the small means of per-bucket counts).
+    /// A Poisson count (Knuth's method for the small means of per-bucket counts, a normal
+    /// approximation for large ones).
     mutating func poisson(_ mean: Double) -> Double {
         guard mean > 0 else { return 0 }
-        if mean > 60 {
-            // Normal approximation keeps large means cheap.
-            let u1 = max(uniform(), 1e-12)
-            let u2 = uniform()
-            let z = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-            return max(0, (mean + z * mean.squareRoot()).rounded())
-        }
+        if mean > 30 { return max(0, (mean + mean.squareRoot() * nextGaussian()).rounded()) }
         let limit = exp(-mean)
-        var product = uniform()
+        var product = nextDouble()
         var k = 0.0
         while product > limit {
-            product *= uniform()
+            product *= nextDouble()
             k += 1
         }
         return k

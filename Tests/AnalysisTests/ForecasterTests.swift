@@ -5,7 +5,7 @@ import Testing
 @Suite struct ForecasterTests {
     /// Warnings per minute rising from 2 by 0.05 a minute (a memory leak), Poisson noise.
     static func leak(seed: UInt64, minutes: Int) -> [Double] {
-        var rng = CountSampler(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         return (0..<minutes).map { rng.poisson(2 + 0.05 * Double($0)) }
     }
 
@@ -28,7 +28,7 @@ import Testing
         // 2 + 0.1/min for 180 min: about 20/min now, 30/min about 101 minutes ahead.
         var steps: [Int] = []
         for seed in UInt64(1)...10 {
-            var rng = CountSampler(seed: seed &+ 500)
+            var rng = SeededGenerator(seed: seed &+ 500)
             let series = (0..<180).map { rng.poisson(2 + 0.1 * Double($0)) }
             let breach = try #require(Forecaster(series: series).breach(threshold: 30, horizon: 240), "seed \(seed)")
             #expect((50...160).contains(breach.steps), "seed \(seed): \(breach.steps)")
@@ -56,7 +56,7 @@ import Testing
     @Test func flatNoisySeriesNeverBreaches() {
         for lambda in [0.5, 2.0, 10.0, 50.0] {
             for seed in UInt64(1)...20 {
-                var rng = CountSampler(seed: seed &* 7919)
+                var rng = SeededGenerator(seed: seed &* 7919)
                 let series = (0..<240).map { _ in rng.poisson(lambda) }
                 let forecaster = Forecaster(series: series)
                 // Even a threshold just above the mean: there is no rise to carry it there.
@@ -69,7 +69,7 @@ import Testing
         // Hourly buckets, a daily cycle peaking at 80, threshold 100; ending at every phase of the day.
         for seed in UInt64(1)...5 {
             for endHour in [0, 3, 6, 9, 12, 18] {
-                var rng = CountSampler(seed: seed)
+                var rng = SeededGenerator(seed: seed)
                 let series = (0..<(14 * 24 + endHour)).map { rng.poisson(50 + 30 * sin(2 * Double.pi * Double($0) / 24)) }
                 let forecaster = Forecaster(series: series, seasonPeriod: 24)
                 #expect(forecaster.seasonPeriod == 24)
@@ -84,7 +84,7 @@ import Testing
 
     @Test func levelShiftIsNotATrend() {
         for seed in UInt64(1)...10 {
-            var rng = CountSampler(seed: seed)
+            var rng = SeededGenerator(seed: seed)
             let series = (0..<200).map { _ in rng.poisson(5) } + (0..<40).map { _ in rng.poisson(12) }
             #expect(Forecaster(series: series).breach(threshold: 20, horizon: 600) == nil, "seed \(seed)")
         }
@@ -114,7 +114,7 @@ import Testing
         var inside = 0
         var total = 0
         for seed in UInt64(1)...30 {
-            var rng = CountSampler(seed: seed &+ 99)
+            var rng = SeededGenerator(seed: seed &+ 99)
             let series = (0..<270).map { _ in rng.poisson(10) }
             let points = Forecaster(series: Array(series.prefix(240))).forecast(horizon: 30)
             for (a, b) in zip(points, points.dropFirst()) { #expect(b.upper - b.lower >= a.upper - a.lower - 1e-9) }
@@ -128,7 +128,7 @@ import Testing
     }
 
     @Test func fallingSeriesNeverBreaches() {
-        var rng = CountSampler(seed: 3)
+        var rng = SeededGenerator(seed: 3)
         let series = (0..<240).map { rng.poisson(max(0, 20 - 0.05 * Double($0))) }
         #expect(Forecaster(series: series).breach(threshold: 10, horizon: 600) == nil)
     }

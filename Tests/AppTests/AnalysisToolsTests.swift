@@ -1,5 +1,6 @@
 import Analysis
 import App
+import Domain
 import Foundation
 import Testing
 import TestSupport
@@ -48,7 +49,8 @@ func temporaryFile(_ name: String, _ text: String? = nil) throws -> String {
     func series(_ values: [Double]) -> String {
         "timestamp,value\n" + values.enumerated().map { index, value in
             let date = Date(timeIntervalSince1970: 1_700_000_000 + Double(index) * 300)
-            return "\(RFC3339Format.noZone(date)),\(value)"
+            // NAB's form: `2023-11-14 22:13:20`, UTC without a zone.
+            return "\(RFC3339.format(date).prefix(19).replacingOccurrences(of: "T", with: " ")),\(value)"
         }.joined(separator: "\n") + "\n"
     }
 
@@ -76,16 +78,5 @@ func temporaryFile(_ name: String, _ text: String? = nil) throws -> String {
         #expect {
             try SpikeTool.analyze(input: input, output: try temporaryFile("bad.out"))
         } throws: { ($0 as? ToolError)?.description.contains("line 3") == true }
-    }
-}
-
-enum RFC3339Format {
-    /// `2023-11-14 22:13:20`: NAB's form.
-    static func noZone(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        return formatter.string(from: date)
     }
 }
