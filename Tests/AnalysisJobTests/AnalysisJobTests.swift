@@ -80,185 +80,203 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
 
 @Suite(.serialized) struct AnalysisJobTests {
     /// Three hours of steady checkout errors, then 1.8.3 rolls out and a new exception floods in.
-    @Test func aSpikeAfterADeploymentIsReportedWithinOneBucketWithARollbackNamingBothVersions() throws {
-        var fixture = try Fixture()
-        try fixture.deploy("checkout", "1.8.2", at: start.addingTimeInterval(-3600))
-        for minute in 0..<180 {
-            let time = start.addingTimeInterval(Double(minute) * 60)
-            try fixture.events(service: "checkout", version: "1.8.2", errorType: "TimeoutError",
-                               message: "upstream inventory timed out after \(minute % 9 + 1)s", at: spread(noisy(6, minute), in: time))
+    @Test func aSpikeAfterADeploymentIsReportedWithinOneBucketWithARollbackNamingBothVersions() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            var fixture = try Fixture()
+            try fixture.deploy("checkout", "1.8.2", at: start.addingTimeInterval(-3600))
+            for minute in 0..<180 {
+                let time = start.addingTimeInterval(Double(minute) * 60)
+                try fixture.events(service: "checkout", version: "1.8.2", errorType: "TimeoutError",
+                                   message: "upstream inventory timed out after \(minute % 9 + 1)s", at: spread(noisy(6, minute), in: time))
+            }
+            let rollout = start.addingTimeInterval(180 * 60)
+            try fixture.deploy("checkout", "1.8.3", at: rollout)
+            // Background goes on; the new error starts two minutes after the rollout.
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            _ = try engine.run(on: fixture.connection, now: rollout)
+            #expect(try fixture.insights().filter { $0.kind == .spike }.isEmpty, "steady background must not alert")
+
+            let spikeStart = rollout.addingTimeInterval(120)
+            for minute in 0..<2 {
+                let time = rollout.addingTimeInterval(Double(minute) * 60)
+                try fixture.events(service: "checkout", version: "1.8.3", errorType: "TimeoutError",
+                                   message: "upstream inventory timed out after 3s", at: spread(6, in: time))
+            }
+            try fixture.events(service: "checkout", version: "1.8.3", errorType: "NullPointerException",
+                               message: "Cannot invoke \"Cart.total()\" because \"cart\" is null", at: spread(180, in: spikeStart))
+            // One bucket after the spike began (the bucket has closed, plus the lateness allowance).
+            let report = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(66))
+            #expect(report.spikes >= 1)
+            let insights = try fixture.insights()
+            let spike = try #require(insights.first { $0.kind == .spike && $0.service == "checkout" && $0.fingerprint != nil })
+            #expect(spike.startedAt == spikeStart)
+            #expect(spike.version == "1.8.3" && spike.previousVersion == "1.8.2")
+            let rollback = try #require(spike.recommendations.first { $0.action == "rollback" })
+            #expect(rollback.title.contains("1.8.3") && rollback.title.contains("1.8.2"), "\(rollback.title)")
+            #expect(spike.recommendations.first?.action == "rollback", "rollback should be the first recommendation: \(spike.recommendations)")
+
+            let new = try #require(insights.first { $0.kind == .newGroup })
+            #expect(new.version == "1.8.3" && new.previousVersion == "1.8.2")
+            #expect(new.title.contains("NullPointerException"))
+            #expect(new.recommendations.contains { $0.action == "rollback" })
+
+            // The same minute again adds nothing; a second replica taking over rebuilds its
+            // detectors from the counts and adds nothing either.
+            let again = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(70))
+            #expect(again.insightsCreated == 0)
+            let takeover = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let report2 = try takeover.run(on: fixture.connection, now: spikeStart.addingTimeInterval(75))
+            #expect(report2.rebuilt && report2.insightsCreated == 0)
+            #expect(try fixture.insights().count == insights.count)
         }
-        let rollout = start.addingTimeInterval(180 * 60)
-        try fixture.deploy("checkout", "1.8.3", at: rollout)
-        // Background goes on; the new error starts two minutes after the rollout.
-        let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
-        _ = try engine.run(on: fixture.connection, now: rollout)
-        #expect(try fixture.insights().filter { $0.kind == .spike }.isEmpty, "steady background must not alert")
-
-        let spikeStart = rollout.addingTimeInterval(120)
-        for minute in 0..<2 {
-            let time = rollout.addingTimeInterval(Double(minute) * 60)
-            try fixture.events(service: "checkout", version: "1.8.3", errorType: "TimeoutError",
-                               message: "upstream inventory timed out after 3s", at: spread(6, in: time))
-        }
-        try fixture.events(service: "checkout", version: "1.8.3", errorType: "NullPointerException",
-                           message: "Cannot invoke \"Cart.total()\" because \"cart\" is null", at: spread(180, in: spikeStart))
-        // One bucket after the spike began (the bucket has closed, plus the lateness allowance).
-        let report = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(66))
-        #expect(report.spikes >= 1)
-        let insights = try fixture.insights()
-        let spike = try #require(insights.first { $0.kind == .spike && $0.service == "checkout" && $0.fingerprint != nil })
-        #expect(spike.startedAt == spikeStart)
-        #expect(spike.version == "1.8.3" && spike.previousVersion == "1.8.2")
-        let rollback = try #require(spike.recommendations.first { $0.action == "rollback" })
-        #expect(rollback.title.contains("1.8.3") && rollback.title.contains("1.8.2"), "\(rollback.title)")
-        #expect(spike.recommendations.first?.action == "rollback", "rollback should be the first recommendation: \(spike.recommendations)")
-
-        let new = try #require(insights.first { $0.kind == .newGroup })
-        #expect(new.version == "1.8.3" && new.previousVersion == "1.8.2")
-        #expect(new.title.contains("NullPointerException"))
-        #expect(new.recommendations.contains { $0.action == "rollback" })
-
-        // The same minute again adds nothing; a second replica taking over rebuilds its
-        // detectors from the counts and adds nothing either.
-        let again = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(70))
-        #expect(again.insightsCreated == 0)
-        let takeover = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
-        let report2 = try takeover.run(on: fixture.connection, now: spikeStart.addingTimeInterval(75))
-        #expect(report2.rebuilt && report2.insightsCreated == 0)
-        #expect(try fixture.insights().count == insights.count)
     }
 
-    @Test func lowVolumeNoiseNeverAlerts() throws {
-        var fixture = try Fixture()
-        // About one error every three minutes, sometimes two in a minute.
-        for minute in 0..<240 where minute % 3 == 0 || minute % 47 == 0 {
-            let time = start.addingTimeInterval(Double(minute) * 60)
-            try fixture.events(service: "quiet", errorType: "IOException", message: "read failed on socket \(minute)",
-                               at: spread(minute % 47 == 0 ? 2 : 1, in: time))
+    @Test func lowVolumeNoiseNeverAlerts() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            var fixture = try Fixture()
+            // About one error every three minutes, sometimes two in a minute.
+            for minute in 0..<240 where minute % 3 == 0 || minute % 47 == 0 {
+                let time = start.addingTimeInterval(Double(minute) * 60)
+                try fixture.events(service: "quiet", errorType: "IOException", message: "read failed on socket \(minute)",
+                                   at: spread(minute % 47 == 0 ? 2 : 1, in: time))
+            }
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(240 * 60 + 10))
+            #expect(report.bucketsScored > 200)
+            #expect(try fixture.insights().filter { $0.kind == .spike || $0.kind == .levelShift }.isEmpty)
         }
-        let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
-        let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(240 * 60 + 10))
-        #expect(report.bucketsScored > 200)
-        #expect(try fixture.insights().filter { $0.kind == .spike || $0.kind == .levelShift }.isEmpty)
     }
 
-    @Test func aResolvedGroupReturningInALaterVersionIsARegressionButNotInAnOlderOne() throws {
-        var fixture = try Fixture()
-        let t0 = start
-        try fixture.events(service: "billing", version: "2.3.0", errorType: "KeyError", message: "missing key 'currency'",
-                           at: [t0, t0.addingTimeInterval(60)])
-        let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
-        _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(120))
-        let fingerprint = try #require(try fixture.connection.query("SELECT fingerprint FROM groups WHERE service = 'billing'").first?.string(0))
-        try AnalysisStore.setStatus(fingerprint, "resolved", at: t0.addingTimeInterval(300), on: fixture.connection)
+    @Test func aResolvedGroupReturningInALaterVersionIsARegressionButNotInAnOlderOne() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            var fixture = try Fixture()
+            let t0 = start
+            try fixture.events(service: "billing", version: "2.3.0", errorType: "KeyError", message: "missing key 'currency'",
+                               at: [t0, t0.addingTimeInterval(60)])
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(120))
+            let fingerprint = try #require(try fixture.connection.query("SELECT fingerprint FROM groups WHERE service = 'billing'").first?.string(0))
+            try AnalysisStore.setStatus(fingerprint, "resolved", at: t0.addingTimeInterval(300), on: fixture.connection)
 
-        // An old replica still running 2.3.0 logs it again: not a regression.
-        try fixture.events(service: "billing", version: "2.3.0", errorType: "KeyError", message: "missing key 'currency'",
-                           at: [t0.addingTimeInterval(600)])
-        _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(660))
-        #expect(try fixture.insights().filter { $0.kind == .regression }.isEmpty)
-        #expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "resolved")
+            // An old replica still running 2.3.0 logs it again: not a regression.
+            try fixture.events(service: "billing", version: "2.3.0", errorType: "KeyError", message: "missing key 'currency'",
+                               at: [t0.addingTimeInterval(600)])
+            _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(660))
+            #expect(try fixture.insights().filter { $0.kind == .regression }.isEmpty)
+            #expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "resolved")
 
-        // 2.4.0 brings it back.
-        try fixture.events(service: "billing", version: "2.4.0", errorType: "KeyError", message: "missing key 'currency'",
-                           at: [t0.addingTimeInterval(900)])
-        let report = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(960))
-        #expect(report.regressions == 1)
-        let regression = try #require(try fixture.insights().first { $0.kind == .regression })
-        #expect(regression.version == "2.4.0" && regression.previousVersion == "2.3.0")
-        #expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "open")
+            // 2.4.0 brings it back.
+            try fixture.events(service: "billing", version: "2.4.0", errorType: "KeyError", message: "missing key 'currency'",
+                               at: [t0.addingTimeInterval(900)])
+            let report = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(960))
+            #expect(report.regressions == 1)
+            let regression = try #require(try fixture.insights().first { $0.kind == .regression })
+            #expect(regression.version == "2.4.0" && regression.previousVersion == "2.3.0")
+            #expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "open")
+        }
     }
 
-    @Test func timeoutsTowardsOneDependencyFromThreeServicesFormOneCrossServiceCluster() throws {
-        var fixture = try Fixture()
-        let t0 = start.addingTimeInterval(3 * 3600)
-        let now = t0.addingTimeInterval(600)
-        for (index, service) in ["checkout", "orders", "payments"].enumerated() {
-            try fixture.events(service: service, errorType: "TimeoutException",
-                               message: "timeout after \(index + 3)000 ms calling payments-db:5432",
-                               at: spread(20, in: t0.addingTimeInterval(Double(index) * 60)))
-            try fixture.events(service: service, errorType: "ConnectException",
-                               message: "connection refused: payments-db:5432", at: spread(5, in: t0.addingTimeInterval(120)))
+    @Test func timeoutsTowardsOneDependencyFromThreeServicesFormOneCrossServiceCluster() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            var fixture = try Fixture()
+            let t0 = start.addingTimeInterval(3 * 3600)
+            let now = t0.addingTimeInterval(600)
+            for (index, service) in ["checkout", "orders", "payments"].enumerated() {
+                try fixture.events(service: service, errorType: "TimeoutException",
+                                   message: "timeout after \(index + 3)000 ms calling payments-db:5432",
+                                   at: spread(20, in: t0.addingTimeInterval(Double(index) * 60)))
+                try fixture.events(service: service, errorType: "ConnectException",
+                                   message: "connection refused: payments-db:5432", at: spread(5, in: t0.addingTimeInterval(120)))
+            }
+            try fixture.events(service: "search", errorType: "NullPointerException", message: "index shard is null for query",
+                               at: spread(10, in: t0))
+            try fixture.events(service: "search", errorType: "IllegalArgumentException", message: "page size must be positive",
+                               at: spread(10, in: t0))
+            try fixture.events(service: "frontend", errorType: "TypeError", message: "undefined is not a function in render",
+                               at: spread(10, in: t0))
+            try fixture.events(service: "frontend", errorType: "OutOfMemoryError", message: "Java heap space",
+                               at: spread(10, in: t0))
+            // Background noise shared by two services for hours: a pattern, but no news.
+            for service in ["search", "frontend"] {
+                try fixture.events(service: service, errorType: "CacheMissWarning", message: "cache miss for key user:42",
+                                   at: [t0.addingTimeInterval(-7200), t0.addingTimeInterval(30)])
+            }
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let report = try engine.run(on: fixture.connection, now: now)
+            #expect(report.clustersTrained == 1)
+            let clusters = try AnalysisStore.currentClusters(on: fixture.connection)
+            let timeouts = try #require(clusters.first { $0.services.count == 3 })
+            #expect(timeouts.services == ["checkout", "orders", "payments"])
+            #expect(timeouts.terms.contains { $0.contains("timeout") || $0.contains("payments") })
+            // Every timeout group is in it, none of the others.
+            let members = try fixture.connection.query("SELECT service, error_type FROM groups WHERE cluster_id = $1 ORDER BY 1, 2",
+                                                       [.int(timeouts.id!)]).rows.map { "\(try $0.string(0))/\(try $0.string(1))" }
+            #expect(members.allSatisfy { $0.hasSuffix("TimeoutException") || $0.hasSuffix("ConnectException") }, "\(members)")
+            let clusterInsights = try fixture.insights().filter { $0.kind == .cluster }
+            #expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
+            let insight = try #require(clusterInsights.first { $0.clusterID == timeouts.id })
+            #expect(insight.title.contains("checkout, orders, payments"), "\(insight.title)")
+            #expect(insight.recommendations.contains { $0.action == "circuit_breaker" || $0.action == "check_dependency" },
+                    "\(insight.recommendations)")
+            // A new group is put in its nearest cluster at once.
+            try fixture.events(service: "shipping", errorType: "TimeoutException", message: "timeout after 9000 ms calling payments-db:5432",
+                               at: [now.addingTimeInterval(5)])
+            _ = try engine.run(on: fixture.connection, now: now.addingTimeInterval(20))
+            #expect(try fixture.connection.query("SELECT cluster_id FROM groups WHERE service = 'shipping'").first?.int(0) == Int(timeouts.id!))
         }
-        try fixture.events(service: "search", errorType: "NullPointerException", message: "index shard is null for query",
-                           at: spread(10, in: t0))
-        try fixture.events(service: "search", errorType: "IllegalArgumentException", message: "page size must be positive",
-                           at: spread(10, in: t0))
-        try fixture.events(service: "frontend", errorType: "TypeError", message: "undefined is not a function in render",
-                           at: spread(10, in: t0))
-        try fixture.events(service: "frontend", errorType: "OutOfMemoryError", message: "Java heap space",
-                           at: spread(10, in: t0))
-        // Background noise shared by two services for hours: a pattern, but no news.
-        for service in ["search", "frontend"] {
-            try fixture.events(service: service, errorType: "CacheMissWarning", message: "cache miss for key user:42",
-                               at: [t0.addingTimeInterval(-7200), t0.addingTimeInterval(30)])
-        }
-        let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
-        let report = try engine.run(on: fixture.connection, now: now)
-        #expect(report.clustersTrained == 1)
-        let clusters = try AnalysisStore.currentClusters(on: fixture.connection)
-        let timeouts = try #require(clusters.first { $0.services.count == 3 })
-        #expect(timeouts.services == ["checkout", "orders", "payments"])
-        #expect(timeouts.terms.contains { $0.contains("timeout") || $0.contains("payments") })
-        // Every timeout group is in it, none of the others.
-        let members = try fixture.connection.query("SELECT service, error_type FROM groups WHERE cluster_id = $1 ORDER BY 1, 2",
-                                                   [.int(timeouts.id!)]).rows.map { "\(try $0.string(0))/\(try $0.string(1))" }
-        #expect(members.allSatisfy { $0.hasSuffix("TimeoutException") || $0.hasSuffix("ConnectException") }, "\(members)")
-        let clusterInsights = try fixture.insights().filter { $0.kind == .cluster }
-        #expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
-        let insight = try #require(clusterInsights.first { $0.clusterID == timeouts.id })
-        #expect(insight.title.contains("checkout, orders, payments"), "\(insight.title)")
-        #expect(insight.recommendations.contains { $0.action == "circuit_breaker" || $0.action == "check_dependency" },
-                "\(insight.recommendations)")
-        // A new group is put in its nearest cluster at once.
-        try fixture.events(service: "shipping", errorType: "TimeoutException", message: "timeout after 9000 ms calling payments-db:5432",
-                           at: [now.addingTimeInterval(5)])
-        _ = try engine.run(on: fixture.connection, now: now.addingTimeInterval(20))
-        #expect(try fixture.connection.query("SELECT cluster_id FROM groups WHERE service = 'shipping'").first?.int(0) == Int(timeouts.id!))
     }
 
-    @Test func aSlowlyRisingErrorRateIsForecastToBreachBeforeItDoes() throws {
-        var fixture = try Fixture()
-        // A memory leak: GC warnings rise from 2/min by about 0.1/min each minute.
-        for minute in 0..<180 {
-            let mean = 2 + 0.1 * Double(minute)
-            try fixture.events(service: "recommender", errorType: "GCOverheadWarning", message: "GC overhead: heap 91% used after full GC",
-                               at: spread(noisy(mean, minute), in: start.addingTimeInterval(Double(minute) * 60)))
+    @Test func aSlowlyRisingErrorRateIsForecastToBreachBeforeItDoes() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            var fixture = try Fixture()
+            // A memory leak: GC warnings rise from 2/min by about 0.1/min each minute.
+            for minute in 0..<180 {
+                let mean = 2 + 0.1 * Double(minute)
+                try fixture.events(service: "recommender", errorType: "GCOverheadWarning", message: "GC overhead: heap 91% used after full GC",
+                                   at: spread(noisy(mean, minute), in: start.addingTimeInterval(Double(minute) * 60)))
+            }
+            var config = configuration(try shippedRules())
+            config.forecastThreshold = 25
+            let engine = AnalysisEngine(configuration: config, logger: logger)
+            let now = start.addingTimeInterval(180 * 60 + 10)
+            let report = try engine.run(on: fixture.connection, now: now)
+            #expect(report.predictions >= 1)
+            let insight = try #require(try fixture.insights().first { $0.kind == .predictedBreach })
+            #expect(insight.service == "recommender")
+            let breachAt = try #require(insight.details["breach_at"].flatMap { RFC3339.parse($0) })
+            // Now about 20/min, rising 0.1/min: 25/min in roughly 50 minutes (within the hour looked ahead).
+            #expect(breachAt > now.addingTimeInterval(25 * 60) && breachAt < now.addingTimeInterval(75 * 60), "\(breachAt)")
+            #expect(insight.recommendations.contains { $0.action == "raise_memory_limit" }, "\(insight.recommendations)")
         }
-        var config = configuration(try shippedRules())
-        config.forecastThreshold = 25
-        let engine = AnalysisEngine(configuration: config, logger: logger)
-        let now = start.addingTimeInterval(180 * 60 + 10)
-        let report = try engine.run(on: fixture.connection, now: now)
-        #expect(report.predictions >= 1)
-        let insight = try #require(try fixture.insights().first { $0.kind == .predictedBreach })
-        #expect(insight.service == "recommender")
-        let breachAt = try #require(insight.details["breach_at"].flatMap { RFC3339.parse($0) })
-        // Now about 20/min, rising 0.1/min: 25/min in roughly 50 minutes (within the hour looked ahead).
-        #expect(breachAt > now.addingTimeInterval(25 * 60) && breachAt < now.addingTimeInterval(75 * 60), "\(breachAt)")
-        #expect(insight.recommendations.contains { $0.action == "raise_memory_limit" }, "\(insight.recommendations)")
     }
 
-    @Test func exactlyOneReplicaRunsTheAnalysisAndAnotherTakesOverWhenItDies() throws {
-        let fixture = try Fixture()
-        let rules = try shippedRules()
-        let postgres = PostgresConfiguration(url: fixture.url)
-        let first = AnalysisService.Box(engine: AnalysisEngine(configuration: configuration(rules), logger: logger))
-        let second = AnalysisService.Box(engine: AnalysisEngine(configuration: configuration(rules), logger: logger))
-        #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil)
-        #expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
-        #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil, "the leader keeps leading")
-        #expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
-        // The leader's session ends (the process died): the other takes over at its next tick.
-        // The server notices the closed session a moment later.
-        first.connection = nil
-        var tookOver = false
-        for _ in 0..<50 where !tookOver {
-            tookOver = try AnalysisService.tick(second, postgres: postgres, logger: logger) != nil
-            if !tookOver { Thread.sleep(forTimeInterval: 0.1) }
+    @Test func exactlyOneReplicaRunsTheAnalysisAndAnotherTakesOverWhenItDies() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            let fixture = try Fixture()
+            let rules = try shippedRules()
+            let postgres = PostgresConfiguration(url: fixture.url)
+            let first = AnalysisService.Box(engine: AnalysisEngine(configuration: configuration(rules), logger: logger))
+            let second = AnalysisService.Box(engine: AnalysisEngine(configuration: configuration(rules), logger: logger))
+            #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil)
+            #expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
+            #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil, "the leader keeps leading")
+            #expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
+            // The leader's session ends (the process died): the other takes over at its next tick.
+            // The server notices the closed session a moment later.
+            first.connection = nil
+            var tookOver = false
+            for _ in 0..<50 where !tookOver {
+                tookOver = try AnalysisService.tick(second, postgres: postgres, logger: logger) != nil
+                if !tookOver { Thread.sleep(forTimeInterval: 0.1) }
+            }
+            #expect(tookOver)
+            #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) == nil)
         }
-        #expect(tookOver)
-        #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) == nil)
     }
 }
