@@ -31,6 +31,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // HTTP/1.1 on epoll and raw sockets; knows nothing of errors.
+        .target(name: "HTTPServer", dependencies: [
+            "Posix", "CLinuxShims", .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // Pure logic: no C, no I/O.
         .target(name: "Domain"),
         .target(name: "Analysis", dependencies: ["Domain"]),
@@ -60,7 +65,7 @@ let package = Package(
 
         // Composition root and the executable.
         .target(name: "App", dependencies: [
-            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API",
+            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API", "HTTPServer",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -82,6 +87,7 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App", "TestSupport"]),
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Posix"]),
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
         .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Domain", "Kafka", "Postgres", "TestSupport"]),
     ],

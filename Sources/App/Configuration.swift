@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Ingest
 import Kafka
 import Logging
@@ -32,6 +33,7 @@ public struct FaultlineConfiguration: Sendable {
     public var forecastThreshold: Double = 60
     public var forecastHorizon: Duration = .seconds(3600)
     public var rulesFile: String?
+    public var roles: Set<Role> = Set(Role.allCases)
     /// The bootstrap admin key of the REST API; never logged.
     public var adminToken: String?
     public var apiCacheTimeToLive: Duration = .seconds(5)
@@ -42,9 +44,44 @@ public struct FaultlineConfiguration: Sendable {
         case json, text
     }
 
+    /// What one process does; each role can run as its own Deployment and scale on its own.
+    public enum Role: String, Sendable, CaseIterable, Comparable {
+        /// Consumes the errors topic into PostgreSQL.
+        case ingest
+        /// Serves the REST API and the dashboard (every role serves health and metrics).
+        case api
+        /// Takes part in the analysis (one replica at a time runs it).
+        case analyze
+
+        public static func < (a: Role, b: Role) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+
+        /// `ingest,api` → the roles; an unknown name is an error naming it.
+        public static func parse(_ variable: String, _ value: String) throws(ConfigurationError) -> Set<Role> {
+            var roles: Set<Role> = []
+            for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !name.isEmpty {
+                guard let role = Role(rawValue: name) else {
+                    throw ConfigurationError(variable: variable, reason: "'\(name)' is not a role: ingest, api or analyze")
+                }
+                roles.insert(role)
+            }
+            guard !roles.isEmpty else { throw ConfigurationError(variable: variable, reason: "name at least one role: ingest, api or analyze") }
+            return roles
+        }
+    }
+
     /// The Kafka connection settings, for every client Faultline creates.
     public var kafka: KafkaConfiguration {
         KafkaConfiguration(bootstrapServers: kafkaBrokers, properties: kafkaProperties)
+    }
+
+    /// The HTTP server's settings.
+    public var http: HTTPServerConfiguration {
+        var http = HTTPServerConfiguration()
+        http.host = httpHost
+        http.port = httpPort
+        // The server's own shutdown fits inside the process's budget.
+        http.shutdownGrace = min(.seconds(10), shutdownGracePeriod)
+        return http
     }
 
     /// The consumer loop's settings.
@@ -73,6 +110,7 @@ public struct FaultlineConfiguration: Sendable {
             "kafka_topic": "\(kafkaTopic)",
             "kafka_group": "\(kafkaGroup)",
             "http": "\(httpHost):\(httpPort)",
+            "roles": "\(roles.sorted().map(\.rawValue).joined(separator: ","))",
             "log_level": "\(logLevel)",
         ]
     }
@@ -172,6 +210,10 @@ extension FaultlineConfiguration {
             }
             config.defaultEnvironment = value
         },
+        .init(name: "FAULTLINE_ROLES", defaultValue: "ingest,api,analyze", meaning: "What this process runs, comma-separated: `ingest` (the consumer), `api` (REST API and dashboard), `analyze` (the periodic analysis, on one replica at a time). Every role serves /healthz, /readyz and /metrics. `faultline serve --role` overrides it.") {
+            config, value throws(ConfigurationError) in
+            config.roles = try Role.parse("FAULTLINE_ROLES", value)
+        },
         .init(name: "FAULTLINE_ANALYSIS_INTERVAL", defaultValue: "15s", meaning: "How often the analysis runs (on one replica at a time); below a minute so a spike is reported within a minute of its start.") {
             config, value throws(ConfigurationError) in
             let interval = try parseDuration("FAULTLINE_ANALYSIS_INTERVAL", value)
@@ -207,9 +249,9 @@ extension FaultlineConfiguration {
             guard !value.isEmpty else { throw ConfigurationError(variable: "FAULTLINE_HTTP_HOST", reason: "must not be empty") }
             config.httpHost = value
         },
-        .init(name: "FAULTLINE_HTTP_PORT", defaultValue: "8080", meaning: "TCP port of the HTTP server (1–65535).") {
+        .init(name: "FAULTLINE_HTTP_PORT", defaultValue: "8080", meaning: "TCP port of the HTTP server (1–65535; 0 picks a free port and logs it).") {
             config, value throws(ConfigurationError) in
-            config.httpPort = try parseInt("FAULTLINE_HTTP_PORT", value, 1...65535)
+            config.httpPort = try parseInt("FAULTLINE_HTTP_PORT", value, 0...65535)
         },
         .init(name: "FAULTLINE_ADMIN_TOKEN", defaultValue: "(none)", meaning: "A bootstrap REST API key with every scope (at least 16 characters), for creating the first API keys; compared in constant time and never logged. Without it, keys are created with `faultline keys create`.") {
             config, value throws(ConfigurationError) in

@@ -1,6 +1,7 @@
 import Analysis
 import AnalysisJob
 import Foundation
+import HTTPServer
 import Ingest
 import Kafka
 import Logging
@@ -46,15 +47,40 @@ public enum Faultline {
         }
         let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
-        let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
-        let analysis = AnalysisService(
-            configuration: try analysisConfiguration(configuration), postgres: configuration.postgres,
-            logger: Logger(label: "faultline.analysis"))
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: ingest), .init(service: analysis)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        let lifecycle = Lifecycle()
+        let roles = configuration.roles
+        // Started in this order, stopped in the reverse: HTTP first (readiness turns 503 and
+        // in-flight requests finish), then the analysis, then ingest (its batch is written
+        // and committed).
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        var ingestStatus: IngestStatus?
+        if roles.contains(.ingest) {
+            let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+            ingestStatus = ingest.status
+            services.append(.init(service: ingest))
+        }
+        var analysisStatus: AnalysisStatus?
+        if roles.contains(.analyze) {
+            let analysis = AnalysisService(
+                configuration: try analysisConfiguration(configuration), postgres: configuration.postgres,
+                logger: Logger(label: "faultline.analysis"))
+            analysisStatus = analysis.status
+            services.append(.init(service: analysis))
+        }
+        let statusBox = StatusBox()
+        let api = makeAPI(
+            configuration, pool: pool, producer: producer,
+            readiness: { [ingestStatus] in !lifecycle.isShuttingDown && (ingestStatus?.databaseAvailable ?? true) },
+            metrics: { statusBox.metrics() }, logger: Logger(label: "faultline.api"))
+        let http = HTTPService(
+            configuration: configuration.http, api: api, servesAPI: roles.contains(.api), lifecycle: lifecycle,
+            logger: Logger(label: "faultline.http"))
+        statusBox.set(ingest: ingestStatus, analysis: analysisStatus, http: http.server)
+        services.append(.init(service: http))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
         try? await producer.flush(timeout: .seconds(5))
         await pool.close()

@@ -53,6 +53,8 @@ public final class IngestStatus: Sendable {
     public var eventsInserted: Int { state.withLock { $0.eventsInserted } }
     public var duplicates: Int { state.withLock { $0.duplicates } }
     public var deadLetters: Int { state.withLock { $0.deadLetters } }
+    /// Log records below the minimum severity, skipped on purpose.
+    public var skipped: Int { state.withLock { $0.skipped } }
     /// Time spent decoding and enriching, and writing to PostgreSQL, since start.
     public var stageTimes: (decode: Duration, write: Duration) { state.withLock { ($0.decodeTime, $0.writeTime) } }
     /// Partitions this replica owns now.

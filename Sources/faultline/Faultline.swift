@@ -60,9 +60,15 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the service until SIGTERM.")
     @OptionGroup var options: ConfigurationOptions
     @Flag(help: "Do not apply database migrations at start (FAULTLINE_MIGRATE=false).") var noMigrate = false
+    @Option(help: "Roles to run, comma-separated: ingest, api, analyze (FAULTLINE_ROLES; default all).") var role: String?
 
     func run() async throws {
         var configuration = try options.load()
+        if let role {
+            do { configuration.roles = try FaultlineConfiguration.Role.parse("--role", role) } catch {
+                throw ValidationError("\(error)")
+            }
+        }
         if noMigrate { configuration.migrateOnStart = false }
         try await Faultline.serve(configuration, logger: Logger(label: "faultline"))
     }
@@ -368,7 +374,7 @@ struct BenchTemplates: AsyncParsableCommand {
         abstract: "Template mining speed: the same messages through Faultline's miner and Drain3 (pip install drain3), one core each.")
     @Option(help: "Loghub-2k folder whose messages are mined.") var data = "../shared/data/loghub2k"
     @Option(help: "Messages mined (the data is repeated to reach it).") var messages = 300_000
-    @Option(help: "Runs on each side; the median counts.") var runs = 3
+    @Option(help: "Runs on each side, taking turns; the median counts.") var runs = 5
 
     func run() async throws {
         try report { try TemplateTool.bench(directory: data, minimumMessages: max(1, messages), runs: max(1, runs)) }

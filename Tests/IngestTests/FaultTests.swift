@@ -75,7 +75,7 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
         let environment = [
             "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": bootstrap, "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000",
             "FAULTLINE_LOG_LEVEL": "warning", "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
-            "FAULTLINE_INGEST_BATCH_SIZE": "2000",
+            "FAULTLINE_INGEST_BATCH_SIZE": "2000", "FAULTLINE_HTTP_PORT": "0",
         ]
         let producer = try launch(["produce", "--file", file], environment: environment)
         var kills = 0

@@ -1,0 +1,554 @@
+import CLinuxShims
+import Logging
+import Posix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One connection's state. Lives on the loop thread only.
+final class Connection {
+    enum Queued {
+        case request(HTTPRequest, keepAlive: Bool)
+        case failure(status: Int, message: String)
+    }
+
+    struct InFlight {
+        let isHead: Bool
+        let keepAlive: Bool
+    }
+
+    let id: UInt64
+    let fd: Int32
+    let remoteAddress: String
+    var parser: HTTPRequestParser
+    /// The request whose head arrived and whose body is still being received.
+    var receiving: (head: HTTPRequestHead, body: [UInt8])?
+    /// Complete requests (and parser failures) waiting for their turn, oldest first.
+    var queue: [Queued] = []
+    var inFlight: InFlight?
+    var output: [UInt8] = []
+    var outputOffset = 0
+    var registered: UInt32 = 0
+    /// Nothing more will be read as a request: the client asked to close, sent garbage or
+    /// half-closed.
+    var noMoreRequests = false
+    var peerClosed = false
+    var closeAfterFlush = false
+    var draining = false
+    var drainDeadline: ContinuousClock.Instant?
+    /// A `100 Continue` is due once the responses before it are written.
+    var continueOwed = false
+    var idleSince: ContinuousClock.Instant?
+    var headStartedAt: ContinuousClock.Instant?
+    var bodyStartedAt: ContinuousClock.Instant?
+    var writeStalledSince: ContinuousClock.Instant?
+    /// The descriptor is closed (and may already belong to another connection): touch it no more.
+    var closed = false
+
+    init(id: UInt64, fd: Int32, remoteAddress: String, limits: HTTPParserLimits) {
+        self.id = id
+        self.fd = fd
+        self.remoteAddress = remoteAddress
+        self.parser = HTTPRequestParser(limits: limits)
+    }
+
+    var hasPendingOutput: Bool { outputOffset < output.count }
+
+    /// No request is partly read, waiting, running or being written.
+    var isIdle: Bool {
+        inFlight == nil && queue.isEmpty && !hasPendingOutput && !parser.isReadingHead
+            && !parser.isReadingBody && !closeAfterFlush && !draining
+    }
+}
+
+/// The epoll loop. Created and run on its own thread; nothing here is touched by another thread
+/// except through ``HTTPServer``'s mutex-protected inbox.
+final class EventLoop {
+    static let listenerToken: UInt64 = 0
+    static let wakeToken: UInt64 = 1
+    static let maxQueuedRequests = 16
+    static let maxBufferedOutput = 1 << 20
+    static let sweepInterval = Duration.milliseconds(100)
+
+    let server: HTTPServer
+    let configuration: HTTPServerConfiguration
+    let limits: HTTPParserLimits
+    let logger: Logger
+    let epollFD: Int32
+    let wakeFD: Int32
+    var listenFD: Int32
+    var listenerPaused = false
+    var acceptResumeAt: ContinuousClock.Instant?
+    var connections: [UInt64: Connection] = [:]
+    var nextID: UInt64 = 2
+    var now = ContinuousClock.now
+    var lastSweep = ContinuousClock.now
+    var shuttingDown = false
+    var shutdownDeadline: ContinuousClock.Instant?
+    var dates = DateCache()
+    /// Owned by the loop; freed in `deinit`.
+    let readBuffer: UnsafeMutableBufferPointer<UInt8>
+    var events: [CLinuxShims_event]
+
+    let readable = CLinuxShims_EPOLLIN | CLinuxShims_EPOLLRDHUP
+    let writable = CLinuxShims_EPOLLOUT
+
+    init(server: HTTPServer, listener: Listener) {
+        self.server = server
+        self.configuration = server.configuration
+        self.limits = server.configuration.parserLimits
+        self.logger = server.logger
+        self.epollFD = listener.epollFD
+        self.wakeFD = listener.wakeFD
+        self.listenFD = listener.fd
+        self.readBuffer = .allocate(capacity: 64 * 1024)
+        self.events = Array(repeating: CLinuxShims_event(), count: 256)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    func run() {
+        _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), listenFD, CLinuxShims_EPOLLIN, Self.listenerToken)
+        _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), wakeFD, CLinuxShims_EPOLLIN, Self.wakeToken)
+        drainInbox()
+        while !(shuttingDown && connections.isEmpty) {
+            let count = events.withUnsafeMutableBufferPointer { buffer in
+                CLinuxShims_epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), 100)
+            }
+            now = .now
+            if count < 0 && errno != EINTR {
+                logger.error("epoll_wait failed", metadata: ["error": "\(PosixError(code: errno, operation: "epoll_wait"))"])
+                break
+            }
+            for index in 0..<max(0, Int(count)) {
+                let event = events[index]
+                switch event.data {
+                case Self.listenerToken: acceptConnections()
+                case Self.wakeToken: drainInbox()
+                default: handle(event.events, connection: event.data)
+                }
+            }
+            if now - lastSweep >= Self.sweepInterval {
+                lastSweep = now
+                sweep()
+            }
+            if let shutdownDeadline, now >= shutdownDeadline {
+                logger.warning("shutdown grace period over; closing connections", metadata: ["open": "\(connections.count)"])
+                for connection in Array(connections.values) { close(connection) }
+            }
+        }
+        closeListener()
+        // Under the server's lock, so no handler task writes to a closed descriptor.
+        server.shared.withLock { shared in
+            shared.wakeFD = -1
+            Glibc.close(wakeFD)
+        }
+        Glibc.close(epollFD)
+    }
+
+    // MARK: - Listener
+
+    func acceptConnections() {
+        for _ in 0..<1024 {
+            guard listenFD >= 0 else { return }
+            if connections.count >= configuration.maxConnections {
+                pauseListener(until: nil)
+                return
+            }
+            var address = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let result: SyscallResult<Int32>
+            do {
+                result = try withUnsafeMutablePointer(to: &address) { pointer in
+                    try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+                        try syscall("accept4") { CLinuxShims_accept4(listenFD, raw, &length) }
+                    }
+                }
+            } catch let error as PosixError {
+                switch error.code {
+                case ECONNABORTED, EPROTO, EPERM:
+                    continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    logger.warning("cannot accept; pausing", metadata: ["error": "\(error)"])
+                    pauseListener(until: now + .milliseconds(100))
+                    return
+                default:
+                    logger.error("accept failed", metadata: ["error": "\(error)"])
+                    pauseListener(until: now + .milliseconds(100))
+                    return
+                }
+            } catch {
+                return
+            }
+            guard case .value(let fd) = result else { return }
+            var one: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let connection = Connection(id: nextID, fd: fd, remoteAddress: socketAddressText(address), limits: limits)
+            nextID += 1
+            connection.idleSince = now
+            guard CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), fd, readable, connection.id) == 0 else {
+                Glibc.close(fd)
+                continue
+            }
+            connection.registered = readable
+            connections[connection.id] = connection
+            server.countOpened()
+        }
+    }
+
+    func pauseListener(until resume: ContinuousClock.Instant?) {
+        acceptResumeAt = resume
+        guard !listenerPaused, listenFD >= 0 else { return }
+        listenerPaused = true
+        _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_mod(), listenFD, 0, Self.listenerToken)
+    }
+
+    func resumeListenerIfPossible() {
+        guard listenerPaused, listenFD >= 0, connections.count < configuration.maxConnections else { return }
+        if let acceptResumeAt, now < acceptResumeAt { return }
+        listenerPaused = false
+        acceptResumeAt = nil
+        _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_mod(), listenFD, CLinuxShims_EPOLLIN, Self.listenerToken)
+    }
+
+    func closeListener() {
+        guard listenFD >= 0 else { return }
+        _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_del(), listenFD, 0, 0)
+        Glibc.close(listenFD)
+        listenFD = -1
+    }
+
+    // MARK: - Inbox
+
+    func drainInbox() {
+        var counter: UInt64 = 0
+        _ = read(wakeFD, &counter, 8)
+        let (completions, shutdownRequested) = server.shared.withLock { shared in
+            shared.wakePending = false
+            defer { shared.completions.removeAll(keepingCapacity: true) }
+            return (shared.completions, shared.shutdownRequested)
+        }
+        if shutdownRequested && !shuttingDown { startShutdown() }
+        for (id, response) in completions {
+            guard let connection = connections[id] else { continue }  // closed meanwhile
+            complete(connection, response)
+        }
+    }
+
+    func startShutdown() {
+        shuttingDown = true
+        shutdownDeadline = now + configuration.shutdownGrace
+        closeListener()
+        for connection in Array(connections.values) {
+            if connection.isIdle {
+                close(connection)
+            }
+        }
+        logger.info("HTTP server shutting down", metadata: ["in-flight connections": "\(connections.count)"])
+    }
+
+    // MARK: - Connections
+
+    func handle(_ events: UInt32, connection id: UInt64) {
+        guard let connection = connections[id] else { return }
+        if events & CLinuxShims_EPOLLERR != 0 {
+            close(connection)
+            return
+        }
+        if events & CLinuxShims_EPOLLOUT != 0 {
+            flush(connection)
+            guard connections[id] != nil else { return }
+        }
+        if events & (CLinuxShims_EPOLLIN | CLinuxShims_EPOLLRDHUP | CLinuxShims_EPOLLHUP) != 0 {
+            if connection.registered & CLinuxShims_EPOLLIN == 0 {
+                // Not reading, yet hung up: both directions are gone.
+                if events & CLinuxShims_EPOLLHUP != 0 { close(connection) }
+                return
+            }
+            readFrom(connection)
+        }
+    }
+
+    func wantsRead(_ connection: Connection) -> Bool {
+        connection.draining
+            || (!connection.noMoreRequests && connection.queue.count < Self.maxQueuedRequests
+                && connection.output.count - connection.outputOffset < Self.maxBufferedOutput)
+    }
+
+    func readFrom(_ connection: Connection) {
+        for _ in 0..<4 {
+            guard !connection.closed else { return }
+            guard wantsRead(connection) else { break }
+            let result: SyscallResult<Int>
+            do {
+                result = try syscall("read") { read(connection.fd, readBuffer.baseAddress, readBuffer.count) }
+            } catch {
+                logger.debug("read failed", metadata: ["error": "\(error)", "peer": "\(connection.remoteAddress)"])
+                close(connection)
+                return
+            }
+            guard case .value(let count) = result else { break }
+            if count == 0 {
+                peerClosed(connection)
+                return
+            }
+            if connection.draining { continue }
+            let events: [HTTPParserEvent]
+            do {
+                events = try connection.parser.feed(UnsafeBufferPointer(rebasing: readBuffer[0..<count]))
+            } catch {
+                logger.error("parser state error", metadata: ["error": "\(error)"])
+                close(connection)
+                return
+            }
+            for event in events { apply(event, to: connection) }
+            if count < readBuffer.count { break }
+        }
+        process(connection)
+    }
+
+    func peerClosed(_ connection: Connection) {
+        connection.peerClosed = true
+        connection.noMoreRequests = true
+        // A request cut short cannot be answered; finished ones still are.
+        if connection.draining || (connection.inFlight == nil && connection.queue.isEmpty) {
+            close(connection)
+        } else {
+            connection.receiving = nil
+            update(connection)
+        }
+    }
+
+    func apply(_ event: HTTPParserEvent, to connection: Connection) {
+        switch event {
+        case .head(let head):
+            connection.receiving = (head, [])
+            if head.expectsContinue && head.hasBody {
+                if connection.inFlight == nil && connection.queue.isEmpty {
+                    appendContinue(connection)
+                } else {
+                    connection.continueOwed = true
+                }
+            }
+        case .body(let bytes):
+            connection.receiving?.body.append(contentsOf: bytes)
+        case .end(let trailers):
+            guard let (head, body) = connection.receiving else { return }
+            connection.receiving = nil
+            connection.continueOwed = false
+            let request = HTTPRequest(
+                method: head.method, target: head.target, version: head.version, headers: head.headers,
+                trailers: trailers, body: body, remoteAddress: connection.remoteAddress)
+            connection.queue.append(.request(request, keepAlive: head.keepAlive && !shuttingDown))
+            if !head.keepAlive || shuttingDown { connection.noMoreRequests = true }
+        case .failure(let error):
+            connection.receiving = nil
+            connection.continueOwed = false
+            connection.queue.append(.failure(status: error.status, message: error.description))
+            connection.noMoreRequests = true
+            logger.debug("bad request", metadata: ["error": "\(error)", "peer": "\(connection.remoteAddress)"])
+        }
+    }
+
+    /// Starts the next queued request if none is running, then writes what is ready.
+    func process(_ connection: Connection) {
+        guard !connection.closed else { return }
+        while connection.inFlight == nil && !connection.closeAfterFlush && !connection.queue.isEmpty {
+            switch connection.queue.removeFirst() {
+            case .request(let request, let keepAlive):
+                connection.inFlight = Connection.InFlight(isHead: request.method == "HEAD", keepAlive: keepAlive)
+                let handler = server.handler
+                let server = self.server
+                let id = connection.id
+                Task {
+                    let response = await handler(request)
+                    server.post(id, response)
+                }
+            case .failure(let status, let message):
+                appendResponse(.text(message + "\n", status: status), to: connection, isHead: false, close: true)
+            }
+        }
+        if connection.continueOwed && connection.inFlight == nil && connection.queue.isEmpty
+            && !connection.closeAfterFlush
+        {
+            connection.continueOwed = false
+            appendContinue(connection)
+        }
+        flush(connection)
+    }
+
+    func complete(_ connection: Connection, _ response: HTTPResponse) {
+        guard let inFlight = connection.inFlight else { return }
+        connection.inFlight = nil
+        let close =
+            !inFlight.keepAlive || shuttingDown
+            || response.headers.tokens(for: "connection").contains("close")
+            || (connection.peerClosed && connection.queue.isEmpty)
+        appendResponse(response, to: connection, isHead: inFlight.isHead, close: close)
+        process(connection)
+    }
+
+    func appendContinue(_ connection: Connection) {
+        connection.output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    }
+
+    func appendResponse(_ response: HTTPResponse, to connection: Connection, isHead: Bool, close: Bool) {
+        server.countServed()
+        var out = connection.output
+        connection.output = []  // keeps the buffer uniquely referenced while appending
+        out.reserveCapacity(out.count + 256 + response.body.count)
+        out.append(contentsOf: "HTTP/1.1 \(response.status) \(HTTPResponse.reasonPhrase(response.status))\r\n".utf8)
+        var declaredLength: String?
+        for (name, value) in response.headers {
+            // A CR or LF would let a handler's value split the response.
+            if name.utf8.contains(where: { !isTokenByte($0) })
+                || value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 })
+            {
+                continue
+            }
+            switch asciiLowercased(Substring(name)) {
+            case "content-length":
+                declaredLength = value
+                continue
+            case "connection", "date", "server", "transfer-encoding":
+                continue
+            default:
+                break
+            }
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        out.append(contentsOf: "Date: ".utf8)
+        out.append(contentsOf: dates.current())
+        out.append(contentsOf: "\r\nServer: faultline\r\n".utf8)
+        let bodyAllowed = !(100...199).contains(response.status) && response.status != 204 && response.status != 304
+        if bodyAllowed {
+            // A HEAD handler may declare the length of the GET body it did not produce.
+            let length = isHead && response.body.isEmpty ? (declaredLength ?? "0") : String(response.body.count)
+            out.append(contentsOf: "Content-Length: \(length)\r\n".utf8)
+        }
+        out.append(contentsOf: (close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n").utf8)
+        if bodyAllowed && !isHead {
+            out.append(contentsOf: response.body)
+        }
+        connection.output = out
+        if close {
+            connection.closeAfterFlush = true
+            connection.noMoreRequests = true
+            connection.queue.removeAll()
+            connection.continueOwed = false
+        }
+    }
+
+    func flush(_ connection: Connection) {
+        guard !connection.closed else { return }
+        while connection.hasPendingOutput {
+            let result: SyscallResult<Int>
+            do {
+                result = try connection.output.withUnsafeBytes { bytes in
+                    try syscall("send") {
+                        send(connection.fd, bytes.baseAddress! + connection.outputOffset,
+                             bytes.count - connection.outputOffset, Int32(MSG_NOSIGNAL))
+                    }
+                }
+            } catch {
+                logger.debug("write failed", metadata: ["error": "\(error)", "peer": "\(connection.remoteAddress)"])
+                close(connection)
+                return
+            }
+            switch result {
+            case .wouldBlock:
+                if connection.writeStalledSince == nil { connection.writeStalledSince = now }
+                update(connection)
+                return
+            case .value(let written):
+                connection.outputOffset += written
+                connection.writeStalledSince = nil
+            }
+        }
+        connection.writeStalledSince = nil
+        if connection.output.capacity > 256 * 1024 {
+            connection.output = []
+        } else {
+            connection.output.removeAll(keepingCapacity: true)
+        }
+        connection.outputOffset = 0
+        if connection.closeAfterFlush && !connection.draining {
+            startDraining(connection)
+            return
+        }
+        update(connection)
+    }
+
+    /// Half-closes and keeps reading for a while: closing with unread bytes would send a reset,
+    /// and the client could lose the response it has not read yet.
+    func startDraining(_ connection: Connection) {
+        if connection.peerClosed {
+            close(connection)
+            return
+        }
+        _ = shutdown(connection.fd, Int32(SHUT_WR))
+        connection.draining = true
+        connection.drainDeadline = now + configuration.lingerTimeout
+        update(connection)
+    }
+
+    /// Brings the epoll interest and the timers in line with the connection's state.
+    func update(_ connection: Connection) {
+        guard !connection.closed else { return }
+        var wanted: UInt32 = wantsRead(connection) ? readable : 0
+        if connection.hasPendingOutput { wanted |= writable }
+        if wanted != connection.registered {
+            _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_mod(), connection.fd, wanted, connection.id)
+            connection.registered = wanted
+        }
+        connection.headStartedAt = connection.parser.isReadingHead ? (connection.headStartedAt ?? now) : nil
+        connection.bodyStartedAt = connection.parser.isReadingBody ? (connection.bodyStartedAt ?? now) : nil
+        connection.idleSince = connection.isIdle ? (connection.idleSince ?? now) : nil
+        if shuttingDown && connection.isIdle { close(connection) }
+    }
+
+    func close(_ connection: Connection) {
+        guard connections.removeValue(forKey: connection.id) != nil else { return }
+        connection.closed = true
+        Glibc.close(connection.fd)  // also removes it from the epoll set
+        server.countClosed()
+        resumeListenerIfPossible()
+    }
+
+    // MARK: - Timeouts
+
+    func sweep() {
+        resumeListenerIfPossible()
+        for connection in Array(connections.values) {
+            if connection.draining {
+                if let deadline = connection.drainDeadline, now >= deadline { close(connection) }
+            } else if let since = connection.writeStalledSince, now - since >= configuration.writeTimeout {
+                logger.debug("write timeout", metadata: ["peer": "\(connection.remoteAddress)"])
+                close(connection)
+            } else if let since = connection.headStartedAt, now - since >= configuration.headerTimeout {
+                timeOut(connection, "header timeout")
+            } else if let since = connection.bodyStartedAt, now - since >= configuration.bodyTimeout {
+                timeOut(connection, "body timeout")
+            } else if connection.isIdle, let since = connection.idleSince, now - since >= configuration.idleTimeout {
+                close(connection)
+            }
+        }
+    }
+
+    func timeOut(_ connection: Connection, _ what: String) {
+        logger.debug("\(what)", metadata: ["peer": "\(connection.remoteAddress)"])
+        connection.parser = HTTPRequestParser(limits: limits)
+        connection.receiving = nil
+        connection.noMoreRequests = true
+        connection.headStartedAt = nil
+        connection.bodyStartedAt = nil
+        connection.queue.append(.failure(status: 408, message: what))
+        process(connection)
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loopback port nobody listens on now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// curl's status code and body for a request (curl is a real HTTP client, not ours).
+func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: Int, body: String) {
+    let output = NSTemporaryDirectory() + "curl-\(UUID().uuidString.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-sS", "-o", output, "-w", "%{http_code}", "--max-time", "10"] + arguments + [url]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let status = try await onThread { () -> String in
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+    let body = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    return (Int(status) ?? 0, body)
+}
+
+@Suite(.serialized) struct ServeHTTPTests {
+    static let token = "test-admin-token-0123456789abcdef"
+
+    func environment(_ url: String, _ bootstrap: String, port: Int) -> [String: String] {
+        [
+            "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": bootstrap, "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "FAULTLINE_LOG_LEVEL": "warning", "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
+            "FAULTLINE_HTTP_HOST": "127.0.0.1", "FAULTLINE_HTTP_PORT": "\(port)", "FAULTLINE_ADMIN_TOKEN": Self.token,
+            "FAULTLINE_API_CACHE_TTL": "0s",
+        ]
+    }
+
+    /// `faultline serve` ingests what is produced and answers real HTTP clients with it; SIGTERM ends it cleanly.
+    @Test func serveAnswersTheAPIAndTheDashboardOverHTTP() async throws {
+        let url = try migratedDatabaseURL()
+        let (kafka, bootstrap) = try startDevKafka(partitions: 2)
+        defer { kafka.terminate() }
+        let port = try freePort()
+        let base = "http://127.0.0.1:\(port)"
+        let environment = environment(url, bootstrap, port: port)
+        let serve = try launch(["serve"], environment: environment)
+        defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+
+        var ready = false
+        for _ in 0..<150 where !ready {
+            ready = (try? await curl(base + "/readyz").status) == 200
+            if !ready { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(ready)
+        #expect(try await curl(base + "/healthz").status == 200)
+
+        // Errors produced into Kafka become groups the API lists.
+        let file = NSTemporaryDirectory() + "serve-\(UUID().uuidString.prefix(8)).ndjson"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let now = Date()
+        let lines = (0..<30).map { index in
+            #"{"timestamp":"\#(rfc3339(now.addingTimeInterval(Double(-index))))","service":"checkout","error_type":"TimeoutError","message":"upstream payments timed out after \#(index)s"}"#
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let producer = try launch(["produce", "--file", file], environment: environment)
+        try await onThread { producer.waitUntilExit() }
+        #expect(producer.terminationStatus == 0)
+        let auth = ["-H", "Authorization: Bearer \(Self.token)"]
+        var groups = ""
+        for _ in 0..<150 where !groups.contains("\"event_count\": 30") && !groups.contains("\"event_count\":30") {
+            groups = try await curl(base + "/v1/groups?service=checkout", auth).body
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(groups.contains("upstream payments timed out after <*>"), "\(groups)")
+
+        let unauthorised = try await curl(base + "/v1/insights")
+        #expect(unauthorised.status == 401 && unauthorised.body.contains("\"status\""))
+        let insights = try await curl(base + "/v1/insights", auth)
+        #expect(insights.status == 200 && insights.body.contains("\"items\""))
+        let metrics = try await curl(base + "/metrics")
+        #expect(metrics.status == 200 && metrics.body.contains("faultline_events_ingested_total{outcome=\"inserted\"} 30"), "\(metrics.body)")
+        let page = try await curl(base + "/")
+        #expect(page.status == 200 && page.body.contains("id=\"error-rate-chart\""))
+        let contract = try await curl(base + "/openapi.yaml")
+        #expect(contract.status == 200 && contract.body.hasPrefix("openapi: 3.1"))
+
+        kill(serve.processIdentifier, SIGTERM)
+        try await onThread { serve.waitUntilExit() }
+        #expect(serve.terminationStatus == 0)
+    }
+
+    /// A replica without the api role answers its probes and metrics, and nothing else.
+    @Test func aReplicaWithoutTheAPIRoleServesOnlyHealthAndMetrics() async throws {
+        let url = try migratedDatabaseURL()
+        let (kafka, bootstrap) = try startDevKafka(partitions: 1)
+        defer { kafka.terminate() }
+        let port = try freePort()
+        let base = "http://127.0.0.1:\(port)"
+        let serve = try launch(["serve", "--role", "ingest"], environment: environment(url, bootstrap, port: port))
+        defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+        var health = 0
+        for _ in 0..<150 where health != 200 {
+            health = (try? await curl(base + "/healthz").status) ?? 0
+            if health != 200 { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        #expect(health == 200)
+        #expect(try await curl(base + "/metrics").body.contains("faultline_events_ingested_total"))
+        #expect(try await !curl(base + "/metrics").body.contains("faultline_analysis_leader"), "no analyze role")
+        let api = try await curl(base + "/v1/insights", ["-H", "Authorization: Bearer \(Self.token)"])
+        #expect(api.status == 404)
+        kill(serve.processIdentifier, SIGTERM)
+        try await onThread { serve.waitUntilExit() }
+        #expect(serve.terminationStatus == 0)
+    }
+}
