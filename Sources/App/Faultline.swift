@@ -1,3 +1,4 @@
+import Alerts
 import Analysis
 import AnalysisJob
 import Foundation
@@ -50,9 +51,11 @@ public enum Faultline {
         let analysis = AnalysisService(
             configuration: try analysisConfiguration(configuration), postgres: configuration.postgres,
             logger: Logger(label: "faultline.analysis"))
+        let alerts = AlertDispatcher(
+            configuration: configuration.alerts, postgres: configuration.postgres, logger: Logger(label: "faultline.alerts"))
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: ingest), .init(service: analysis)],
+                services: [.init(service: ingest), .init(service: analysis), .init(service: alerts)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
@@ -82,5 +85,19 @@ public enum Faultline {
         analysis.forecastThreshold = configuration.forecastThreshold
         analysis.forecastHorizonBuckets = Int(configuration.forecastHorizon.components.seconds) / analysis.bucketSeconds
         return analysis
+    }
+}
+
+extension FaultlineConfiguration {
+    /// The webhook dispatcher's settings.
+    public var alerts: AlertDispatcherConfiguration {
+        var alerts = AlertDispatcherConfiguration()
+        alerts.publicURL = publicURL
+        alerts.http.allowPrivateAddresses = webhookAllowPrivate
+        alerts.http.connectTimeout = webhookConnectTimeout
+        alerts.http.totalTimeout = webhookTimeout
+        alerts.retryMaxDelay = webhookRetryMaxDelay
+        alerts.maxAge = webhookMaxAge
+        return alerts
     }
 }
