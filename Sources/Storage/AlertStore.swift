@@ -72,11 +72,13 @@ public enum AlertStore {
                 """, [.int(webhookID), .text(throttleKey), .double(seconds(throttle))])
             if recent.count > 0 { return .throttled }
         }
-        // A delivery not yet rendered can still take more: the dispatcher renders (and so
-        // closes) a delivery in the same transaction that leases it, under this row lock.
+        // A delivery still waiting (digest window, cooldown) and not yet rendered takes more:
+        // the dispatcher renders (and so closes) a delivery in the same transaction that
+        // leases it, and this row lock keeps the two apart.
         if let waiting = try connection.query("""
             SELECT id FROM alert_outbox
-            WHERE webhook_id = $1 AND status = 'pending' AND body IS NULL AND (locked_until IS NULL OR locked_until < now())
+            WHERE webhook_id = $1 AND status = 'pending' AND body IS NULL AND next_attempt_at > now()
+              AND (locked_until IS NULL OR locked_until < now())
             ORDER BY id DESC LIMIT 1 FOR UPDATE
             """, [.int(webhookID)]).first {
             let id = Int64(try waiting.int(0))
