@@ -181,6 +181,28 @@ func expectValidTeams(_ object: [String: Any]) {
         #expect(try fixture.deliveries(limited).first?.status == "delivered")
     }
 
+    /// Two replicas' dispatchers on one outbox: every delivery is sent once.
+    @Test func twoDispatchersShareTheOutboxWithoutSendingTwice() async throws {
+        let fixture = try Fixture()
+        let receiver = try Receiver()
+        defer { kill(receiver.process.processIdentifier, SIGKILL) }
+        try fixture.webhook(receiver.base + "/a")
+        try fixture.webhook(receiver.base + "/b", format: "slack")
+        for n in 1...20 { try fixture.insight(n) }
+        var configuration = testDispatcherConfiguration()
+        configuration.batchSize = 3
+        try await withDispatcher(fixture, configuration) { first async throws in
+            try await withDispatcher(fixture, configuration) { second async throws in
+                #expect(try await eventually { first.delivered + second.delivered == 40 })
+                #expect(first.delivered > 0 && second.delivered > 0, "both replicas sent some: \(first.delivered), \(second.delivered)")
+            }
+        }
+        let requests = try await receiver.requests()
+        #expect(requests.count == 40)
+        #expect(Set(requests.compactMap(\.delivery)).count == 40)
+        #expect(try fixture.deliveries().allSatisfy { $0.status == "delivered" && $0.attempts == 1 })
+    }
+
     @Test func privateAddressesAreRefusedUnlessAllowed() async throws {
         let fixture = try Fixture()
         let receiver = try Receiver()
