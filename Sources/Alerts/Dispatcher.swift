@@ -15,8 +15,11 @@ public struct AlertDispatcherConfiguration: Sendable {
     public var publicURL = "http://localhost:8080"
     /// How often an idle dispatcher looks for due deliveries.
     public var pollInterval: Duration = .milliseconds(500)
-    /// Deliveries leased at once.
+    /// Deliveries leased at once by one worker.
     public var batchSize = 10
+    /// Workers per replica, each with its own thread, connection and easy handle, so one slow
+    /// endpoint does not hold every other delivery back.
+    public var workers = 2
     /// The first retry waits about this long; each further one twice as long (with jitter).
     public var retryBase: Duration = .seconds(2)
     /// The longest wait between two attempts.
@@ -63,8 +66,7 @@ public final class AlertDispatcher: Service {
     private let postgres: PostgresConfiguration
     private let logger: Logger
     public let status: AlertDispatcherStatus
-    private let thread = DedicatedThread(name: "alerts")
-    private let worker: Worker
+    private let workers: [(thread: DedicatedThread, worker: Worker)]
 
     public init(configuration: AlertDispatcherConfiguration, postgres: PostgresConfiguration, logger: Logger,
                 status: AlertDispatcherStatus = AlertDispatcherStatus()) {
@@ -74,14 +76,25 @@ public final class AlertDispatcher: Service {
         self.postgres = postgres
         self.logger = logger
         self.status = status
-        self.worker = Worker(configuration: configuration, postgres: postgres, logger: logger, status: status)
+        self.workers = (0..<max(1, configuration.workers)).map { index in
+            (DedicatedThread(name: "alerts-\(index)"), Worker(configuration: configuration, postgres: postgres, logger: logger, status: status))
+        }
     }
 
     deinit {
-        thread.shutdown()
+        for (thread, _) in workers { thread.shutdown() }
     }
 
     public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            for (thread, worker) in workers {
+                group.addTask { await self.loop(thread, worker) }
+            }
+        }
+        logger.info("alert dispatcher stopped")
+    }
+
+    private func loop(_ thread: DedicatedThread, _ worker: Worker) async {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             var idle = true
             do {
@@ -98,7 +111,6 @@ public final class AlertDispatcher: Service {
         }
         _ = try? await thread.run { [worker] in worker.connection = nil }
         thread.shutdown()
-        logger.info("alert dispatcher stopped")
     }
 
     /// One replica's sender. Unchecked: its connection and easy handle are used only on the

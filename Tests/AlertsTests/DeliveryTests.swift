@@ -159,7 +159,9 @@ func expectValidTeams(_ object: [String: Any]) {
         let limited = try fixture.webhook(receiver.base + "/limited", filters: #"{"services": ["orders"], "digest_window": 0}"#)
         try fixture.insight(3, service: "orders")
         try await receiver.script([["status": 200, "delay": 2.5], ["status": 400], ["status": 429, "retry_after": 3]])
-        try await withDispatcher(fixture) { status async throws in
+        var configuration = testDispatcherConfiguration()
+        configuration.workers = 1  // the scripted answers go to the requests in the outbox's order
+        try await withDispatcher(fixture, configuration) { status async throws in
             #expect(try await eventually { status.delivered == 2 && status.failed == 1 })
         }
         let requests = try await receiver.requests()
