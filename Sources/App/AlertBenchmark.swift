@@ -147,7 +147,7 @@ public enum AlertLatencyBenchmark {
     }
 }
 
-/// A minimal HTTP receiver on loopback (raw POSIX sockets, one connection at a time) that
+/// A minimal HTTP receiver on loopback (raw POSIX sockets, a thread per connection) that
 /// notes when each request arrived and answers 200.
 final class BenchReceiver: Sendable {
     let port: Int
@@ -196,8 +196,13 @@ final class BenchReceiver: Sendable {
                 if errno == EINTR { continue }
                 return  // closed
             }
-            handle(client)
-            close(client)
+            // A thread per connection: senders keep connections alive, and each worker of the
+            // dispatcher has its own.
+            let thread = Thread { [self] in
+                handle(client)
+                close(client)
+            }
+            thread.start()
         }
     }
 
