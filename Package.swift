@@ -44,6 +44,14 @@ let package = Package(
         .target(name: "Storage", dependencies: [
             "Postgres", "Domain", .product(name: "Logging", package: "swift-log"),
         ]),
+        // Webhook transport: libcurl and HMAC-SHA256 signing; knows nothing of alerts.
+        .target(name: "HTTPClient", dependencies: ["CCurl", "COpenSSL"]),
+        // Alert rules, payload formats, the outbox and its dispatcher.
+        .target(name: "Alerts", dependencies: [
+            "HTTPClient", "Storage", "Domain", "Postgres", "Posix",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // The consumer loop.
         .target(name: "Ingest", dependencies: [
             "Kafka", "Storage", "Domain", "Analysis", "Postgres",
@@ -53,7 +61,7 @@ let package = Package(
 
         // The periodic analysis: feeds the pure algorithms from PostgreSQL, writes insights.
         .target(name: "AnalysisJob", dependencies: [
-            "Analysis", "Domain", "Storage", "Postgres", "Posix",
+            "Analysis", "Domain", "Storage", "Postgres", "Posix", "Alerts",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -65,7 +73,8 @@ let package = Package(
 
         // Composition root and the executable.
         .target(name: "App", dependencies: [
-            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API", "HTTPServer",
+            "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API", "Alerts", "HTTPClient",
+            "HTTPServer",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -89,6 +98,10 @@ let package = Package(
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Posix"]),
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"]),
+        .testTarget(name: "AlertsTests", dependencies: [
+            "Alerts", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
+        ], exclude: ["receiver.py"]),
         .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Domain", "Kafka", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -101,6 +101,14 @@ extension FaultlineAPI {
             }
             return .json(200, json)
         },
+        Route("GET", "/v1/webhooks/{id}/deliveries", .admin, allServices: true) { api, c in
+            let (id, cursor, limit) = (try c.id(), try c.cursor(), try c.limit())
+            guard let page = try await api.db({ connection -> JSONPage? in
+                guard try AlertStore.webhookExists(id: id, on: connection) else { return nil }
+                return try AlertStore.deliveries(webhookID: id, after: cursor, limit: limit, on: connection)
+            }) else { throw APIProblem.notFound("no webhook \(id)") }
+            return api.pageResponse(page)
+        },
         Route("DELETE", "/v1/webhooks/{id}", .admin, allServices: true) { api, c in
             let id = try c.id()
             guard try await api.db({ try WebhookStore.delete(id: id, on: $0) }) else { throw APIProblem.notFound("no webhook \(id)") }
@@ -441,6 +449,18 @@ enum WebhookValidation {
                     throw APIProblem.badRequest("filters.min_severity must be info, warning or critical")
                 }
                 result.append((key, .string(text)))
+            case "min_count":
+                guard case .number(let text) = value, let count = Int(text), (1...1_000_000_000).contains(count) else {
+                    throw APIProblem.badRequest("filters.min_count must be a whole number from 1 to 1000000000")
+                }
+                result.append((key, .number(String(count))))
+            case "cooldown", "throttle", "digest_window":
+                // Seconds; at most a day (the digest window at most ten minutes: it delays every alert).
+                let limit = key == "digest_window" ? 600 : 86_400
+                guard case .number(let text) = value, let seconds = Int(text), (0...limit).contains(seconds) else {
+                    throw APIProblem.badRequest("filters.\(key) must be a whole number of seconds from 0 to \(limit)")
+                }
+                result.append((key, .number(String(seconds))))
             default:
                 throw APIProblem.badRequest("filters: unknown field \(key)")
             }

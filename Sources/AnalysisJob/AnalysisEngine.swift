@@ -1,3 +1,4 @@
+import Alerts
 import Analysis
 import Domain
 import Foundation
@@ -508,7 +509,8 @@ public final class AnalysisEngine {
 
     @discardableResult
     private func record(_ insight: Insight, _ connection: PostgresConnection, report: inout CycleReport) throws -> Int64 {
-        let (id, created) = try AnalysisStore.upsertInsight(insight, on: connection)
+        // A new insight and the alerts it causes are written in one transaction (the outbox).
+        let (id, created) = try AlertOutbox.record(insight, on: connection, logger: logger)
         if created {
             report.insightsCreated += 1
             logger.notice("insight", metadata: ["kind": "\(insight.kind.rawValue)", "title": "\(insight.title)", "id": "\(id)"])

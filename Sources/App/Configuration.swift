@@ -37,6 +37,13 @@ public struct FaultlineConfiguration: Sendable {
     /// The bootstrap admin key of the REST API; never logged.
     public var adminToken: String?
     public var apiCacheTimeToLive: Duration = .seconds(5)
+    /// The external base URL of the REST API, for links in alerts.
+    public var publicURL = "http://localhost:8080"
+    public var webhookAllowPrivate = false
+    public var webhookConnectTimeout: Duration = .seconds(5)
+    public var webhookTimeout: Duration = .seconds(10)
+    public var webhookMaxAge: Duration = .seconds(86_400)
+    public var webhookRetryMaxDelay: Duration = .seconds(600)
 
     public init() {}
 
@@ -268,6 +275,35 @@ extension FaultlineConfiguration {
             }
             config.apiCacheTimeToLive = ttl
         },
+        .init(name: "FAULTLINE_PUBLIC_URL", defaultValue: "http://localhost:8080", meaning: "External base URL of the REST API; alerts link to `<url>/v1/insights/{id}`.") {
+            config, value throws(ConfigurationError) in
+            guard let url = URL(string: value), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                url.host?.isEmpty == false, value.count <= 2048
+            else {
+                throw ConfigurationError(variable: "FAULTLINE_PUBLIC_URL", reason: "'\(value)' is not an absolute http or https URL")
+            }
+            config.publicURL = value
+        },
+        .init(name: "FAULTLINE_WEBHOOK_ALLOW_PRIVATE", defaultValue: "false", meaning: "Let webhooks reach private, loopback and link-local addresses (checked after DNS resolution); off so a webhook URL cannot reach into the private network.") {
+            config, value throws(ConfigurationError) in
+            config.webhookAllowPrivate = try parseBool("FAULTLINE_WEBHOOK_ALLOW_PRIVATE", value)
+        },
+        .init(name: "FAULTLINE_WEBHOOK_CONNECT_TIMEOUT", defaultValue: "5s", meaning: "Longest wait for a webhook's connection (TCP and TLS), 100ms–1m.") {
+            config, value throws(ConfigurationError) in
+            config.webhookConnectTimeout = try parseDuration("FAULTLINE_WEBHOOK_CONNECT_TIMEOUT", value, .milliseconds(100)...(.seconds(60)))
+        },
+        .init(name: "FAULTLINE_WEBHOOK_TIMEOUT", defaultValue: "10s", meaning: "Longest a webhook request may take in all, 100ms–2m; a slower receiver is retried.") {
+            config, value throws(ConfigurationError) in
+            config.webhookTimeout = try parseDuration("FAULTLINE_WEBHOOK_TIMEOUT", value, .milliseconds(100)...(.seconds(120)))
+        },
+        .init(name: "FAULTLINE_WEBHOOK_RETRY_MAX_DELAY", defaultValue: "10m", meaning: "Longest wait between two attempts of a delivery (backoff doubles from 2 s with jitter), 1s–1h.") {
+            config, value throws(ConfigurationError) in
+            config.webhookRetryMaxDelay = try parseDuration("FAULTLINE_WEBHOOK_RETRY_MAX_DELAY", value, .seconds(1)...(.seconds(3600)))
+        },
+        .init(name: "FAULTLINE_WEBHOOK_MAX_AGE", defaultValue: "24h", meaning: "A delivery still failing this long after it was queued is marked failed (1m–24h).") {
+            config, value throws(ConfigurationError) in
+            config.webhookMaxAge = try parseDuration("FAULTLINE_WEBHOOK_MAX_AGE", value, .seconds(60)...(.seconds(86_400)))
+        },
         .init(name: "FAULTLINE_LOG_LEVEL", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical.") {
             config, value throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: value.lowercased()) else {
@@ -395,6 +431,14 @@ private func parseBrokers(_ variable: String, _ value: String) throws(Configurat
         }
     }
     return brokers.joined(separator: ",")
+}
+
+private func parseDuration(_ variable: String, _ value: String, _ range: ClosedRange<Duration>) throws(ConfigurationError) -> Duration {
+    let duration = try parseDuration(variable, value)
+    guard range.contains(duration) else {
+        throw ConfigurationError(variable: variable, reason: "'\(value)' is outside \(range.lowerBound)…\(range.upperBound)")
+    }
+    return duration
 }
 
 /// Kafka topic names: 1–249 characters of letters, digits, `.`, `_` and `-`.

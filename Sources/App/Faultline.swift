@@ -1,3 +1,4 @@
+import Alerts
 import Analysis
 import AnalysisJob
 import Foundation
@@ -50,8 +51,8 @@ public enum Faultline {
         let lifecycle = Lifecycle()
         let roles = configuration.roles
         // Started in this order, stopped in the reverse: HTTP first (readiness turns 503 and
-        // in-flight requests finish), then the analysis, then ingest (its batch is written
-        // and committed).
+        // in-flight requests finish), then webhook deliveries in flight, then the analysis,
+        // then ingest (its batch is written and committed).
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var ingestStatus: IngestStatus?
         if roles.contains(.ingest) {
@@ -66,6 +67,9 @@ public enum Faultline {
                 logger: Logger(label: "faultline.analysis"))
             analysisStatus = analysis.status
             services.append(.init(service: analysis))
+            // Webhooks go out from the replicas that analyse; they share the outbox.
+            services.append(.init(service: AlertDispatcher(
+                configuration: configuration.alerts, postgres: configuration.postgres, logger: Logger(label: "faultline.alerts"))))
         }
         let statusBox = StatusBox()
         let api = makeAPI(
@@ -108,5 +112,19 @@ public enum Faultline {
         analysis.forecastThreshold = configuration.forecastThreshold
         analysis.forecastHorizonBuckets = Int(configuration.forecastHorizon.components.seconds) / analysis.bucketSeconds
         return analysis
+    }
+}
+
+extension FaultlineConfiguration {
+    /// The webhook dispatcher's settings.
+    public var alerts: AlertDispatcherConfiguration {
+        var alerts = AlertDispatcherConfiguration()
+        alerts.publicURL = publicURL
+        alerts.http.allowPrivateAddresses = webhookAllowPrivate
+        alerts.http.connectTimeout = webhookConnectTimeout
+        alerts.http.totalTimeout = webhookTimeout
+        alerts.retryMaxDelay = webhookRetryMaxDelay
+        alerts.maxAge = webhookMaxAge
+        return alerts
     }
 }

@@ -23,6 +23,10 @@ typedef size_t (*CCurl_write_callback)(char *ptr, size_t size, size_t nmemb, voi
 static inline CURLcode CCurl_setopt_write_function(CURL *h, CURLoption o, CCurl_write_callback f) {
     return curl_easy_setopt(h, o, f);
 }
+typedef curl_socket_t (*CCurl_opensocket_callback)(void *clientp, curlsocktype purpose, struct curl_sockaddr *address);
+static inline CURLcode CCurl_setopt_opensocket_function(CURL *h, CCurl_opensocket_callback f) {
+    return curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, f);
+}
 static inline CURLcode CCurl_getinfo_long(CURL *h, CURLINFO i, long *out) {
     return curl_easy_getinfo(h, i, out);
 }

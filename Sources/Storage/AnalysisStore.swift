@@ -453,14 +453,27 @@ public enum AnalysisStore {
 
     /// Insights, newest first, with their recommendations.
     public static func insights(limit: Int = 100, on connection: PostgresConnection) throws -> [Insight] {
+        try insights(where: "TRUE", [], limit: limit, on: connection)
+    }
+
+    /// The insights with these ids, newest first.
+    public static func insights(ids: [Int64], on connection: PostgresConnection) throws -> [Insight] {
+        guard !ids.isEmpty else { return [] }
+        return try insights(where: "i.id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint))",
+                            [.json(try encodeJSON(ids))], limit: ids.count, on: connection)
+    }
+
+    private static func insights(
+        where condition: String, _ parameters: [PostgresValue], limit: Int, on connection: PostgresConnection
+    ) throws -> [Insight] {
         let rows = try connection.query("""
             SELECT id, dedupe_key, kind, severity, service, environment, fingerprint, cluster_id, version, previous_version,
                    title, summary, observed, expected, event_count, started_at, last_seen_at, details::text,
                    coalesce((SELECT json_agg(json_build_object('rule_id', r.rule_id, 'action', r.action, 'title', r.title,
                                  'confidence', r.confidence, 'evidence', r.evidence) ORDER BY r.position)
                              FROM recommendations r WHERE r.insight_id = i.id), '[]')::text
-            FROM insights i ORDER BY created_at DESC, id DESC LIMIT $1
-            """, [.int(Int64(limit))])
+            FROM insights i WHERE \(condition) ORDER BY created_at DESC, id DESC LIMIT $\(parameters.count + 1)
+            """, parameters + [.int(Int64(limit))])
         return try rows.rows.map { row in
             var insight = Insight(
                 dedupeKey: try row.string(1), kind: Insight.Kind(rawValue: try row.string(2)) ?? .spike,

@@ -301,7 +301,7 @@ struct Simulate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints a final JSON line.",
-        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self])
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self])
 }
 
 /// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
@@ -414,6 +414,24 @@ struct BenchIngest: AsyncParsableCommand {
         let result = try await IngestBenchmark.run(events: events, directory: directory, logger: Logger(label: "faultline.bench")) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
+        print(result.json)
+    }
+}
+
+struct BenchAlertLatency: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alert-latency",
+        abstract: "Time from the first event of a spike entering Kafka to its webhook arriving, over several runs.")
+    @Option(help: "Number of spikes measured.") var runs = 5
+    @Option(help: "The analysis interval (FAULTLINE_ANALYSIS_INTERVAL), e.g. 15s.") var interval = "15s"
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-bench-alerts"
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        let interval = try FaultlineConfiguration.fromEnvironment(["FAULTLINE_ANALYSIS_INTERVAL": interval]).analysisInterval
+        let result = try await AlertLatencyBenchmark.run(
+            runs: max(1, runs), interval: interval, directory: directory, logger: Logger(label: "faultline.bench")
+        ) { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
         print(result.json)
     }
 }

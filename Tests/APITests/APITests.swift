@@ -307,18 +307,28 @@ import TestSupport
             #"{"url": "https://example.com", "filters": {"kinds": ["volcano"]}}"#,
             #"{"url": "https://example.com", "filters": {"min_severity": "loud"}}"#,
             #"{"url": "https://example.com", "filters": {"colour": "red"}}"#,
+            #"{"url": "https://example.com", "filters": {"min_count": 0}}"#,
+            #"{"url": "https://example.com", "filters": {"cooldown": -1}}"#,
+            #"{"url": "https://example.com", "filters": {"throttle": "1h"}}"#,
+            #"{"url": "https://example.com", "filters": {"digest_window": 3600}}"#,
             "{\"url\": \"https://example.com/\(String(repeating: "a", count: 2100))\"}",
         ] {
             expectProblem(await fixture.call("POST", "/v1/webhooks", body: bad), 400)
         }
         let created = await fixture.call("POST", "/v1/webhooks", body: """
             {"url": "https://hooks.example.com/faultline", "secret": "s3cret-signing-key", "format": "slack",
-             "filters": {"kinds": ["spike", "regression"], "services": ["checkout"], "min_severity": "warning"}}
+             "filters": {"kinds": ["spike", "regression"], "services": ["checkout"], "min_severity": "warning",
+                         "min_count": 10, "cooldown": 120, "throttle": 1800, "digest_window": 10}}
             """)
         #expect(created.status == 201, "\(created.text)")
         #expect(!created.text.contains("s3cret") && created.object["has_secret"] as? Bool == true)
         #expect(created.object["enabled"] as? Bool == true && created.object["format"] as? String == "slack")
         let id = try #require(created.object["id"] as? Int)
+        let filters = try #require(created.object["filters"] as? [String: Any])
+        #expect(filters["min_count"] as? Int == 10 && filters["cooldown"] as? Int == 120 && filters["digest_window"] as? Int == 10)
+        let deliveries = await fixture.call("GET", "/v1/webhooks/\(id)/deliveries")
+        #expect(deliveries.status == 200 && (deliveries.object["items"] as? [Any])?.isEmpty == true, "\(deliveries.text)")
+        expectProblem(await fixture.call("GET", "/v1/webhooks/999999/deliveries"), 404)
         let updated = await fixture.call("PUT", "/v1/webhooks/\(id)", body: #"{"url": "http://internal:8080/hook", "enabled": false}"#)
         #expect(updated.status == 200 && updated.object["enabled"] as? Bool == false && updated.object["has_secret"] as? Bool == true)
         #expect(!(await fixture.call("GET", "/v1/webhooks").text.contains("s3cret")))

@@ -132,6 +132,34 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// A new insight queues its alert in the insight's own transaction; an update queues nothing.
+    @Test func newInsightsAndOnlyNewOnesQueueAlertsForMatchingSubscriptions() async throws {
+        // libpq blocks: the test runs on a thread of its own, not on the shared pool.
+        try await onThread {
+            var fixture = try Fixture()
+            for (filters, enabled) in [(#"{"kinds": ["new_group"], "digest_window": 0, "cooldown": 0}"#, true),
+                                       (#"{"kinds": ["regression"]}"#, true), ("{}", false)] {
+                _ = try WebhookStore.create(WebhookInput(url: "https://hooks.example.com/x", secret: nil, format: "generic",
+                                                         filtersJSON: filters, enabled: enabled), on: fixture.connection)
+            }
+            try fixture.events(service: "billing", errorType: "KeyError", message: "missing key 'currency'", at: [start])
+            try fixture.events(service: "billing", errorType: "ValueError", message: "amount must be positive", at: [start])
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(120))
+            #expect(report.insightsCreated == 2)
+            let queued = try fixture.connection.query("""
+                SELECT w.filters->'kinds'->>0, count(*) FROM alert_items i JOIN webhooks w ON w.id = i.webhook_id GROUP BY 1
+                """).rows.map { (try $0.string(0), try $0.int(1)) }
+            #expect(queued.count == 1 && queued.first?.0 == "new_group" && queued.first?.1 == 2, "\(queued)")
+            #expect(try fixture.connection.query("SELECT count(*) FROM alert_outbox").first!.int(0) == 2)
+            // The same groups again: the insights are updated, nothing more is queued.
+            try fixture.events(service: "billing", errorType: "KeyError", message: "missing key 'currency'", at: [start.addingTimeInterval(60)])
+            let again = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            _ = try again.run(on: fixture.connection, now: start.addingTimeInterval(180))
+            #expect(try fixture.connection.query("SELECT count(*) FROM alert_items").first!.int(0) == 2)
+        }
+    }
+
     @Test func lowVolumeNoiseNeverAlerts() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
         try await onThread {

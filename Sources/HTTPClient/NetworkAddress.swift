@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address, to tell public addresses from private, loopback and link-local ones.
+public enum NetworkAddress: Sendable, Equatable, CustomStringConvertible {
+    case v4(UInt8, UInt8, UInt8, UInt8)
+    case v6([UInt8])
+
+    /// Reads a `sockaddr_in` or `sockaddr_in6`; `nil` for other families.
+    init?(family: Int32, _ socketAddress: UnsafeRawPointer) {
+        switch family {
+        case AF_INET:
+            let address = socketAddress.loadUnaligned(as: sockaddr_in.self)
+            var raw = address.sin_addr
+            let bytes = withUnsafeBytes(of: &raw) { Array($0) }
+            self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
+        case AF_INET6:
+            let address = socketAddress.loadUnaligned(as: sockaddr_in6.self)
+            var raw = address.sin6_addr
+            self = .v6(withUnsafeBytes(of: &raw) { Array($0) })
+        default:
+            return nil
+        }
+    }
+
+    /// Parses a numeric address (`10.0.0.1`, `fe80::1`).
+    public init?(_ text: String) {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            let bytes = withUnsafeBytes(of: &v4) { Array($0) }
+            self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
+        } else if inet_pton(AF_INET6, text, &v6) == 1 {
+            self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+        } else {
+            return nil
+        }
+    }
+
+    /// Not publicly routable: unspecified, "this network", private (RFC 1918, unique local),
+    /// shared (CGNAT), loopback, link-local, benchmarking, multicast and reserved ranges, and
+    /// IPv6 forms that carry such an IPv4 address (mapped, compatible, NAT64).
+    public var isPrivate: Bool {
+        switch self {
+        case let .v4(a, b, _, _):
+            return a == 0 || a == 10 || a == 127 || a >= 224  // this network, private, loopback, multicast, reserved
+                || (a == 100 && b & 0xC0 == 64)  // 100.64.0.0/10 shared address space
+                || (a == 169 && b == 254)  // link-local (cloud metadata lives here)
+                || (a == 172 && b & 0xF0 == 16)  // 172.16.0.0/12
+                || (a == 192 && b == 168)
+                || (a == 192 && b == 0 && self.thirdByte == 0)  // 192.0.0.0/24 protocol assignments
+                || (a == 198 && b & 0xFE == 18)  // 198.18.0.0/15 benchmarking
+        case let .v6(bytes):
+            let prefix12 = bytes[0..<12]
+            if prefix12.allSatisfy({ $0 == 0 }) {
+                // ::, ::1 and the deprecated IPv4-compatible form.
+                if bytes[12..<15].allSatisfy({ $0 == 0 }) && bytes[15] <= 1 { return true }
+                return NetworkAddress.v4(bytes[12], bytes[13], bytes[14], bytes[15]).isPrivate
+            }
+            if prefix12.elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {  // ::ffff:a.b.c.d
+                return NetworkAddress.v4(bytes[12], bytes[13], bytes[14], bytes[15]).isPrivate
+            }
+            if prefix12.elementsEqual([0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]) {  // 64:ff9b::/96 NAT64
+                return NetworkAddress.v4(bytes[12], bytes[13], bytes[14], bytes[15]).isPrivate
+            }
+            return bytes[0] & 0xFE == 0xFC  // fc00::/7 unique local
+                || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80)  // fe80::/10 link-local
+                || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0xC0)  // fec0::/10 old site-local
+                || bytes[0] == 0xFF  // multicast
+        }
+    }
+
+    private var thirdByte: UInt8 {
+        if case let .v4(_, _, c, _) = self { return c }
+        return 0
+    }
+
+    public var description: String {
+        switch self {
+        case let .v4(a, b, c, d): return "\(a).\(b).\(c).\(d)"
+        case let .v6(bytes):
+            var raw = in6_addr()
+            withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: bytes) }
+            var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            guard inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)) != nil else { return "an IPv6 address" }
+            return String(cString: buffer)
+        }
+    }
+}

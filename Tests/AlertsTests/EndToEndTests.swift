@@ -1,0 +1,139 @@
+import Alerts
+import AnalysisJob
+import App
+import Foundation
+import Ingest
+import Kafka
+import Postgres
+import ServiceLifecycle
+import Storage
+import Testing
+import TestSupport
+
+func launch(_ arguments: [String], environment: [String: String]) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try faultlineBinary())
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
+    env.merge(environment) { $1 }
+    process.environment = env
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+@Suite(.serialized) struct EndToEndAlertTests {
+    /// Deliveries pending while `faultline serve` is killed with SIGKILL all arrive after it
+    /// starts again, each once per delivery id.
+    @Test func deliveriesPendingWhenServeIsKilledArriveAfterTheRestart() async throws {
+        let fixture = try Fixture()
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        for topic in ["errors", "deployments", "errors.dlq"] { try cluster.createTopic(topic, partitions: 1) }
+        var receiver = try Receiver()
+        let port = receiver.port
+        try await receiver.stop()
+        try fixture.webhook("http://127.0.0.1:\(port)/hook")
+        try fixture.webhook("http://127.0.0.1:\(port)/teams", format: "teams")
+        for n in 1...3 { try fixture.insight(n) }
+        let environment = [
+            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
+            "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000", "FAULTLINE_LOG_LEVEL": "warning",
+            "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
+            "FAULTLINE_WEBHOOK_ALLOW_PRIVATE": "true", "FAULTLINE_WEBHOOK_RETRY_MAX_DELAY": "1s", "FAULTLINE_WEBHOOK_TIMEOUT": "2s",
+        ]
+        var serve = try launch(["serve"], environment: environment)
+        defer { kill(serve.processIdentifier, SIGKILL) }
+        // Every delivery has been tried against the dead receiver: then the process dies hard.
+        #expect(try await eventually(.seconds(60)) {
+            try fixture.deliveries().allSatisfy { $0.attempts >= 1 && $0.status == "pending" }
+        })
+        kill(serve.processIdentifier, SIGKILL)
+        let killed = serve
+        try await onThread { killed.waitUntilExit() }
+        #expect(try fixture.deliveries().allSatisfy { $0.status == "pending" })
+
+        receiver = try Receiver(port: port)
+        serve = try launch(["serve"], environment: environment)
+        // The breaker may have opened for 30 s while the receiver was down.
+        #expect(try await eventually(.seconds(120)) { try fixture.deliveries().allSatisfy { $0.status == "delivered" } })
+        let requests = try await receiver.requests()
+        let outbox = try fixture.deliveries()
+        #expect(outbox.count == 6)
+        #expect(Set(requests.compactMap(\.delivery)) == Set(outbox.map(\.delivery)))
+        #expect(requests.count == outbox.count, "each delivery once")
+        #expect(requests.allSatisfy { $0.signatureOK })
+    }
+
+    /// The simulator's outage, produced into Kafka after forty minutes of background errors:
+    /// ingested, detected and delivered as one signed message, not one per event.
+    @Test func aSpikeInKafkaBecomesOneSignedWebhook() async throws {
+        let fixture = try Fixture()
+        let receiver = try Receiver()
+        defer { kill(receiver.process.processIdentifier, SIGKILL) }
+        try fixture.webhook(receiver.base + "/hook", filters: #"{"kinds": ["spike"]}"#)
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        for (topic, partitions) in [("errors", 4), ("deployments", 1), ("errors.dlq", 1)] {
+            try cluster.createTopic(topic, partitions: partitions)
+        }
+        var configuration = try FaultlineConfiguration.fromEnvironment([
+            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
+            "FAULTLINE_INGEST_BATCH_DELAY": "100ms", "FAULTLINE_ANALYSIS_INTERVAL": "2s", "FAULTLINE_WEBHOOK_ALLOW_PRIVATE": "true",
+            "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        ])
+        configuration.publicURL = "https://faultline.example.com"
+        var scenario = Simulator.Scenario()
+        scenario.realTime = false
+        scenario.rate = 5
+        scenario.duration = .seconds(40 * 60)
+        scenario.outageAt = .seconds(39 * 60)
+        scenario.outageLength = .seconds(60)
+        scenario.outageRate = 60
+        var producerConfiguration = configuration.kafka
+        producerConfiguration.properties["compression.type"] = "zstd"
+        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        try await Simulator(producer: producer, topic: "errors", deploymentsTopic: "deployments", logger: logger).run(scenario)
+        let produced = ContinuousClock.now
+
+        let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
+        let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        let ingestGroup = ServiceGroup(configuration: .init(services: [.init(service: ingest)], logger: logger))
+        let ingesting = Task { try await ingestGroup.run() }
+        defer { ingesting.cancel() }
+        // The history is in before the analysis starts, as it would be had it arrived in real
+        // time (the job scores each closed minute once).
+        var previous = -1
+        #expect(try await eventually(.seconds(90)) { () throws -> Bool in
+            let now = try fixture.connection.query("SELECT count(*) FROM events").first!.int(0)
+            defer { previous = now }
+            return now > 5_000 && now == previous && now == ingest.status.eventsInserted
+        })
+        let analysis = AnalysisService(configuration: try Faultline.analysisConfiguration(configuration), postgres: configuration.postgres,
+                                       logger: logger)
+        let alerts = AlertDispatcher(configuration: configuration.alerts, postgres: configuration.postgres, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: analysis), .init(service: alerts)], logger: logger))
+        let task = Task { try await group.run() }
+        defer { task.cancel() }
+        #expect(try await eventually(.seconds(60)) { try await receiver.requests().count >= 1 })
+        let first = ContinuousClock.now
+        // Later buckets of the same outage grow the same insights; nothing more is sent for a while.
+        try await Task.sleep(for: .seconds(10))
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+        await ingestGroup.triggerGracefulShutdown()
+        _ = try? await ingesting.value
+        await pool.close()
+
+        let requests = try await receiver.requests()
+        #expect(requests.count == 1, "one message for the outage, got \(requests.count)")
+        let request = try #require(requests.first)
+        #expect(request.signatureOK && request.delivery != nil)
+        let alertsSent = request.json["alerts"] as? [[String: Any]] ?? []
+        #expect(!alertsSent.isEmpty && alertsSent.allSatisfy { ($0["kind"] as? String) == "spike" })
+        let services = Set(alertsSent.compactMap { $0["service"] as? String })
+        #expect(!services.isDisjoint(with: ["checkout", "payments", "orders"]), "\(services)")
+        let events = try fixture.connection.query("SELECT count(*) FROM events").first!.int(0)
+        #expect(events > 5_000, "the outage and its history were ingested (\(events) events)")
+        print("alert arrived \(first - produced) after the outage was produced")
+    }
+}
