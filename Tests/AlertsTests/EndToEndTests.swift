@@ -37,7 +37,7 @@ func launch(_ arguments: [String], environment: [String: String]) throws -> Proc
         try fixture.webhook("http://127.0.0.1:\(port)/teams", format: "teams")
         for n in 1...3 { try fixture.insight(n) }
         let environment = [
-            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
+            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers, "FAULTLINE_HTTP_PORT": "0",
             "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000", "FAULTLINE_LOG_LEVEL": "warning",
             "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
             "FAULTLINE_WEBHOOK_ALLOW_PRIVATE": "true", "FAULTLINE_WEBHOOK_RETRY_MAX_DELAY": "1s", "FAULTLINE_WEBHOOK_TIMEOUT": "2s",
@@ -77,7 +77,7 @@ func launch(_ arguments: [String], environment: [String: String]) throws -> Proc
             try cluster.createTopic(topic, partitions: partitions)
         }
         var configuration = try FaultlineConfiguration.fromEnvironment([
-            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
+            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers, "FAULTLINE_HTTP_PORT": "0",
             "FAULTLINE_INGEST_BATCH_DELAY": "100ms", "FAULTLINE_ANALYSIS_INTERVAL": "2s", "FAULTLINE_WEBHOOK_ALLOW_PRIVATE": "true",
             "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000",
         ])
