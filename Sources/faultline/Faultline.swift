@@ -301,13 +301,22 @@ struct Simulate: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints a final JSON line.",
-        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self])
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self])
 }
 
 /// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
 func report(_ body: () throws -> [String]) throws {
     do {
         for line in try body() { print(line) }
+    } catch let error as ToolError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func report(_ body: () async throws -> [String]) async throws {
+    do {
+        for line in try await body() { print(line) }
     } catch let error as ToolError {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode(1)
@@ -378,6 +387,35 @@ struct BenchTemplates: AsyncParsableCommand {
 
     func run() async throws {
         try report { try TemplateTool.bench(directory: data, minimumMessages: max(1, messages), runs: max(1, runs)) }
+    }
+}
+
+struct BenchHTTP: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "wrk against GET /v1/insights of Faultline (a private PostgreSQL behind it) and against nginx serving the same bytes (apt-get install wrk nginx).")
+    @Option(help: "wrk connections.") var connections = 64
+    @Option(help: "Seconds each side is loaded.") var duration = 10
+    @Option(help: "nginx worker_processes: auto (one per core) or a number.") var nginxWorkers = "auto"
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-bench-http"
+
+    func validate() throws {
+        guard (1...10_000).contains(connections), (1...600).contains(duration) else {
+            throw ValidationError("--connections must be 1 to 10000 and --duration 1 to 600")
+        }
+    }
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        var options = HTTPBenchmark.Options()
+        options.connections = connections
+        options.duration = duration
+        options.nginxWorkers = nginxWorkers
+        options.directory = directory
+        let benchmark = HTTPBenchmark(options: options, logger: Logger(label: "faultline.bench"))
+        try await report {
+            [try await benchmark.run { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }]
+        }
     }
 }
 
