@@ -139,10 +139,17 @@ public final class AnalysisEngine {
         }
 
         let window = seconds(configuration.newInVersionWindow)
+        let templateOf = Dictionary(resolved, uniquingKeysWith: { first, _ in first })
         for group in groups {
             guard let environment = try AnalysisStore.firstEnvironment(of: group.fingerprint, on: connection) else { continue }
             let rollouts = deployments.rollouts(service: group.service, environment: environment)
-            if let found = NewInVersion.check(
+            // The same new error in services that were not deployed points at a shared cause
+            // (a dependency), not at this rollout: the cross-service pattern reports it.
+            let shared = try templateOf[group.fingerprint].map {
+                try AnalysisStore.templateIsNewElsewhere($0, besides: group.service, since: group.firstSeen.addingTimeInterval(-window),
+                                                         on: connection)
+            } ?? false
+            if !shared, let found = NewInVersion.check(
                 groupFirstSeen: group.firstSeen, firstVersion: group.firstVersion,
                 deployments: rollouts.map { ($0.version, $0.startedAt) }, window: window)
             {

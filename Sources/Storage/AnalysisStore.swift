@@ -216,6 +216,14 @@ public enum AnalysisStore {
         return row.flatMap { $0.isNull(0) ? nil : try? $0.date(0) }
     }
 
+    /// Whether groups of another service with this mined template were first seen since `since`.
+    public static func templateIsNewElsewhere(_ templateID: Int, besides service: String, since: Date,
+                                              on connection: PostgresConnection) throws -> Bool {
+        try connection.query("""
+            SELECT EXISTS (SELECT 1 FROM groups WHERE template_id = $1 AND service <> $2 AND first_seen >= $3)
+            """, [.int(Int64(templateID)), .text(service), .timestamp(since)]).first?.bool(0) ?? false
+    }
+
     /// Groups seen since `since`, most events first, at most `limit`: what k-means clusters.
     public static func activeGroups(since: Date, limit: Int, on connection: PostgresConnection) throws -> [GroupRecord] {
         try connection.query("""

@@ -213,6 +213,9 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             var fixture = try Fixture()
             let t0 = start.addingTimeInterval(3 * 3600)
             let now = t0.addingTimeInterval(600)
+            // checkout happened to roll out just before: the timeouts are still not its release's fault.
+            try fixture.deploy("checkout", "4.1.0", at: start)
+            try fixture.deploy("checkout", "4.2.0", at: t0.addingTimeInterval(-60))
             for (index, service) in ["checkout", "orders", "payments"].enumerated() {
                 try fixture.events(service: service, errorType: "TimeoutException",
                                    message: "timeout after \(index + 3)000 ms calling payments-db:5432",
@@ -244,6 +247,8 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             let members = try fixture.connection.query("SELECT service, error_type FROM groups WHERE cluster_id = $1 ORDER BY 1, 2",
                                                        [.int(timeouts.id!)]).rows.map { "\(try $0.string(0))/\(try $0.string(1))" }
             #expect(members.allSatisfy { $0.hasSuffix("TimeoutException") || $0.hasSuffix("ConnectException") }, "\(members)")
+            let blamed = try fixture.insights().filter { $0.kind == .newGroup && $0.version == "4.2.0" }
+            #expect(blamed.isEmpty, "a dependency outage is not new in checkout 4.2.0: \(blamed.map(\.title))")
             let clusterInsights = try fixture.insights().filter { $0.kind == .cluster }
             #expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
             let insight = try #require(clusterInsights.first { $0.clusterID == timeouts.id })
