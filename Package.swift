@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain", "TestSupport"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Domain", "App", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Posix", "Domain", "App", "TestSupport"]),
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Posix"]),
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),

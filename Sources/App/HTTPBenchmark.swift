@@ -3,6 +3,7 @@ import Domain
 import Foundation
 import HTTPServer
 import Logging
+import Posix
 import Postgres
 import Storage
 
@@ -128,7 +129,7 @@ public struct HTTPBenchmark: Sendable {
             at: directory.appendingPathComponent("root/v1"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         try Data(bytes).write(to: directory.appendingPathComponent("root/v1/insights"))
-        let port = try freePort()
+        let port = try Loopback.freePort()
         let path = directory.path
         let configuration = """
             worker_processes \(options.nginxWorkers);
@@ -213,23 +214,6 @@ public struct HTTPBenchmark: Sendable {
         let output = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
         guard status == 0 else { throw ToolError("\(executable) exited with \(status):\n\(output)") }
         return output
-    }
-
-    func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let port: Int? = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-                guard bind(fd, raw, length) == 0, getsockname(fd, raw, &length) == 0 else { return nil }
-                return Int(UInt16(bigEndian: pointer.pointee.sin_port))
-            }
-        }
-        guard let port else { throw ToolError("no free port") }
-        return port
     }
 
     func canConnect(_ port: Int) -> Bool {

@@ -81,7 +81,7 @@ public struct LocalPostgresCluster: Sendable {
             try run(bin + "/initdb", ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
         }
         if isRunning(bin: bin) { return }
-        let port = try self.port ?? Self.freePort()
+        let port = try self.port ?? Loopback.freePort()
         try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
         var options = [
             "-p \(port)", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''",
@@ -122,25 +122,6 @@ public struct LocalPostgresCluster: Sendable {
         let connection = try PostgresConnection.connect(.init(url: url(database: "postgres")), logger: logger)
         let exists = try connection.query("SELECT 1 FROM pg_database WHERE datname = $1", [.text(name)]).count > 0
         if !exists { try connection.execute("CREATE DATABASE \"\(name)\"") }
-    }
-
-    /// A free TCP port on 127.0.0.1, found by binding port 0.
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw PostgresError(.localServer, "socket() failed", operation: "find port") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw PostgresError(.localServer, "no free port", operation: "find port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Runs a program (as `postgres` when root) and throws with the end of its output on failure.

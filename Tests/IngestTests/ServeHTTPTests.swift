@@ -1,26 +1,11 @@
 import Foundation
+import Posix
 import Testing
 import TestSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A loopback port nobody listens on now.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw TestFailure("no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}
 
 /// curl's status code and body for a request (curl is a real HTTP client, not ours).
 func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: Int, body: String) {
@@ -59,7 +44,7 @@ func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: In
         let url = try migratedDatabaseURL()
         let (kafka, bootstrap) = try startDevKafka(partitions: 2)
         defer { kafka.terminate() }
-        let port = try freePort()
+        let port = try Loopback.freePort()
         let base = "http://127.0.0.1:\(port)"
         let environment = environment(url, bootstrap, port: port)
         let serve = try launch(["serve"], environment: environment)
@@ -113,7 +98,7 @@ func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: In
         let url = try migratedDatabaseURL()
         let (kafka, bootstrap) = try startDevKafka(partitions: 1)
         defer { kafka.terminate() }
-        let port = try freePort()
+        let port = try Loopback.freePort()
         let base = "http://127.0.0.1:\(port)"
         let serve = try launch(["serve", "--role", "ingest"], environment: environment(url, bootstrap, port: port))
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
