@@ -223,11 +223,7 @@ extension FaultlineConfiguration {
         },
         .init(name: "FAULTLINE_ANALYSIS_INTERVAL", defaultValue: "15s", meaning: "How often the analysis runs (on one replica at a time); below a minute so a spike is reported within a minute of its start.") {
             config, value throws(ConfigurationError) in
-            let interval = try parseDuration("FAULTLINE_ANALYSIS_INTERVAL", value)
-            guard interval >= .seconds(1) && interval <= .seconds(600) else {
-                throw ConfigurationError(variable: "FAULTLINE_ANALYSIS_INTERVAL", reason: "'\(value)' must be from 1s to 10m")
-            }
-            config.analysisInterval = interval
+            config.analysisInterval = try parseDuration("FAULTLINE_ANALYSIS_INTERVAL", value, .seconds(1)...(.seconds(600)))
         },
         .init(name: "FAULTLINE_FORECAST_THRESHOLD", defaultValue: "60", meaning: "Errors per minute, of a service or a group, that a forecast warns about before they are reached.") {
             config, value throws(ConfigurationError) in
@@ -238,11 +234,7 @@ extension FaultlineConfiguration {
         },
         .init(name: "FAULTLINE_FORECAST_HORIZON", defaultValue: "1h", meaning: "How far ahead forecasts look (5m–24h).") {
             config, value throws(ConfigurationError) in
-            let horizon = try parseDuration("FAULTLINE_FORECAST_HORIZON", value)
-            guard horizon >= .seconds(300) && horizon <= .seconds(86_400) else {
-                throw ConfigurationError(variable: "FAULTLINE_FORECAST_HORIZON", reason: "'\(value)' must be from 5m to 24h")
-            }
-            config.forecastHorizon = horizon
+            config.forecastHorizon = try parseDuration("FAULTLINE_FORECAST_HORIZON", value, .seconds(300)...(.seconds(86_400)))
         },
         .init(name: "FAULTLINE_RULES_FILE", defaultValue: "(none)", meaning: "A JSON file of recommendation rules laid over the shipped `rules/recommendations.json`: a rule with a shipped id replaces it, `\"enabled\": false` turns it off, new ids add rules (docs/recommendations.md).") {
             config, value throws(ConfigurationError) in
@@ -269,11 +261,7 @@ extension FaultlineConfiguration {
         },
         .init(name: "FAULTLINE_API_CACHE_TTL", defaultValue: "5s", meaning: "How long the REST API serves the insights list and the services summary from memory before reading them again (0s–1m).") {
             config, value throws(ConfigurationError) in
-            let ttl = try parseDuration("FAULTLINE_API_CACHE_TTL", value)
-            guard ttl <= .seconds(60) else {
-                throw ConfigurationError(variable: "FAULTLINE_API_CACHE_TTL", reason: "'\(value)' must be at most 1m")
-            }
-            config.apiCacheTimeToLive = ttl
+            config.apiCacheTimeToLive = try parseDuration("FAULTLINE_API_CACHE_TTL", value, .zero...(.seconds(60)))
         },
         .init(name: "FAULTLINE_PUBLIC_URL", defaultValue: "http://localhost:8080", meaning: "External base URL of the REST API; alerts link to `<url>/v1/insights/{id}`.") {
             config, value throws(ConfigurationError) in
