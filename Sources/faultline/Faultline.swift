@@ -102,9 +102,15 @@ struct Demo: AsyncParsableCommand {
             directory: directory, brokers: brokers, partitions: partitions, logger: logger)
         configuration.databaseURL = embedded.databaseURL
         configuration.kafkaBrokers = embedded.kafka.bootstrapServers
+        // A key for this demo only, unless one was given.
+        let token = configuration.adminToken ?? "demo-" + UUID().uuidString.lowercased()
+        configuration.adminToken = token
+        let web = "http://127.0.0.1:\(configuration.httpPort)"
         print("""
 
             Faultline demo
+              Dashboard:         \(web)/#key=\(token)
+              REST API:          curl -H 'Authorization: Bearer \(token)' \(web)/v1/insights
               Kafka (embedded):  \(embedded.kafka.bootstrapServers)  topics: errors, errors.dlq, deployments
               PostgreSQL:        \(embedded.databaseURL)
               Produce errors:    kcat -P -b \(embedded.kafka.bootstrapServers) -t errors
