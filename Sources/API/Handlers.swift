@@ -63,6 +63,7 @@ extension FaultlineAPI {
         Route("GET", "/v1/services", .read) { api, c in try await api.listServices(c) },
         Route("GET", "/v1/services/{service}/series", .read) { api, c in
             let service = c.parameter("service")
+            guard service.unicodeScalars.count <= 200 else { throw APIProblem.badRequest("service is longer than 200 characters") }
             try c.caller.check(service: service)
             return try await api.series(c, service: service, fingerprint: nil)
         },

@@ -121,6 +121,7 @@ import TestSupport
         expectProblem(await fixture.call("POST", "/v1/deployments", body: String(repeating: "x", count: 70 * 1024)), 413)
         // Empty typed parameters are not valid values; an empty cursor is the first page.
         expectProblem(await fixture.call("GET", "/v1/insights?since="), 400)
+        expectProblem(await fixture.call("GET", "/v1/services/\(String(repeating: "s", count: 201))/series"), 400)
         expectProblem(await fixture.call("GET", "/v1/insights?kind="), 400)
         expectProblem(await fixture.call("GET", "/v1/groups?limit="), 400)
         #expect(await fixture.call("GET", "/v1/groups?cursor=").status == 200)
