@@ -61,8 +61,14 @@ struct RequestContext: Sendable {
         return value
     }
 
+    /// A query parameter's first value, even when empty. Typed parameters (times, numbers, enums)
+    /// use it: an empty one is not a valid value, as the OpenAPI document says.
+    func typedQuery(_ name: String) -> String? {
+        request.query[name]?.first
+    }
+
     func query(_ name: String, oneOf allowed: [String]) throws -> String? {
-        guard let value = query(name) else { return nil }
+        guard let value = typedQuery(name) else { return nil }
         guard allowed.contains(value) else {
             throw APIProblem.badRequest("\(name) must be one of \(allowed.joined(separator: ", ")), not \"\(value)\"")
         }
@@ -70,7 +76,7 @@ struct RequestContext: Sendable {
     }
 
     func time(_ name: String) throws -> Date? {
-        guard let value = query(name) else { return nil }
+        guard let value = typedQuery(name) else { return nil }
         guard let date = RFC3339.parse(value) else {
             throw APIProblem.badRequest("\(name) must be an RFC 3339 time such as 2026-11-22T04:50:32Z")
         }
@@ -79,7 +85,7 @@ struct RequestContext: Sendable {
 
     /// `limit`: 50 by default, at most 500.
     func limit() throws -> Int {
-        guard let text = query("limit") else { return 50 }
+        guard let text = typedQuery("limit") else { return 50 }
         guard let value = Int(text), (1...500).contains(value) else {
             throw APIProblem.badRequest("limit must be a whole number from 1 to 500")
         }
@@ -97,9 +103,11 @@ struct RequestContext: Sendable {
         return Cursor(parts)
     }
 
-    func service(_ name: String = "service") throws -> String? {
+    func service(_ name: String = "service", maxLength: Int = 200) throws -> String? {
         guard let value = query(name) else { return nil }
-        guard value.utf8.count <= 200 else { throw APIProblem.badRequest("\(name) is longer than 200 bytes") }
+        guard value.unicodeScalars.count <= maxLength else {
+            throw APIProblem.badRequest("\(name) is longer than \(maxLength) characters")
+        }
         return value
     }
 

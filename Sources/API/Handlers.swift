@@ -63,12 +63,13 @@ extension FaultlineAPI {
         Route("GET", "/v1/services", .read) { api, c in try await api.listServices(c) },
         Route("GET", "/v1/services/{service}/series", .read) { api, c in
             let service = c.parameter("service")
+            guard service.unicodeScalars.count <= 200 else { throw APIProblem.badRequest("service is longer than 200 characters") }
             try c.caller.check(service: service)
             return try await api.series(c, service: service, fingerprint: nil)
         },
 
         Route("GET", "/v1/deployments", .read) { api, c in
-            let (service, environment) = (try c.service(), try c.service("environment"))
+            let (service, environment) = (try c.service(), try c.service("environment", maxLength: 100))
             let (cursor, limit, prefix) = (try c.cursor(), try c.limit(), c.caller.servicePrefix)
             return api.pageResponse(try await api.db {
                 try APIStore.deployments(service: service, environment: environment, servicePrefix: prefix, after: cursor,
@@ -229,7 +230,7 @@ extension FaultlineAPI {
         let status = try c.query("status", oneOf: ["open", "resolved", "ignored"])
         let (service, errorType, since) = (try c.service(), try c.service("error_type"), try c.time("since"))
         let text = c.query("q")
-        guard (text?.utf8.count ?? 0) <= 500 else { throw APIProblem.badRequest("q is longer than 500 bytes") }
+        guard (text?.unicodeScalars.count ?? 0) <= 500 else { throw APIProblem.badRequest("q is longer than 500 characters") }
         let tag = "groups:\(sort.rawValue):\(order)"
         let (cursor, limit, prefix) = (try c.cursor(tag: tag), try c.limit(), c.caller.servicePrefix)
         return pageResponse(try await db {
@@ -241,7 +242,7 @@ extension FaultlineAPI {
     /// The group of the path, 404 when unknown and 403 outside the key's services.
     func visibleGroup(_ c: RequestContext) async throws -> (fingerprint: String, json: String) {
         let fingerprint = c.parameter("fingerprint")
-        guard fingerprint.utf8.count <= 200, let found = try await db({ try APIStore.group(fingerprint, on: $0) }) else {
+        guard fingerprint.unicodeScalars.count <= 200, let found = try await db({ try APIStore.group(fingerprint, on: $0) }) else {
             throw APIProblem.notFound("no group \(fingerprint)")
         }
         try c.caller.check(service: found.service)
@@ -305,18 +306,28 @@ extension FaultlineAPI {
 
     // MARK: Deployments
 
+    /// The text fields of a deployment and their longest length in characters (Unicode scalars,
+    /// as JSON Schema's maxLength and PostgreSQL's length() count them).
+    static let deploymentFields = [("service", 200), ("environment", 100), ("version", 100), ("commit", 100), ("region", 100)]
+
     func recordDeployment(_ c: RequestContext) async throws -> APIResponse {
-        _ = try jsonBody(c.request)
+        let body = try jsonBody(c.request)
+        // As the OpenAPI document says: no control characters anywhere (the topic's decoder
+        // trims surrounding whitespace first; the API does not accept them at all).
+        for (name, _) in Self.deploymentFields {
+            if let text = body[name]?.stringValue, text.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) {
+                throw APIProblem.badRequest("\(name) contains control characters")
+            }
+        }
         let deployment: Deployment
         do {
-            deployment = try Deployment.decode(c.request.body, defaultEnvironment: configuration.defaultEnvironment)
+            deployment = try Deployment.decode(c.request.body, defaultEnvironment: configuration.defaultEnvironment,
+                                               maxFieldBytes: 4 * 200)
         } catch {
             throw APIProblem.badRequest(error.description)
         }
-        for (name, value, limit) in [("service", deployment.service, 200), ("environment", deployment.environment, 100),
-                                     ("version", deployment.version, 100), ("commit", deployment.commit ?? "", 100),
-                                     ("region", deployment.region ?? "", 100)]
-        where value.count > limit {
+        let values = [deployment.service, deployment.environment, deployment.version, deployment.commit ?? "", deployment.region ?? ""]
+        for ((name, limit), value) in zip(Self.deploymentFields, values) where value.unicodeScalars.count > limit {
             throw APIProblem.badRequest("\(name) is longer than \(limit) characters")
         }
         try c.caller.check(service: deployment.service)
@@ -365,8 +376,8 @@ extension FaultlineAPI {
 
     func createKey(_ c: RequestContext) async throws -> APIResponse {
         let body = try jsonBody(c.request)
-        guard let name = body["name"]?.stringValue, (1...200).contains(name.count) else {
-            throw APIProblem.badRequest("name must be a string of 1 to 200 characters")
+        guard let name = body["name"]?.stringValue, (1...200).contains(name.unicodeScalars.count), !name.contains("\u{0}") else {
+            throw APIProblem.badRequest("name must be a string of 1 to 200 characters without NUL")
         }
         guard let scopeValues = body["scopes"]?.arrayValue, !scopeValues.isEmpty,
             case let scopes = scopeValues.compactMap(\.stringValue), scopes.count == scopeValues.count,
@@ -374,8 +385,8 @@ extension FaultlineAPI {
         else { throw APIProblem.badRequest("scopes must be a non-empty array of read, write and admin") }
         var servicePrefix: String?
         if let raw = body["service_prefix"], !raw.isNull {
-            guard let text = raw.stringValue, (1...200).contains(text.count) else {
-                throw APIProblem.badRequest("service_prefix must be a string of 1 to 200 characters")
+            guard let text = raw.stringValue, (1...200).contains(text.unicodeScalars.count), !text.contains("\u{0}") else {
+                throw APIProblem.badRequest("service_prefix must be a string of 1 to 200 characters without NUL")
             }
             servicePrefix = text
         }
@@ -400,20 +411,20 @@ enum WebhookValidation {
         try validate(url: url)
         var secret: String?
         if let raw = body["secret"], !raw.isNull {
-            guard let text = raw.stringValue, (8...256).contains(text.count) else {
-                throw APIProblem.badRequest("secret must be a string of 8 to 256 characters")
+            guard let text = raw.stringValue, (8...256).contains(text.unicodeScalars.count), !text.contains("\u{0}") else {
+                throw APIProblem.badRequest("secret must be a string of 8 to 256 characters without NUL")
             }
             secret = text
         }
         var format = "generic"
-        if let raw = body["format"], !raw.isNull {
+        if let raw = body["format"] {
             guard let text = raw.stringValue, formats.contains(text) else {
                 throw APIProblem.badRequest("format must be one of generic, slack, teams")
             }
             format = text
         }
         var enabled = true
-        if let raw = body["enabled"], !raw.isNull {
+        if let raw = body["enabled"] {
             guard case .bool(let flag) = raw else { throw APIProblem.badRequest("enabled must be true or false") }
             enabled = flag
         }
@@ -422,7 +433,7 @@ enum WebhookValidation {
     }
 
     static func validate(url: String) throws {
-        guard (1...2048).contains(url.utf8.count) else { throw APIProblem.badRequest("url must be 1 to 2048 bytes") }
+        guard (1...2048).contains(url.unicodeScalars.count) else { throw APIProblem.badRequest("url must be 1 to 2048 characters") }
         guard !url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }),
             let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
             let host = parsed.host, !host.isEmpty
@@ -430,7 +441,7 @@ enum WebhookValidation {
     }
 
     static func filters(_ raw: JSONValue?) throws -> JSONValue {
-        guard let raw, !raw.isNull else { return .object([]) }
+        guard let raw else { return .object([]) }
         guard let members = raw.objectValue else { throw APIProblem.badRequest("filters must be an object") }
         var result: [(key: String, value: JSONValue)] = []
         for (key, value) in members {
@@ -450,14 +461,14 @@ enum WebhookValidation {
                 }
                 result.append((key, .string(text)))
             case "min_count":
-                guard case .number(let text) = value, let count = Int(text), (1...1_000_000_000).contains(count) else {
+                guard let count = wholeNumber(value), (1...1_000_000_000).contains(count) else {
                     throw APIProblem.badRequest("filters.min_count must be a whole number from 1 to 1000000000")
                 }
                 result.append((key, .number(String(count))))
             case "cooldown", "throttle", "digest_window":
                 // Seconds; at most a day (the digest window at most ten minutes: it delays every alert).
                 let limit = key == "digest_window" ? 600 : 86_400
-                guard case .number(let text) = value, let seconds = Int(text), (0...limit).contains(seconds) else {
+                guard let seconds = wholeNumber(value), (0...limit).contains(seconds) else {
                     throw APIProblem.badRequest("filters.\(key) must be a whole number of seconds from 0 to \(limit)")
                 }
                 result.append((key, .number(String(seconds))))
@@ -468,13 +479,24 @@ enum WebhookValidation {
         return .object(result)
     }
 
+    /// A JSON number that is a whole number, however it is written (`60`, `60.0`, `6e1`: JSON
+    /// Schema's integer); `nil` for anything else or beyond ±2^53.
+    static func wholeNumber(_ value: JSONValue) -> Int? {
+        guard case .number(let text) = value else { return nil }
+        if let whole = Int(text) { return whole }
+        guard let number = Double(text), number.isFinite, number == number.rounded(), abs(number) <= 9_007_199_254_740_992 else {
+            return nil
+        }
+        return Int(number)
+    }
+
     static func strings(_ value: JSONValue, _ key: String, limit: Int) throws -> [String] {
         guard let items = value.arrayValue, items.count <= limit else {
             throw APIProblem.badRequest("filters.\(key) must be an array of at most \(limit) strings")
         }
         return try items.map { item in
-            guard let text = item.stringValue, (1...200).contains(text.count) else {
-                throw APIProblem.badRequest("filters.\(key) must hold strings of 1 to 200 characters")
+            guard let text = item.stringValue, (1...200).contains(text.unicodeScalars.count), !text.contains("\u{0}") else {
+                throw APIProblem.badRequest("filters.\(key) must hold strings of 1 to 200 characters without NUL")
             }
             return text
         }

@@ -22,12 +22,18 @@ public struct Deployment: Sendable, Equatable {
     }
 
     /// Decodes a deployment record: `{"service","environment","version","commit","region","started_at"}`.
-    public static func decode(_ bytes: [UInt8], defaultEnvironment: String = "production") throws(DecodeError) -> Deployment {
+    /// - Parameter maxFieldBytes: the longest a field may be, in UTF-8 bytes (the REST API, which
+    ///   limits fields in characters, allows more).
+    public static func decode(
+        _ bytes: [UInt8], defaultEnvironment: String = "production", maxFieldBytes: Int = DecodeLimits().maxFieldLength
+    ) throws(DecodeError) -> Deployment {
         guard bytes.count <= 64 * 1024 else { throw DecodeError("deployment record larger than 64 KiB") }
         guard let object = try? JSONParser.parse(bytes, maxDepth: 8) else { throw DecodeError("not JSON") }
         do {
             let f = try Fields(object, prefix: "", what: "deployment")
-            let context = Context(origin: MessageOrigin(topic: "", partition: 0, offset: 0), now: Date(), limits: DecodeLimits(), index: 0)
+            var limits = DecodeLimits()
+            limits.maxFieldLength = maxFieldBytes
+            let context = Context(origin: MessageOrigin(topic: "", partition: 0, offset: 0), now: Date(), limits: limits, index: 0)
             guard let service = try context.field(try f.required("service"), "service", 0),
                 let version = try context.field(try f.required("version"), "version", 0)
             else { throw DecodeError("missing required field service or version") }

@@ -119,6 +119,20 @@ import TestSupport
         expectProblem(await fixture.call("POST", "/v1/deployments", body: "not json"), 400)
         expectProblem(await fixture.call("POST", "/v1/deployments", body: #"{"service": "a"}"#), 400)
         expectProblem(await fixture.call("POST", "/v1/deployments", body: String(repeating: "x", count: 70 * 1024)), 413)
+        // Empty typed parameters are not valid values; an empty cursor is the first page.
+        expectProblem(await fixture.call("GET", "/v1/insights?since="), 400)
+        expectProblem(await fixture.call("GET", "/v1/services/\(String(repeating: "s", count: 201))/series"), 400)
+        expectProblem(await fixture.call("GET", "/v1/insights?kind="), 400)
+        expectProblem(await fixture.call("GET", "/v1/groups?limit="), 400)
+        #expect(await fixture.call("GET", "/v1/groups?cursor=").status == 200)
+        expectProblem(await fixture.call("GET", "/v1/deployments?environment=\(String(repeating: "e", count: 101))"), 400)
+        // Deployment fields: no control characters; lengths in characters, not bytes; null is absent.
+        expectProblem(await fixture.call("POST", "/v1/deployments", body: #"{"service": "a\n", "version": "1", "started_at": "2026-11-22T04:50:32Z"}"#), 400)
+        let wide = String(repeating: "é", count: 200)
+        let recorded = await fixture.call("POST", "/v1/deployments", body: """
+            {"service": "\(wide)", "version": "1", "commit": null, "region": null, "environment": null, "started_at": "2026-11-22T04:50:32Z"}
+            """)
+        #expect(recorded.status == 201 && recorded.object["service"] as? String == wide, "\(recorded.text)")
         // A cursor of one sort does not continue another.
         try fixture.events(service: "a", message: "one", at: [fixture.base])
         try fixture.events(service: "b", message: "two", at: [fixture.base])
@@ -312,6 +326,10 @@ import TestSupport
             #"{"url": "https://example.com", "filters": {"throttle": "1h"}}"#,
             #"{"url": "https://example.com", "filters": {"digest_window": 3600}}"#,
             "{\"url\": \"https://example.com/\(String(repeating: "a", count: 2100))\"}",
+            // null is not a value of these fields (the OpenAPI document does not allow it).
+            #"{"url": "https://example.com", "enabled": null}"#, #"{"url": "https://example.com", "format": null}"#,
+            #"{"url": "https://example.com", "filters": null}"#, #"{"url": "https://example.com", "filters": {"cooldown": 1.5}}"#,
+            #"{"url": "https://example.com", "secret": "abc\u0000defghi"}"#,
         ] {
             expectProblem(await fixture.call("POST", "/v1/webhooks", body: bad), 400)
         }
@@ -322,6 +340,13 @@ import TestSupport
             """)
         #expect(created.status == 201, "\(created.text)")
         #expect(!created.text.contains("s3cret") && created.object["has_secret"] as? Bool == true)
+        // A whole number is an integer however it is written (JSON Schema's integer).
+        let written = await fixture.call("POST", "/v1/webhooks", body: """
+            {"url": "https://hooks.example.com/other", "filters": {"min_count": 1e2, "cooldown": 120.0}}
+            """)
+        #expect(written.status == 201, "\(written.text)")
+        let writtenFilters = try #require(written.object["filters"] as? [String: Any])
+        #expect(writtenFilters["min_count"] as? Int == 100 && writtenFilters["cooldown"] as? Int == 120, "\(written.text)")
         #expect(created.object["enabled"] as? Bool == true && created.object["format"] as? String == "slack")
         let id = try #require(created.object["id"] as? Int)
         let filters = try #require(created.object["filters"] as? [String: Any])
