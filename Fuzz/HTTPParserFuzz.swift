@@ -19,19 +19,6 @@ func parseAll(_ pieces: [ArraySlice<UInt8>]) -> [HTTPParserEvent] {
     return events
 }
 
-/// Joins adjacent body events: how a body is cut into events depends on the input's pieces.
-func normalized(_ events: [HTTPParserEvent]) -> [HTTPParserEvent] {
-    var result: [HTTPParserEvent] = []
-    for event in events {
-        if case .body(let more) = event, case .body(let previous)? = result.last {
-            result[result.count - 1] = .body(previous + more)
-        } else {
-            result.append(event)
-        }
-    }
-    return result
-}
-
 /// Checks the shape of an event sequence: `(head body* end)* failure?`, no empty body,
 /// no body above the limit.
 func checkShape(_ events: [HTTPParserEvent]) {
@@ -62,16 +49,16 @@ public func httpParserFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     let whole = parseAll([input[...]])
     checkShape(whole)
-    let expected = normalized(whole)
+    let expected = whole.joiningBodies()
 
     let split = input.isEmpty ? 0 : Int(input[0]) % (input.count + 1)
     let halves = parseAll([input[..<split], input[split...]])
     checkShape(halves)
-    precondition(normalized(halves) == expected, "a split changed the outcome")
+    precondition(halves.joiningBodies() == expected, "a split changed the outcome")
 
     if input.count <= 512 {
         let bytes = parseAll(input.indices.map { input[$0...$0] })
-        precondition(normalized(bytes) == expected, "byte-by-byte feeding changed the outcome")
+        precondition(bytes.joiningBodies() == expected, "byte-by-byte feeding changed the outcome")
     }
 
     var parser = HTTPRequestParser(limits: fuzzLimits)

@@ -586,3 +586,19 @@ func isTokenByte(_ byte: UInt8) -> Bool {
     default: false
     }
 }
+
+extension Array where Element == HTTPParserEvent {
+    /// The same events with adjacent body pieces joined: how a body is cut into events depends
+    /// only on how its bytes arrived.
+    public func joiningBodies() -> [HTTPParserEvent] {
+        var result: [HTTPParserEvent] = []
+        for event in self {
+            if case .body(let more) = event, case .body(let previous)? = result.last {
+                result[result.count - 1] = .body(previous + more)
+            } else {
+                result.append(event)
+            }
+        }
+        return result
+    }
+}

@@ -8,13 +8,13 @@ func parseEverySplit(
     _ bytes: [UInt8], limits: HTTPParserLimits = HTTPParserLimits(),
     sourceLocation: SourceLocation = #_sourceLocation
 ) -> [HTTPParserEvent] {
-    let whole = joined(feed([bytes[...]], limits))
+    let whole = (feed([bytes[...]], limits)).joiningBodies()
     for split in 0...bytes.count {
-        let pieces = joined(feed([bytes[..<split], bytes[split...]], limits))
+        let pieces = (feed([bytes[..<split], bytes[split...]], limits)).joiningBodies()
         #expect(pieces == whole, "split at \(split)", sourceLocation: sourceLocation)
         if pieces != whole { break }
     }
-    let single = joined(feed(bytes.indices.map { bytes[$0...$0] }, limits))
+    let single = (feed(bytes.indices.map { bytes[$0...$0] }, limits)).joiningBodies()
     #expect(single == whole, "one byte at a time", sourceLocation: sourceLocation)
     return whole
 }
@@ -37,18 +37,6 @@ func feed(_ pieces: [ArraySlice<UInt8>], _ limits: HTTPParserLimits) -> [HTTPPar
         }
     }
     return events
-}
-
-func joined(_ events: [HTTPParserEvent]) -> [HTTPParserEvent] {
-    var result: [HTTPParserEvent] = []
-    for event in events {
-        if case .body(let more) = event, case .body(let previous)? = result.last {
-            result[result.count - 1] = .body(previous + more)
-        } else {
-            result.append(event)
-        }
-    }
-    return result
 }
 
 func heads(_ events: [HTTPParserEvent]) -> [HTTPRequestHead] {
