@@ -273,20 +273,21 @@ public final class AnalysisEngine {
                     lastActive: b)
             }
             var alerting: [(key: String, point: SpikeDetector.Point)] = []
-            for key in series.keys {
+            // Updated in place: a detector holds a day of values, and a copy per update would
+            // copy them all (a snapshot of the keys keeps the dictionary's storage unshared).
+            for key in Array(series.keys) {
                 let value = values[key]?.value ?? 0
-                var state = series[key]!
-                if value > 0 { state.lastActive = b }
-                if b - state.lastActive > configuration.historyBuckets {
+                if value > 0 { series[key]!.lastActive = b }
+                if b - series[key]!.lastActive > configuration.historyBuckets {
                     series[key] = nil  // quiet for longer than the history: forget it
                     continue
                 }
-                let point = state.detector.update(value)
-                state.recent.append(value)
-                if state.recent.count > configuration.forecastWindowBuckets { state.recent.removeFirst(state.recent.count - configuration.forecastWindowBuckets) }
-                series[key] = state
+                let point = series[key]!.detector.update(value)
+                series[key]!.recent.append(value)
+                let excess = series[key]!.recent.count - configuration.forecastWindowBuckets
+                if excess > 0 { series[key]!.recent.removeFirst(excess) }
                 if point.isAlert && (point.isSpike || point.isLevelShift) { alerting.append((key, point)) }
-                if b >= alertFrom, state.episode != nil { try follow(key, bucket: b, point: point, connection, report: &report) }
+                if b >= alertFrom, series[key]!.episode != nil { try follow(key, bucket: b, point: point, connection, report: &report) }
             }
             report.bucketsScored += 1
             guard b >= alertFrom else { continue }
