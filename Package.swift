@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries: module maps and shim headers only.
@@ -49,12 +51,14 @@ let package = Package(
         // Alert rules, payload formats, the outbox and its dispatcher.
         .target(name: "Alerts", dependencies: [
             "HTTPClient", "Storage", "Domain", "Postgres", "Posix",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The consumer loop.
         .target(name: "Ingest", dependencies: [
             "Kafka", "Storage", "Domain", "Analysis", "Postgres",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -62,6 +66,7 @@ let package = Package(
         // The periodic analysis: feeds the pure algorithms from PostgreSQL, writes insights.
         .target(name: "AnalysisJob", dependencies: [
             "Analysis", "Domain", "Storage", "Postgres", "Posix", "Alerts",
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
@@ -75,6 +80,7 @@ let package = Package(
         .target(name: "App", dependencies: [
             "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API", "Alerts", "HTTPClient",
             "HTTPServer",
+            .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -135,12 +135,11 @@ public final class FaultlineAPI: Sendable {
     let cache: HotCache
     let openAPIDocument: [UInt8]?
     private let router: Router
-    private let counts = Mutex<[Int: Int]>([:])
 
     /// - Parameters:
     ///   - readiness: `false` once shutdown has begun (or while a dependency is down); `/readyz`
     ///     then answers 503.
-    ///   - metrics: Prometheus text of the process's metrics, served at `/metrics` with the API's own.
+    ///   - metrics: Prometheus text of the process's metrics, served at `/metrics`.
     ///   - replayer: produces replayed dead letters; `nil` makes replay answer 503.
     public init(
         pool: PostgresPool, configuration: APIConfiguration, readiness: @escaping @Sendable () -> Bool = { true },
@@ -176,18 +175,21 @@ public final class FaultlineAPI: Sendable {
     }
 
     /// Answers one request. Never throws: every failure becomes a problem+json response.
+    ///
+    /// The response's ``APIResponse/route`` names the matched route's pattern (for metrics).
     public func handle(_ request: APIRequest) async -> APIResponse {
-        let response = await respond(request)
-        counts.withLock { $0[response.status, default: 0] += 1 }
+        let resolution = router.resolve(method: request.method, path: request.path)
+        var response = await respond(request, resolution)
+        if case .found(let route, _) = resolution { response.route = route.pattern }
         return response
     }
 
-    private func respond(_ request: APIRequest) async -> APIResponse {
+    private func respond(_ request: APIRequest, _ resolution: Router.Outcome) async -> APIResponse {
         do {
             guard request.body.count <= configuration.maxBodyBytes else {
                 throw APIProblem(413, "the request body is larger than \(configuration.maxBodyBytes) bytes")
             }
-            switch router.resolve(method: request.method, path: request.path) {
+            switch resolution {
             case .notFound:
                 throw APIProblem.notFound("no resource at \(request.path)")
             case .methodNotAllowed(let allowed):
@@ -275,16 +277,5 @@ public final class FaultlineAPI: Sendable {
             throw APIProblem.badRequest("the body is not a JSON object")
         }
         return value
-    }
-
-    /// The API's own metrics in Prometheus text format.
-    func ownMetrics() -> String {
-        let snapshot = counts.withLock { $0 }
-        var text = "# HELP faultline_api_responses_total Responses of the REST API by status.\n"
-        text += "# TYPE faultline_api_responses_total counter\n"
-        for (status, count) in snapshot.sorted(by: { $0.key < $1.key }) {
-            text += "faultline_api_responses_total{status=\"\(status)\"} \(count)\n"
-        }
-        return text
     }
 }

@@ -10,7 +10,7 @@ extension FaultlineAPI {
         Route("GET", "/healthz", nil) { _, _ in .json(200, "{\"status\":\"ok\"}") },
         Route("GET", "/readyz", nil) { api, _ in await api.ready() },
         Route("GET", "/metrics", nil) { api, _ in
-            .text(200, api.metrics() + api.ownMetrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            .text(200, api.metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         },
         Route("GET", "/openapi.yaml", nil) { api, _ in
             guard let document = api.openAPIDocument else { throw APIProblem.notFound("the OpenAPI document is not installed") }

@@ -51,6 +51,8 @@ public struct APIResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// The pattern of the route that answered (`/v1/groups/{id}`); `nil` when none matched.
+    public var route: String?
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status

@@ -2,6 +2,7 @@ import Domain
 import Foundation
 import HTTPClient
 import Logging
+import Metrics
 import Posix
 import Postgres
 import ServiceLifecycle
@@ -48,7 +49,32 @@ public final class AlertDispatcherStatus: Sendable {
     }
 
     let state = Mutex(State())
-    public init() {}
+    private let delivered_ = Counter(label: "faultline_webhook_deliveries_total", dimensions: [("status", "delivered")])
+    private let retried_ = Counter(label: "faultline_webhook_deliveries_total", dimensions: [("status", "retried")])
+    private let failed_ = Counter(label: "faultline_webhook_deliveries_total", dimensions: [("status", "failed")])
+    let pending = Gauge(label: "faultline_webhook_pending")
+
+    public init() {
+        for counter in [delivered_, retried_, failed_] { counter.increment(by: 0) }
+    }
+
+    enum Outcome { case delivered, retried, failed }
+
+    func count(_ outcome: Outcome) {
+        state.withLock {
+            switch outcome {
+            case .delivered: $0.delivered += 1
+            case .retried: $0.retried += 1
+            case .failed: $0.failed += 1
+            }
+        }
+        switch outcome {
+        case .delivered: delivered_.increment()
+        case .retried: retried_.increment()
+        case .failed: failed_.increment()
+        }
+    }
+
     public var delivered: Int { state.withLock { $0.delivered } }
     public var retried: Int { state.withLock { $0.retried } }
     public var failed: Int { state.withLock { $0.failed } }
@@ -95,9 +121,17 @@ public final class AlertDispatcher: Service {
     }
 
     private func loop(_ thread: DedicatedThread, _ worker: Worker) async {
+        // One worker reports the outbox's backlog (every replica's dispatcher sees the same).
+        let reportsBacklog = worker === workers.first?.worker
+        var lastBacklog = ContinuousClock.now - .seconds(60)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             var idle = true
             do {
+                if reportsBacklog && ContinuousClock.now - lastBacklog >= .seconds(10) {
+                    let pending = try await thread.run { [worker] in try worker.pendingCount() }
+                    status.pending.record(pending)
+                    lastBacklog = .now
+                }
                 let handled = try await thread.run { [worker] in try worker.cycle() }
                 idle = handled == 0
             } catch {
@@ -128,6 +162,14 @@ public final class AlertDispatcher: Service {
             self.postgres = postgres
             self.logger = logger
             self.status = status
+        }
+
+        /// Deliveries waiting in the outbox, due or not.
+        func pendingCount() throws -> Int {
+            if connection == nil { connection = try PostgresConnection.connect(postgres, logger: logger) }
+            guard let connection else { return 0 }
+            try connection.ensureOpen()
+            return try AlertStore.pendingCount(on: connection)
         }
 
         /// Leases a batch, sends it, records the outcomes. Returns how many were claimed.
@@ -164,7 +206,7 @@ public final class AlertDispatcher: Service {
             for claim in claims {
                 guard let subscription = subscriptions[claim.webhookID], subscription.enabled, let body = claim.body else {
                     try AlertStore.markFailed(id: claim.id, error: "the subscription is disabled or gone", on: connection)
-                    status.state.withLock { $0.failed += 1 }
+                    status.count(.failed)
                     continue
                 }
                 if let until = openUntil[claim.webhookID] {
@@ -227,11 +269,11 @@ public final class AlertDispatcher: Service {
                     try AlertStore.markDelivered(id: claim.id, statusCode: code, on: connection)
                     try AlertStore.endpointSucceeded(webhookID: claim.webhookID, on: connection)
                 }
-                status.state.withLock { $0.delivered += 1 }
+                status.count(.delivered)
                 logger.info("alert delivered", metadata: metadata.merging(["status": "\(code)"]) { $1 })
             case let .fail(code, error):
                 try AlertStore.markAttemptFailed(id: claim.id, statusCode: code, error: error, retryIn: nil, on: connection)
-                status.state.withLock { $0.failed += 1 }
+                status.count(.failed)
                 logger.warning("alert delivery failed, not retried", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             case let .retry(code, error, after):
                 var delay = Backoff.delay(attempt: attempt, base: configuration.retryBase, maximum: configuration.retryMaxDelay)
@@ -249,10 +291,10 @@ public final class AlertDispatcher: Service {
                     }
                 }
                 if giveUp {
-                    status.state.withLock { $0.failed += 1 }
+                    status.count(.failed)
                     logger.warning("alert delivery given up", metadata: metadata.merging(["error": "\(error)"]) { $1 })
                 } else {
-                    status.state.withLock { $0.retried += 1 }
+                    status.count(.retried)
                     logger.info("alert delivery will be retried", metadata: metadata.merging(["error": "\(error)", "retry_in": "\(delay)"]) { $1 })
                 }
             }

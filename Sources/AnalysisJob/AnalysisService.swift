@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Posix
 import Postgres
 import ServiceLifecycle
@@ -44,6 +45,10 @@ public final class AnalysisService: Service {
     public let status: AnalysisStatus
     private let thread = DedicatedThread(name: "analysis")
     private let box: Box
+    private let leader = Gauge(label: "faultline_analysis_leader")
+    private let runDuration = Metrics.Timer(label: "faultline_analysis_run_seconds")
+    private let runsSucceeded = Counter(label: "faultline_analysis_runs_total", dimensions: [("outcome", "ok")])
+    private let runsFailed = Counter(label: "faultline_analysis_runs_total", dimensions: [("outcome", "failed")])
 
     /// The engine and the leader connection. Unchecked: they are touched only on the job's
     /// thread (every access is inside a job submitted to `thread`), never concurrently.
@@ -63,6 +68,9 @@ public final class AnalysisService: Service {
         self.logger = logger
         self.status = status
         self.box = Box(engine: AnalysisEngine(configuration: configuration, logger: logger))
+        leader.record(0)
+        runsSucceeded.increment(by: 0)
+        runsFailed.increment(by: 0)
     }
 
     deinit {
@@ -86,6 +94,11 @@ public final class AnalysisService: Service {
                         state.lastReport = report
                     }
                 }
+                leader.record(report != nil ? 1 : 0)
+                if report != nil {
+                    runDuration.record(duration: elapsed)
+                    runsSucceeded.increment()
+                }
                 if let report, report.insightsCreated > 0 || report.rebuilt {
                     logger.info("analysis run", metadata: [
                         "insights_created": "\(report.insightsCreated)", "spikes": "\(report.spikes)",
@@ -95,6 +108,8 @@ public final class AnalysisService: Service {
                 }
             } catch {
                 status.state.withLock { $0.failures += 1; $0.isLeader = false }
+                leader.record(0)
+                runsFailed.increment()
                 logger.warning("analysis run failed", metadata: ["error": "\(error)"])
                 // A broken connection loses the lock with the session; start again from a new one.
                 _ = try? await thread.run { [box] in box.connection = nil; box.holdsLock = false }
@@ -112,6 +127,7 @@ public final class AnalysisService: Service {
             box.connection = nil
             box.holdsLock = false
         }
+        leader.record(0)
         thread.shutdown()
         logger.info("analysis stopped")
     }

@@ -106,7 +106,7 @@ public struct FaultlineConfiguration: Sendable {
     }
 
     public var postgres: PostgresConfiguration {
-        PostgresConfiguration(url: databaseURL, poolSize: databasePoolSize)
+        PostgresConfiguration(url: databaseURL, poolSize: databasePoolSize, onError: DatabaseErrors.record)
     }
 
     /// A summary safe to log: no passwords, no secret Kafka properties.

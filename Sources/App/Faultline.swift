@@ -6,8 +6,10 @@ import HTTPServer
 import Ingest
 import Kafka
 import Logging
+import Metrics
 import Postgres
 import ServiceLifecycle
+import Synchronization
 
 /// The composition root: builds Faultline's parts from a configuration and runs them.
 public enum Faultline {
@@ -60,26 +62,29 @@ public enum Faultline {
             ingestStatus = ingest.status
             services.append(.init(service: ingest))
         }
-        var analysisStatus: AnalysisStatus?
         if roles.contains(.analyze) {
             let analysis = AnalysisService(
                 configuration: try analysisConfiguration(configuration), postgres: configuration.postgres,
                 logger: Logger(label: "faultline.analysis"))
-            analysisStatus = analysis.status
             services.append(.init(service: analysis))
             // Webhooks go out from the replicas that analyse; they share the outbox.
             services.append(.init(service: AlertDispatcher(
                 configuration: configuration.alerts, postgres: configuration.postgres, logger: Logger(label: "faultline.alerts"))))
         }
-        let statusBox = StatusBox()
+        let openConnections = Gauge(label: "faultline_http_open_connections")
+        let server = Mutex<HTTPServer?>(nil)
         let api = makeAPI(
             configuration, pool: pool, producer: producer,
             readiness: { [ingestStatus] in !lifecycle.isShuttingDown && (ingestStatus?.databaseAvailable ?? true) },
-            metrics: { statusBox.metrics() }, logger: Logger(label: "faultline.api"))
+            metrics: {
+                // Sampled when scraped: the only metric that is a state rather than an event.
+                if let server = server.withLock({ $0 }) { openConnections.record(server.openConnections) }
+                return FaultlineMetrics.render()
+            }, logger: Logger(label: "faultline.api"))
         let http = HTTPService(
             configuration: configuration.http, api: api, servesAPI: roles.contains(.api), lifecycle: lifecycle,
             logger: Logger(label: "faultline.http"))
-        statusBox.set(ingest: ingestStatus, analysis: analysisStatus, http: http.server)
+        server.withLock { $0 = http.server }
         services.append(.init(service: http))
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

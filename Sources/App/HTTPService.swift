@@ -2,6 +2,7 @@ import API
 import Foundation
 import HTTPServer
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -18,12 +19,17 @@ public final class HTTPService: Service {
     ///   - lifecycle: told when shutdown begins, so `/readyz` turns 503 at once.
     public init(configuration: HTTPServerConfiguration, api: FaultlineAPI, servesAPI: Bool, lifecycle: Lifecycle, logger: Logger) {
         self.lifecycle = lifecycle
+        let metrics = RequestMetrics()
         self.server = HTTPServer(configuration: configuration, handler: { request in
+            let started = ContinuousClock.now
             guard servesAPI || Self.operationalPaths.contains(request.path) else {
+                metrics.record(route: nil, method: request.method, status: 404, elapsed: ContinuousClock.now - started)
                 return HTTPResponse(status: 404, headers: ["Content-Type": "application/problem+json"], body: Array(
                     #"{"type":"about:blank","title":"Not Found","status":404,"detail":"this replica serves only /healthz, /readyz and /metrics (it has no api role)"}"#.utf8))
             }
-            return Self.response(await api.handle(Self.apiRequest(request)))
+            let response = await api.handle(Self.apiRequest(request))
+            metrics.record(route: response.route, method: request.method, status: response.status, elapsed: ContinuousClock.now - started)
+            return Self.response(response)
         }, logger: logger)
     }
 
@@ -50,6 +56,40 @@ public final class HTTPService: Service {
         var headers = HTTPHeaders()
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         return HTTPResponse(status: response.status, headers: headers, body: response.body)
+    }
+}
+
+/// Requests by route pattern, method and status, and their latency by route. Labels are
+/// bounded: routes are the API's patterns (or `unmatched`), methods the standard ones (or
+/// `other`), statuses what the server answers.
+final class RequestMetrics: Sendable {
+    private struct Key: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    private static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    private let counters = Mutex<[Key: Counter]>([:])
+    private let timers = Mutex<[String: Metrics.Timer]>([:])
+
+    func record(route: String?, method: String, status: Int, elapsed: Duration) {
+        let key = Key(route: route ?? "unmatched", method: Self.methods.contains(method) ? method : "other", status: status)
+        let counter = counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: "faultline_http_requests_total",
+                                  dimensions: [("route", key.route), ("method", key.method), ("status", "\(key.status)")])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+        let timer = timers.withLock { timers in
+            if let timer = timers[key.route] { return timer }
+            let timer = Metrics.Timer(label: "faultline_http_request_duration_seconds", dimensions: [("route", key.route)])
+            timers[key.route] = timer
+            return timer
+        }
+        timer.record(duration: elapsed)
     }
 }
 

@@ -2,6 +2,7 @@ import Domain
 import Foundation
 import Kafka
 import Logging
+import Metrics
 import Postgres
 import ServiceLifecycle
 import Storage
@@ -61,6 +62,44 @@ public final class IngestStatus: Sendable {
     public var assignedPartitions: Int { state.withLock { $0.assignedPartitions } }
 }
 
+/// What ingest records through swift-metrics (names in the App's metrics catalog).
+struct IngestMetrics: Sendable {
+    let inserted = Counter(label: "faultline_events_ingested_total", dimensions: [("outcome", "inserted")])
+    let duplicates = Counter(label: "faultline_events_ingested_total", dimensions: [("outcome", "duplicate")])
+    let deadLettered = Counter(label: "faultline_events_ingested_total", dimensions: [("outcome", "dead_letter")])
+    let skipped = Counter(label: "faultline_events_ingested_total", dimensions: [("outcome", "skipped")])
+    let deadLetters = Counter(label: "faultline_dead_letters_total")
+    let batchWrite = Metrics.Timer(label: "faultline_batch_write_seconds")
+    let assignedPartitions = Gauge(label: "faultline_assigned_partitions")
+    let databaseAvailable = Gauge(label: "faultline_database_available")
+
+    init() {
+        // Every outcome from the start, so rates are defined before the first of each.
+        for counter in [inserted, duplicates, deadLettered, skipped, deadLetters] { counter.increment(by: 0) }
+        assignedPartitions.record(0)
+        databaseAvailable.record(1)
+    }
+
+    /// One gauge per partition owned; the gauges of partitions given up are removed.
+    final class Lag: @unchecked Sendable {
+        // Unchecked: used only by the consumer loop, one call at a time.
+        private var gauges: [KafkaTopicPartition: Gauge] = [:]
+
+        func update(_ lag: [KafkaTopicPartition: Int64]) {
+            for (partition, gauge) in gauges where lag[partition] == nil {
+                gauge.destroy()
+                gauges[partition] = nil
+            }
+            for (partition, value) in lag {
+                let gauge = gauges[partition] ?? Gauge(
+                    label: "faultline_consumer_lag", dimensions: [("topic", partition.topic), ("partition", "\(partition.partition)")])
+                gauges[partition] = gauge
+                gauge.record(value)
+            }
+        }
+    }
+}
+
 /// The consumer loop: poll a batch → decode (bad input to the dead-letter topic) → enrich →
 /// fingerprint → one idempotent database transaction → commit the offsets.
 ///
@@ -78,6 +117,7 @@ public final class IngestService: Service {
     public let status: IngestStatus
     private let deployments = Mutex(DeploymentIndex())
     private let lastDeploymentID = Mutex<Int64>(0)
+    private let metrics = IngestMetrics()
 
     public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
                 status: IngestStatus = IngestStatus()) {
@@ -95,14 +135,18 @@ public final class IngestService: Service {
                 kafka: configuration.kafka, groupID: configuration.group,
                 topics: [configuration.topic, configuration.deploymentsTopic]),
             logger: logger
-        ) { [status] event in
-            status.state.withLock { state in
+        ) { [status, metrics] event in
+            let assigned = status.state.withLock { state in
                 switch event {
                 case .assigned(let partitions): state.assignedPartitions += partitions.count
                 case .revoked(let partitions, _): state.assignedPartitions = max(0, state.assignedPartitions - partitions.count)
                 }
+                return state.assignedPartitions
             }
+            metrics.assignedPartitions.record(assigned)
         }
+        let lag = IngestMetrics.Lag()
+        var lastLag = ContinuousClock.now - .seconds(60)
         var partitions: Set<String> = []
         var lastRefresh = ContinuousClock.now - configuration.deploymentsRefresh
         var lastRetention = ContinuousClock.now - .seconds(3600)
@@ -113,6 +157,10 @@ public final class IngestService: Service {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if ContinuousClock.now - lastRefresh >= configuration.deploymentsRefresh {
                     if (try? await refreshDeployments()) != nil { lastRefresh = .now }
+                }
+                if ContinuousClock.now - lastLag >= .seconds(5) {
+                    if let current = try? await consumer.lag() { lag.update(current) }
+                    lastLag = .now
                 }
                 if ContinuousClock.now - lastRetention >= .seconds(3600) {
                     await applyRetention(&partitions)
@@ -135,6 +183,8 @@ public final class IngestService: Service {
             logger.info("shutting down with a batch unwritten; it will be delivered again")
         }
         try await consumer.close()
+        lag.update([:])
+        metrics.assignedPartitions.record(0)
         logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
     }
 
@@ -176,6 +226,11 @@ public final class IngestService: Service {
             $0.skipped += prepared.skipped
             $0.batches += 1
         }
+        metrics.inserted.increment(by: result.inserted)
+        metrics.duplicates.increment(by: result.duplicates)
+        metrics.deadLettered.increment(by: prepared.batch.deadLetters.count)
+        metrics.deadLetters.increment(by: prepared.batch.deadLetters.count)
+        metrics.skipped.increment(by: prepared.skipped)
         do {
             try await consumer.commit(KafkaTopicPartitionOffset.after(prepared.messages))
         } catch {
@@ -211,12 +266,18 @@ public final class IngestService: Service {
         while true {
             do {
                 let value = try await body()
-                if !status.databaseAvailable { status.state.withLock { $0.databaseAvailable = true } }
+                if !status.databaseAvailable {
+                    status.state.withLock { $0.databaseAvailable = true }
+                    metrics.databaseAvailable.record(1)
+                }
                 return value
             } catch let error as PostgresError where !error.isConnectionError {
                 throw error
             } catch {
-                if error is PostgresError { status.state.withLock { $0.databaseAvailable = false } }
+                if error is PostgresError {
+                    status.state.withLock { $0.databaseAvailable = false }
+                    metrics.databaseAvailable.record(0)
+                }
                 logger.warning("\(what) failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 if Task.isShuttingDownGracefully || Task.isCancelled { throw ShutdownDuringRetry() }
                 try? await Task.sleep(for: delay)
@@ -244,6 +305,7 @@ public final class IngestService: Service {
             let result = try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
             let elapsed = ContinuousClock.now - started
             status.state.withLock { $0.writeTime += elapsed }
+            metrics.batchWrite.record(duration: elapsed)
             return result
         } catch is PostgresError {
             // A statement error (not the connection): find the event that causes it, set it
@@ -279,6 +341,8 @@ public final class IngestService: Service {
         rest.deadLetters += refused
         try await deliverDeadLetters(refused)
         status.state.withLock { $0.deadLetters += refused.count }
+        metrics.deadLettered.increment(by: refused.count)
+        metrics.deadLetters.increment(by: refused.count)
         let remainder = rest
         let result = try await retrying("writing dead letters") { try await pool.withConnection { try EventStore.write(remainder, on: $0) } }
         total.deadLetters = result.deadLetters

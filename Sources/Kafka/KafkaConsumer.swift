@@ -212,6 +212,48 @@ public final class KafkaConsumer: Sendable {
         return partitions(of: list)
     }
 
+    /// How many messages each assigned partition holds beyond this member's position: the
+    /// high watermark of the last fetch minus the next offset to consume (or, before the first
+    /// message, the committed offset). Partitions whose watermark is not known yet are left out.
+    public func lag() async throws -> [KafkaTopicPartition: Int64] {
+        try checkOpen("lag")
+        return try await thread.run { [self] in try lagBlocking() }
+    }
+
+    /// Like ``lag()`` for callers on a thread of their own; blocks for at most a committed-offsets
+    /// request when a partition has no position yet.
+    public func lagBlocking() throws -> [KafkaTopicPartition: Int64] {
+        try checkOpen("lag")
+        var assigned: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        let err = rd_kafka_assignment(client.pointer, &assigned)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list = assigned else { throw KafkaError(err, operation: "assignment") }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        guard list.pointee.cnt > 0 else { return [:] }
+        _ = rd_kafka_position(client.pointer, list)
+        let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
+        if elements.contains(where: { $0.offset < 0 }) {
+            // Nothing consumed yet on some partition: its committed offset is where it stands.
+            let committed = rd_kafka_topic_partition_list_copy(list)!
+            defer { rd_kafka_topic_partition_list_destroy(committed) }
+            if rd_kafka_committed(client.pointer, committed, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                for index in elements.indices where elements[index].offset < 0 {
+                    elements[index].offset = committed.pointee.elems[index].offset
+                }
+            }
+        }
+        var result: [KafkaTopicPartition: Int64] = [:]
+        for element in elements {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(client.pointer, element.topic, element.partition, &low, &high)
+                == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
+            // No committed offset at all: the consumer starts at the beginning (auto.offset.reset).
+            let position = element.offset >= 0 ? element.offset : low
+            result[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] = max(0, high - position)
+        }
+        return result
+    }
+
     /// Broker-side metadata: topic names and partition counts.
     public func topics(timeout: Duration = .seconds(10)) async throws -> [String: Int] {
         try await thread.run { [client] in try client.metadata(timeout: timeout) }

@@ -13,12 +13,16 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     public var connectTimeout: Duration
     /// `application_name`, shown in `pg_stat_activity`.
     public var applicationName: String
+    /// Told of every failed connect and statement (for metrics); called on the failing thread.
+    public var onError: (@Sendable (PostgresError) -> Void)?
 
-    public init(url: String, poolSize: Int = 4, connectTimeout: Duration = .seconds(10), applicationName: String = "faultline") {
+    public init(url: String, poolSize: Int = 4, connectTimeout: Duration = .seconds(10), applicationName: String = "faultline",
+                onError: (@Sendable (PostgresError) -> Void)? = nil) {
         self.url = url
         self.poolSize = poolSize
         self.connectTimeout = connectTimeout
         self.applicationName = applicationName
+        self.onError = onError
     }
 
     /// The URL with its password replaced, safe to log.
@@ -106,7 +110,9 @@ public final class PostgresConnection {
         guard PQstatus(handle) == CONNECTION_OK else {
             let message = lastError(handle)
             PQfinish(handle)
-            throw PostgresError(.connectionFailed, message, operation: "connect")
+            let error = PostgresError(.connectionFailed, message, operation: "connect")
+            configuration.onError?(error)
+            throw error
         }
         let connection = PostgresConnection(handle: handle, configuration: configuration, logger: logger)
         PQsetNoticeProcessor(handle, noticeProcessor, nil)
@@ -128,7 +134,9 @@ public final class PostgresConnection {
         logger.info("reconnecting to PostgreSQL", metadata: ["url": "\(configuration.redactedURL)"])
         PQreset(handle)
         guard PQstatus(handle) == CONNECTION_OK else {
-            throw PostgresError(.connectionFailed, Self.lastError(handle), operation: "reconnect")
+            let error = PostgresError(.connectionFailed, Self.lastError(handle), operation: "reconnect")
+            configuration.onError?(error)
+            throw error
         }
     }
 
@@ -244,6 +252,15 @@ public final class PostgresConnection {
 
     /// Turns a result into rows or an error and frees it.
     private func consume(_ result: OpaquePointer?, operation: String) throws -> PostgresRows {
+        do {
+            return try consumeResult(result, operation: operation)
+        } catch let error as PostgresError {
+            configuration.onError?(error)
+            throw error
+        }
+    }
+
+    private func consumeResult(_ result: OpaquePointer?, operation: String) throws -> PostgresRows {
         guard let result else {
             throw PostgresError(isOpen ? .server : .connectionLost, Self.lastError(handle), operation: operation)
         }

@@ -128,6 +128,11 @@ public enum AlertStore {
         }.sorted { $0.id < $1.id }
     }
 
+    /// Deliveries not yet delivered nor given up.
+    public static func pendingCount(on connection: PostgresConnection) throws -> Int {
+        try connection.query("SELECT count(*) FROM alert_outbox WHERE status = 'pending'").rows.first?.int(0) ?? 0
+    }
+
     /// The insights a delivery carries, oldest first.
     public static func insightIDs(outboxID: Int64, on connection: PostgresConnection) throws -> [Int64] {
         try connection.query("SELECT insight_id FROM alert_items WHERE outbox_id = $1 ORDER BY added_at, insight_id", [.int(outboxID)])

@@ -70,6 +70,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         if noMigrate { configuration.migrateOnStart = false }
+        FaultlineMetrics.bootstrap()
         try await Faultline.serve(configuration, logger: Logger(label: "faultline"))
     }
 }
@@ -130,6 +131,7 @@ struct Demo: AsyncParsableCommand {
                                       deploymentsTopic: configuration.kafkaDeploymentsTopic, logger: logger)
             simulation = Task { try await simulator.run(scenario) }
         }
+        FaultlineMetrics.bootstrap()
         do {
             try await Faultline.serve(configuration, logger: logger)
         } catch {

@@ -1,3 +1,4 @@
+import App
 import Foundation
 import Posix
 import Testing
@@ -71,10 +72,12 @@ func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: In
         #expect(producer.terminationStatus == 0)
         let auth = ["-H", "Authorization: Bearer \(Self.token)"]
         var groups = ""
-        for _ in 0..<150 where !groups.contains("\"event_count\": 30") && !groups.contains("\"event_count\":30") {
+        func counted(_ body: String) -> Bool { body.replacingOccurrences(of: " ", with: "").contains("\"event_count\":30") }
+        for _ in 0..<150 where !counted(groups) {
             groups = try await curl(base + "/v1/groups?service=checkout", auth).body
             try await Task.sleep(for: .milliseconds(200))
         }
+        #expect(counted(groups), "\(groups)")
         #expect(groups.contains("upstream payments timed out after <*>"), "\(groups)")
 
         let unauthorised = try await curl(base + "/v1/insights")
@@ -83,6 +86,16 @@ func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: In
         #expect(insights.status == 200 && insights.body.contains("\"items\""))
         let metrics = try await curl(base + "/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("faultline_events_ingested_total{outcome=\"inserted\"} 30"), "\(metrics.body)")
+        // Every metric of the catalog is exported with its help, except the lag of partitions
+        // (reported every 5 s once assigned).
+        for metric in FaultlineMetrics.catalog where metric.name != "faultline_consumer_lag" {
+            #expect(metrics.body.contains("# HELP \(metric.name) \(metric.help)\n# TYPE \(metric.name) \(metric.kind.rawValue)\n"),
+                    "\(metric.name) missing")
+        }
+        #expect(metrics.body.contains("faultline_http_requests_total{route=\"/v1/groups\",method=\"GET\",status=\"200\"}"))
+        #expect(metrics.body.contains("faultline_http_requests_total{route=\"/v1/insights\",method=\"GET\",status=\"401\"} 1"))
+        #expect(metrics.body.contains("faultline_batch_write_seconds_count "))
+        #expect(metrics.body.contains("faultline_analysis_leader 1"))
         let page = try await curl(base + "/")
         #expect(page.status == 200 && page.body.contains("id=\"error-rate-chart\""))
         let contract = try await curl(base + "/openapi.yaml")
