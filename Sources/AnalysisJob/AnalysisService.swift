@@ -116,7 +116,8 @@ public final class AnalysisService: Service {
             }
             let wait = configuration.interval - (ContinuousClock.now - started)
             if wait > .zero {
-                try? await Task.sleep(for: wait)
+                // Shutdown must not wait out the interval.
+                _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             }
         }
         // Leaving: give the lock up at once so another replica takes over without waiting.
