@@ -11,13 +11,17 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-METRICS = {
-    "faultline_events_ingested_total", "faultline_batch_write_seconds", "faultline_consumer_lag",
-    "faultline_dead_letters_total", "faultline_database_errors_total", "faultline_webhook_deliveries_total",
-    "faultline_webhook_pending", "faultline_http_requests_total", "faultline_http_request_duration_seconds",
-    "faultline_analysis_run_seconds", "faultline_analysis_leader",
-}
-HISTOGRAMS = {"faultline_batch_write_seconds", "faultline_http_request_duration_seconds", "faultline_analysis_run_seconds"}
+def metric_catalog():
+    """The metrics the code exports: the catalog in Sources/App/Metrics.swift."""
+    text = (ROOT / "Sources" / "App" / "Metrics.swift").read_text()
+    found = re.findall(r'Metric\("(faultline_[a-z_]+)", \.(counter|gauge|histogram)', text)
+    if not found:
+        sys.exit("error: no metric catalog found in Sources/App/Metrics.swift")
+    return {name for name, _ in found}, {name for name, kind in found if kind == "histogram"}
+
+
+METRICS, HISTOGRAMS = metric_catalog()
+
 failures = []
 
 
