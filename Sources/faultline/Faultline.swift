@@ -415,6 +415,8 @@ struct BenchHTTP: AsyncParsableCommand {
 
     func run() async throws {
         Logging.bootstrap(format: .text, level: .error)
+        // Requests are counted and timed as in production.
+        FaultlineMetrics.bootstrap()
         var options = HTTPBenchmark.Options()
         options.connections = connections
         options.duration = duration
