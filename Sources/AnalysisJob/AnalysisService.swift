@@ -101,7 +101,8 @@ public final class AnalysisService: Service {
             }
             let wait = configuration.interval - (ContinuousClock.now - started)
             if wait > .zero {
-                try? await Task.sleep(for: wait)
+                // A shutdown must not wait for the next tick (the interval may be minutes).
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             }
         }
         // Leaving: give the lock up at once so another replica takes over without waiting.
