@@ -24,6 +24,9 @@ public struct FaultlineConfiguration: Sendable {
     public var migrateOnStart = true
     public var migrationsDirectory: String?
     public var shutdownGracePeriod: Duration = .seconds(25)
+    /// After SIGTERM, how long the HTTP server goes on serving with `/readyz` answering 503
+    /// before it closes its listener; part of ``shutdownGracePeriod``.
+    public var shutdownDrain: Duration = .seconds(2)
     public var retentionDays = 30
     public var ingestMaxMessageBytes = 1 << 20
     public var ingestBatchSize = 20000
@@ -324,6 +327,10 @@ extension FaultlineConfiguration {
             config, value throws(ConfigurationError) in
             config.shutdownGracePeriod = try parseDuration("FAULTLINE_SHUTDOWN_GRACE", value)
         },
+        .init(name: "FAULTLINE_SHUTDOWN_DRAIN", defaultValue: "2s", meaning: "After SIGTERM, how long the HTTP server goes on answering (with `/readyz` at 503, so load balancers stop sending requests) before it refuses new connections; part of, and shorter than, `FAULTLINE_SHUTDOWN_GRACE` (0s–1m).") {
+            config, value throws(ConfigurationError) in
+            config.shutdownDrain = try parseDuration("FAULTLINE_SHUTDOWN_DRAIN", value, .zero ... .seconds(60))
+        },
     ]
 
     /// Reads the configuration from environment variables.
@@ -349,6 +356,14 @@ extension FaultlineConfiguration {
             } else {
                 warn("\(name) is not a Faultline setting and is ignored")
             }
+        }
+        if environment["FAULTLINE_SHUTDOWN_DRAIN"] == nil {
+            // The default never takes more than half of a short grace period.
+            config.shutdownDrain = min(config.shutdownDrain, config.shutdownGracePeriod / 2)
+        } else if config.shutdownDrain > .zero && config.shutdownDrain >= config.shutdownGracePeriod {
+            throw ConfigurationError(
+                variable: "FAULTLINE_SHUTDOWN_DRAIN",
+                reason: "\(config.shutdownDrain) is not shorter than FAULTLINE_SHUTDOWN_GRACE (\(config.shutdownGracePeriod))")
         }
         return config
     }

@@ -52,9 +52,10 @@ public enum Faultline {
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         let lifecycle = Lifecycle()
         let roles = configuration.roles
-        // Started in this order, stopped in the reverse: HTTP first (readiness turns 503 and
-        // in-flight requests finish), then webhook deliveries in flight, then the analysis,
-        // then ingest (its batch is written and committed).
+        // Started in this order, stopped in the reverse: HTTP first (readiness turns 503, the
+        // server goes on answering for the drain period, then in-flight requests finish), then
+        // webhook deliveries in flight, then the analysis, then ingest (its batch is written and
+        // committed, and it leaves the consumer group).
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var ingestStatus: IngestStatus?
         if roles.contains(.ingest) {
@@ -83,7 +84,7 @@ public enum Faultline {
             }, logger: Logger(label: "faultline.api"))
         let http = HTTPService(
             configuration: configuration.http, api: api, servesAPI: roles.contains(.api), lifecycle: lifecycle,
-            logger: Logger(label: "faultline.http"))
+            drain: configuration.shutdownDrain, logger: Logger(label: "faultline.http"))
         server.withLock { $0 = http.server }
         services.append(.init(service: http))
         var groupConfiguration = ServiceGroupConfiguration(

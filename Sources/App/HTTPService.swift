@@ -14,11 +14,18 @@ public final class HTTPService: Service {
 
     public let server: HTTPServer
     private let lifecycle: Lifecycle
+    private let drain: Duration
+    private let logger: Logger
 
     /// - Parameters:
     ///   - lifecycle: told when shutdown begins, so `/readyz` turns 503 at once.
-    public init(configuration: HTTPServerConfiguration, api: FaultlineAPI, servesAPI: Bool, lifecycle: Lifecycle, logger: Logger) {
+    ///   - drain: how long the server goes on serving after that (with `/readyz` at 503, so load
+    ///     balancers stop sending requests) before it refuses new connections.
+    public init(configuration: HTTPServerConfiguration, api: FaultlineAPI, servesAPI: Bool, lifecycle: Lifecycle,
+                drain: Duration = .zero, logger: Logger) {
         self.lifecycle = lifecycle
+        self.drain = drain
+        self.logger = logger
         let metrics = RequestMetrics()
         self.server = HTTPServer(configuration: configuration, handler: { request in
             let started = ContinuousClock.now
@@ -33,12 +40,29 @@ public final class HTTPService: Service {
         }, logger: logger)
     }
 
+    /// Serves until graceful shutdown: then `/readyz` turns 503 at once, the server goes on
+    /// answering for the drain period, and then it stops as ``HTTPServer/beginShutdown()`` says
+    /// (no new connections, in-flight requests finish).
     public func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await server.run()
-        } onGracefulShutdown: { [server, lifecycle] in
-            lifecycle.beginShutdown()
-            server.beginShutdown()
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { [server] in
+                try await server.run()  // cancellation shuts it down too
+                return true
+            }
+            group.addTask { [server, lifecycle, drain, logger] in
+                do { try await gracefulShutdown() } catch { return false }  // cancelled
+                lifecycle.beginShutdown()
+                logger.info("shutting down: /readyz answers 503", metadata: ["drain": "\(drain)"])
+                if drain > .zero { try? await Task.sleep(for: drain) }
+                server.beginShutdown()
+                return false
+            }
+            while let serverEnded = try await group.next() {
+                if serverEnded {
+                    group.cancelAll()
+                    return
+                }
+            }
         }
     }
 

@@ -159,7 +159,9 @@ public final class KafkaConsumer: Sendable {
     /// Commits positions synchronously: each is the offset of the next message to read.
     ///
     /// The positions are stored first, so that if the commit fails (for example while the
-    /// group rebalances) they are committed again when the partitions are revoked.
+    /// group rebalances) they are committed again when the partitions are revoked. Positions of
+    /// partitions already revoked are left out (not an error): the new owner reads those
+    /// messages again.
     public func commit(_ positions: [KafkaTopicPartitionOffset]) async throws {
         guard !positions.isEmpty else { return }
         try checkOpen("commit")
@@ -170,13 +172,24 @@ public final class KafkaConsumer: Sendable {
     public func commitBlocking(_ positions: [KafkaTopicPartitionOffset]) throws {
         guard !positions.isEmpty else { return }
         try checkOpen("commit")
-        let list = makeList(positions)
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        let stored = rd_kafka_offsets_store(client.pointer, list)
-        // Storing fails for partitions no longer assigned: then the commit below fails too.
+        let all = makeList(positions)
+        defer { rd_kafka_topic_partition_list_destroy(all) }
+        let stored = rd_kafka_offsets_store(client.pointer, all)
         if stored != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.debug("offsets_store: \(String(cString: rd_kafka_err2str(stored)))")
         }
+        // Storing fails for partitions no longer assigned (revoked while their messages were
+        // processed): those positions are not committed, and their new owner reads the messages
+        // again. Committing them would carry the old group generation; answered after this
+        // member has rejoined, the refusal (ILLEGAL_GENERATION) would make librdkafka start the
+        // whole rebalance over.
+        let owned = positions.indices.filter { all.pointee.elems[$0].err == RD_KAFKA_RESP_ERR_NO_ERROR }.map { positions[$0] }
+        guard !owned.isEmpty else {
+            logger.debug("commit skipped: the partitions are no longer assigned", metadata: ["positions": "\(positions)"])
+            return
+        }
+        let list = owned.count == positions.count ? all : makeList(owned)
+        defer { if list != all { rd_kafka_topic_partition_list_destroy(list) } }
         let err = rd_kafka_commit(client.pointer, list, 0)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "commit") }
         for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].err != RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -15,6 +15,7 @@ import Testing
         #expect(configuration.logLevel == .info)
         #expect(configuration.migrateOnStart)
         #expect(configuration.shutdownGracePeriod == .seconds(25))
+        #expect(configuration.shutdownDrain == .seconds(2))
         #expect(configuration.kafkaProperties.isEmpty)
     }
 
@@ -34,6 +35,7 @@ import Testing
             "FAULTLINE_MIGRATE": "false",
             "FAULTLINE_MIGRATIONS_DIR": "/tmp",
             "FAULTLINE_SHUTDOWN_GRACE": "1m",
+            "FAULTLINE_SHUTDOWN_DRAIN": "7s",
         ])
         #expect(configuration.databaseURL == "postgresql://app:pw@db.internal:6432/errors?sslmode=require")
         #expect(configuration.databasePoolSize == 12)
@@ -49,6 +51,19 @@ import Testing
         #expect(!configuration.migrateOnStart)
         #expect(configuration.migrationsDirectory == "/tmp")
         #expect(configuration.shutdownGracePeriod == .seconds(60))
+        #expect(configuration.shutdownDrain == .seconds(7))
+    }
+
+    /// The drain is part of the grace period: set, it must be shorter; unset, it takes at most half.
+    @Test func theDrainFitsInTheGracePeriod() throws {
+        let short = try FaultlineConfiguration.fromEnvironment(["FAULTLINE_SHUTDOWN_GRACE": "1s"])
+        #expect(short.shutdownDrain == .milliseconds(500))
+        #expect(try FaultlineConfiguration.fromEnvironment(["FAULTLINE_SHUTDOWN_DRAIN": "0s"]).shutdownDrain == .zero)
+        let error = #expect(throws: ConfigurationError.self) {
+            try FaultlineConfiguration.fromEnvironment(["FAULTLINE_SHUTDOWN_GRACE": "5s", "FAULTLINE_SHUTDOWN_DRAIN": "5s"])
+        }
+        #expect(error?.variable == "FAULTLINE_SHUTDOWN_DRAIN")
+        #expect(error?.description.contains("FAULTLINE_SHUTDOWN_GRACE") == true)
     }
 
     @Test(arguments: [
@@ -58,7 +73,7 @@ import Testing
         ("FAULTLINE_KAFKA_BROKERS", ""), ("FAULTLINE_KAFKA_TOPIC", "bad topic!"), ("FAULTLINE_KAFKA_GROUP", ""),
         ("FAULTLINE_DATABASE_URL", "mysql://root@localhost/db"), ("FAULTLINE_MIGRATIONS_DIR", "/nonexistent"),
         ("FAULTLINE_KAFKA_", "x"), ("FAULTLINE_ADMIN_TOKEN", "short"), ("FAULTLINE_ADMIN_TOKEN", "has a space in it, long enough"),
-        ("FAULTLINE_API_CACHE_TTL", "5m"),
+        ("FAULTLINE_API_CACHE_TTL", "5m"), ("FAULTLINE_SHUTDOWN_DRAIN", "2m"), ("FAULTLINE_SHUTDOWN_DRAIN", "later"),
     ])
     func badValuesNameTheirVariable(variable: String, value: String) {
         let error = #expect(throws: ConfigurationError.self) {

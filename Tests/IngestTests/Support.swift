@@ -50,13 +50,13 @@ func withIngest<T>(
 }
 
 /// Waits until `condition` holds, checking every 200 ms, at most `timeout`.
-func eventually(_ timeout: Duration = .seconds(60), _ condition: () throws -> Bool) async throws -> Bool {
+func eventually(_ timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
-        if try condition() { return true }
+        if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(200))
     }
-    return try condition()
+    return try await condition()
 }
 
 func rfc3339(_ date: Date) -> String {
