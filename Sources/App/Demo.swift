@@ -106,13 +106,23 @@ public enum DemoRun {
         let receiverPort = try await receiver.server.waitUntilStarted()
 
         let serviceConfiguration = configuration
-        let service = Task { try await Faultline.serve(serviceConfiguration, logger: logger) }
+        let serviceEnd = Mutex<String?>(nil)
+        let service = Task {
+            do {
+                try await Faultline.serve(serviceConfiguration, logger: logger)
+                serviceEnd.withLock { $0 = "the service stopped" }
+            } catch {
+                serviceEnd.withLock { $0 = "\(error)" }
+                throw error
+            }
+        }
         let web = "http://127.0.0.1:\(configuration.httpPort)"
         var simulation: Task<Void, Error>?
         var monitor: Task<Void, Never>?
         do {
             let webhookID = try await subscribe(
-                api: web, token: token, url: "http://127.0.0.1:\(receiverPort)/alerts", secret: secret, stop: stop, service: service)
+                api: web, token: token, url: "http://127.0.0.1:\(receiverPort)/alerts", secret: secret, stop: stop,
+                serviceEnded: { serviceEnd.withLock { $0 } })
             if let webhookID {
                 printBanner(configuration, embedded: embedded, options: options, web: web, token: token, webhookID: webhookID,
                             receiverPort: receiverPort, webhookLog: webhookLog, console: console)
@@ -163,7 +173,7 @@ public enum DemoRun {
     /// Creates the webhook subscription through the REST API, retrying while the service
     /// starts; nil when the demo is stopped first.
     private static func subscribe(
-        api: String, token: String, url: String, secret: String, stop: StopSignal, service: Task<Void, Error>
+        api: String, token: String, url: String, secret: String, stop: StopSignal, serviceEnded: @Sendable () -> String?
     ) async throws -> Int? {
         var settings = HTTPClientConfiguration()
         settings.allowPrivateAddresses = true
@@ -189,22 +199,11 @@ public enum DemoRun {
                 lastError = "\(error)"
             }
             // The service ended (a port in use, a bad setting): its error is what matters.
-            if case .failure(let error) = await Self.finished(service) { throw error }
+            if let ended = serviceEnded() { throw ToolError("the service ended while starting: \(ended)") }
             try await Task.sleep(for: .milliseconds(300))
         }
         if stop.requested { return nil }
         throw ToolError("the REST API did not answer within 120 s: \(lastError)")
-    }
-
-    private static func finished(_ task: Task<Void, Error>) async -> Result<Void, Error>? {
-        // Task has no non-blocking poll: a short race tells whether it is over.
-        await withTaskGroup(of: Result<Void, Error>?.self) { group in
-            group.addTask { await task.result }
-            group.addTask { try? await Task.sleep(for: .milliseconds(1)); return nil }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
     }
 
     private static func printBanner(
@@ -235,7 +234,7 @@ public enum DemoRun {
             lines += """
                 The story (times from when the history is in):
                   first      \(history) of history: \(formatRate(options.rate)) background errors/s with a daily shape in five services,
-                             and a memory leak in \(options.leakService) whose warnings grow by 0.3/min every minute
+                             and a memory leak in \(options.leakService) whose warnings grow by 0.5/min every minute (40/min at the end)
                   at once    the leak's forecast: a predicted breach, "raise the memory limit"
                   +\(Int(options.deploymentAfter.seconds)) s     checkout 1.8.3 rolls out with a new NullPointerException: new error, spike, roll back to 1.8.2
                   +\(Int(options.outageAfter.seconds)) s    payments-db times out for \(Int(options.outageLength.seconds)) s in checkout, payments and orders: a cross-service pattern

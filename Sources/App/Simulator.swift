@@ -147,10 +147,13 @@ public struct Simulator: Sendable {
         public var outageRate: Double = 60
         /// The service with a memory leak (nil: none). Its memory warnings grow by
         /// `leakGrowth` per minute every minute and stand at `leakRateNow` per minute when the
-        /// real-time traffic begins.
+        /// real-time traffic begins; before the growth they trickle at `leakFloor` per minute.
+        /// (With the defaults they reach 60/min, the default forecast threshold, 40 minutes
+        /// after the real-time traffic begins.)
         public var leakService: String? = nil
-        public var leakRateNow: Double = 45
-        public var leakGrowth: Double = 0.3
+        public var leakRateNow: Double = 40
+        public var leakGrowth: Double = 0.5
+        public var leakFloor: Double = 2
         /// History produced first, as fast as possible, with timestamps in the past (ending when
         /// the real-time traffic begins); only background errors and the leak happen in it.
         public var history: Duration = .zero
@@ -305,7 +308,7 @@ public struct Simulator: Sendable {
             }
             if let service = scenario.leakService {
                 let minutes = stepStart.timeIntervalSince(liveStart) / 60
-                let perMinute = max(0, scenario.leakRateNow + scenario.leakGrowth * minutes)
+                let perMinute = max(scenario.leakFloor, scenario.leakRateNow + scenario.leakGrowth * minutes)
                 for _ in 0..<poisson(perMinute / 60 * width, &generator.random) {
                     // The reported usage climbs towards the limit with the warnings.
                     let usage = min(511, 420 + Int(perMinute))
