@@ -231,16 +231,15 @@ public enum DemoRun {
 
             """
         if options.rate > 0 {
-            lines += """
-                The story (times from when the history is in):
-                  first      \(history) of history: \(formatRate(options.rate)) background errors/s with a daily shape in five services,
-                             and a memory leak in \(options.leakService) whose warnings grow by 0.5/min every minute (40/min at the end)
-                  at once    the leak's forecast: a predicted breach, "raise the memory limit"
-                  +\(Int(options.deploymentAfter.seconds)) s     checkout 1.8.3 rolls out with a new NullPointerException: new error, spike, roll back to 1.8.2
-                  +\(Int(options.outageAfter.seconds)) s    payments-db times out for \(Int(options.outageLength.seconds)) s in checkout, payments and orders: a cross-service pattern
-                  always     search and inventory only have background noise: no spike there
-
-                """
+            func at(_ label: String) -> String { "  " + label.padding(toLength: 10, withPad: " ", startingAt: 0) + " " }
+            lines += "The story (times from when the history is in):\n"
+            lines += at("first") + "\(history) of history: \(formatRate(options.rate)) background errors/s with a daily shape in five services,\n"
+            let leak = Simulator.Scenario()
+            lines += at("") + "and a memory leak in \(options.leakService) whose warnings grow by \(leak.leakGrowth)/min every minute (\(Int(leak.leakRateNow))/min at the end)\n"
+            lines += at("at once") + "the leak's forecast: a predicted breach, \"raise the memory limit\"\n"
+            lines += at("+\(Int(options.deploymentAfter.seconds)) s") + "checkout 1.8.3 rolls out with a new NullPointerException: new error, spike, roll back to 1.8.2\n"
+            lines += at("+\(Int(options.outageAfter.seconds)) s") + "payments-db times out for \(Int(options.outageLength.seconds)) s in checkout, payments and orders: a cross-service pattern\n"
+            lines += at("always") + "search and inventory only have background noise: no spike there\n\n"
         } else {
             lines += "No simulated traffic (--rate 0).\n"
         }

@@ -148,11 +148,12 @@ public struct Simulator: Sendable {
         /// The service with a memory leak (nil: none). Its memory warnings grow by
         /// `leakGrowth` per minute every minute and stand at `leakRateNow` per minute when the
         /// real-time traffic begins; before the growth they trickle at `leakFloor` per minute.
-        /// (With the defaults they reach 60/min, the default forecast threshold, 40 minutes
-        /// after the real-time traffic begins.)
+        /// (With the defaults the growth starts two hours before the real-time traffic, so the
+        /// last hours a forecast is fitted on are one steady rise, and they reach 60/min, the
+        /// default forecast threshold, 30 minutes after it begins.)
         public var leakService: String? = nil
-        public var leakRateNow: Double = 40
-        public var leakGrowth: Double = 0.5
+        public var leakRateNow: Double = 48
+        public var leakGrowth: Double = 0.4
         public var leakFloor: Double = 2
         /// History produced first, as fast as possible, with timestamps in the past (ending when
         /// the real-time traffic begins); only background errors and the leak happen in it.

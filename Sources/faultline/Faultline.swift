@@ -118,6 +118,8 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["FAULTLINE_LOG_FORMAT"] = environment["FAULTLINE_LOG_FORMAT"] ?? "text"
+        // The demo's key is printed: the service answers on loopback only unless told otherwise.
+        environment["FAULTLINE_HTTP_HOST"] = environment["FAULTLINE_HTTP_HOST"] ?? "127.0.0.1"
         var warnings: [String] = []
         let configuration: FaultlineConfiguration
         do {
