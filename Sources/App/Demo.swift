@@ -235,7 +235,7 @@ public enum DemoRun {
             lines += "The story (times from when the history is in):\n"
             lines += at("first") + "\(history) of history: \(formatRate(options.rate)) background errors/s with a daily shape in five services,\n"
             let leak = Simulator.Scenario()
-            lines += at("") + "and a memory leak in \(options.leakService) whose warnings grow by \(leak.leakGrowth)/min every minute (\(Int(leak.leakRateNow))/min at the end)\n"
+            lines += at("") + "and a memory leak in \(options.leakService) whose warnings grow by \(Int(leak.leakGrowth * 100)) % a minute (\(Int(leak.leakRateNow))/min at the end)\n"
             lines += at("at once") + "the leak's forecast: a predicted breach, \"raise the memory limit\"\n"
             lines += at("+\(Int(options.deploymentAfter.seconds)) s") + "checkout 1.8.3 rolls out with a new NullPointerException: new error, spike, roll back to 1.8.2\n"
             lines += at("+\(Int(options.outageAfter.seconds)) s") + "payments-db times out for \(Int(options.outageLength.seconds)) s in checkout, payments and orders: a cross-service pattern\n"

@@ -23,7 +23,7 @@ public struct TrafficGenerator: Sendable {
         Kind(service: "checkout", errorType: "ValidationError", weight: 3, message: { "cart \($0.next() % 100_000) has an invalid coupon 'SPRING\($0.next() % 50)'" }, frames: ["Checkout.applyCoupon", "Checkout.submit"]),
         Kind(service: "orders", errorType: "ConcurrencyError", weight: 2, message: { "order \($0.next() % 1_000_000) was modified by another request (version \($0.next() % 9))" }, frames: ["Orders.save"]),
         Kind(service: "search", errorType: "QueryError", weight: 2, message: { "query parse failed at position \($0.next() % 80)" }, frames: ["Search.parse"]),
-        Kind(service: "inventory", errorType: "NotFound", weight: 1, message: { "sku SKU-\($0.next() % 90_000) not found in warehouse \($0.next() % 12)" }, frames: ["Inventory.lookup"]),
+        Kind(service: "inventory", errorType: "NotFound", weight: 1, message: { "sku SKU-\(10_000 + $0.next() % 90_000) not found in warehouse \($0.next() % 12)" }, frames: ["Inventory.lookup"]),
         Kind(service: "payments", errorType: "CardDeclined", weight: 2, message: { "card declined for payment \(UUID(uuid: (UInt8($0.next() % 256), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)).uuidString.lowercased()): insufficient funds" }, frames: ["Payments.charge"]),
     ]
 
@@ -146,15 +146,12 @@ public struct Simulator: Sendable {
         /// Timeouts per second during the outage.
         public var outageRate: Double = 60
         /// The service with a memory leak (nil: none). Its memory warnings grow by
-        /// `leakGrowth` per minute every minute and stand at `leakRateNow` per minute when the
-        /// real-time traffic begins; before the growth they trickle at `leakFloor` per minute.
-        /// (With the defaults the growth starts two hours before the real-time traffic, so the
-        /// last hours a forecast is fitted on are one steady rise, and they reach 60/min, the
-        /// default forecast threshold, 30 minutes after it begins.)
+        /// `leakGrowth` (a share) every minute and stand at `leakRateNow` per minute when the
+        /// real-time traffic begins. (With the defaults they were about 1/min three hours
+        /// before, and reach 60/min, the default forecast threshold, 18 minutes after it.)
         public var leakService: String? = nil
-        public var leakRateNow: Double = 48
-        public var leakGrowth: Double = 0.4
-        public var leakFloor: Double = 2
+        public var leakRateNow: Double = 42
+        public var leakGrowth: Double = 0.02
         /// History produced first, as fast as possible, with timestamps in the past (ending when
         /// the real-time traffic begins); only background errors and the leak happen in it.
         public var history: Duration = .zero
@@ -309,7 +306,7 @@ public struct Simulator: Sendable {
             }
             if let service = scenario.leakService {
                 let minutes = stepStart.timeIntervalSince(liveStart) / 60
-                let perMinute = max(scenario.leakFloor, scenario.leakRateNow + scenario.leakGrowth * minutes)
+                let perMinute = scenario.leakRateNow * pow(1 + scenario.leakGrowth, minutes)
                 for _ in 0..<poisson(perMinute / 60 * width, &generator.random) {
                     // The reported usage climbs towards the limit with the warnings.
                     let usage = min(511, 420 + Int(perMinute))
