@@ -84,8 +84,6 @@ public enum DemoRun {
         var configuration = configuration
         configuration.databaseURL = embedded.databaseURL
         configuration.kafkaBrokers = embedded.kafka.bootstrapServers
-        // The service's consumers rejoin the mock cluster's group quickly.
-        configuration.kafkaProperties["session.timeout.ms"] = configuration.kafkaProperties["session.timeout.ms"] ?? "6000"
         configuration.webhookAllowPrivate = true
         let token = configuration.adminToken ?? "demo-" + UUID().uuidString.lowercased()
         configuration.adminToken = token
@@ -151,12 +149,15 @@ public enum DemoRun {
         } catch {
             console.say("startup failed: \(error)")
             stop.request()
+            service.cancel()
         }
         // The service stops on SIGINT/SIGTERM by itself; a stop requested before it trapped the
         // signals (or after a failed start) ends it here.
+        let patience = configuration.shutdownGracePeriod + .seconds(5)
         let watchdog = Task {
             while !stop.requested { try await Task.sleep(for: .milliseconds(200)) }
-            try await Task.sleep(for: .seconds(5))
+            // A graceful shutdown under way is given its full time first.
+            try await Task.sleep(for: patience)
             service.cancel()
         }
         let outcome = await service.result

@@ -63,8 +63,8 @@ public struct TrafficGenerator: Sendable {
         return #"{"event_id":"\#(id)","timestamp":"\#(Self.iso(time))","service":"\#(kind.service)","environment":"production","version":"\#(version)","severity":"error","error_type":"\#(kind.errorType)","message":"\#(message)","stacktrace":"\#(kind.errorType): \#(message)\n\#(stack)","pod":"\#(pod)","namespace":"shop","region":"eu-west-1","http_status":\#(kind.errorType == "TimeoutException" ? 504 : 500)}"#
     }
 
-    /// Background events only: for benchmarks.
-    public mutating func backgroundEvent(at time: Date, sequence: Int) -> String {
+    /// One background event (of the version each service runs: checkout's is `checkoutVersion`).
+    public mutating func backgroundEvent(at time: Date, sequence: Int, checkoutVersion: String = "1.8.2") -> String {
         let total = Self.background.reduce(0) { $0 + $1.weight }
         var pick = Double(random.next() % 10_000) / 10_000 * total
         var kind = Self.background[0]
@@ -72,7 +72,7 @@ public struct TrafficGenerator: Sendable {
             pick -= candidate.weight
             if pick <= 0 { kind = candidate; break }
         }
-        return event(kind, at: time, version: "1.8.2", sequence: sequence)
+        return event(kind, at: time, version: kind.service == "checkout" ? checkoutVersion : "2.4.0", sequence: sequence)
     }
 
     static func iso(_ date: Date) -> String { RFC3339.format(date) }
@@ -206,6 +206,7 @@ public struct Simulator: Sendable {
             if scenario.startScenariosAtOnce { progress.startScenarios(at: liveStart) }
             progress.set(step: progress.scenariosStartedAt == nil ? "waiting for the history to be ingested" : "background traffic")
             var last = liveStart
+            var lastReport = ContinuousClock.now
             while !Task.isCancelled {
                 let now = Date()
                 if let length = scenario.duration, now.timeIntervalSince(liveStart) >= length.seconds { break }
@@ -223,6 +224,11 @@ public struct Simulator: Sendable {
                 if let started { progress.set(step: Self.step(scenario, elapsed: now.timeIntervalSince(started))) }
                 try await emit(from: last, to: now, scenario, liveStart: liveStart, moment: moment, &generator, &sequence)
                 last = now
+                if ContinuousClock.now - lastReport >= .seconds(10) {
+                    logger.info("simulated traffic", metadata: [
+                        "events": "\(progress.produced)", "elapsed_s": "\(Int(now.timeIntervalSince(liveStart)))"])
+                    lastReport = .now
+                }
                 try await Task.sleep(for: .milliseconds(100))
             }
         } else {
@@ -302,7 +308,9 @@ public struct Simulator: Sendable {
             let hour = stepStart.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400) / 3600
             let daily = 1 + 0.5 * sin((hour - 9) / 24 * 2 * .pi)
             for _ in 0..<poisson(scenario.rate * daily * width, &generator.random) {
-                batch.append(generator.backgroundEvent(at: at(), sequence: sequence)); sequence += 1
+                // After the rollout every checkout pod runs 1.8.3, the old errors included.
+                batch.append(generator.backgroundEvent(at: at(), sequence: sequence, checkoutVersion: state.deployed ? "1.8.3" : "1.8.2"))
+                sequence += 1
             }
             if let service = scenario.leakService {
                 let minutes = stepStart.timeIntervalSince(liveStart) / 60

@@ -26,7 +26,7 @@ import Glibc
         demo.executableURL = URL(fileURLWithPath: try faultlineBinary())
         demo.currentDirectoryURL = repositoryRoot
         demo.arguments = ["demo", "--directory", directory, "--brokers", "1", "--partitions", "3", "--rate", "10",
-                          "--history-minutes", "120", "--deployment-after", "10", "--outage-after", "20", "--outage-length", "60",
+                          "--history-minutes", "120", "--deployment-after", "10", "--outage-after", "45", "--outage-length", "60",
                           "--status-every", "2"]
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
         environment["FAULTLINE_HTTP_PORT"] = "\(port)"
