@@ -143,7 +143,8 @@ public enum DemoRun {
                     simulation = Task { try await simulator.run(scenario) }
                 }
                 monitor = Task {
-                    await watch(database: database, progress: simulating ? progress : nil, console: console, every: options.statusEvery)
+                    await watch(database: database, progress: simulating ? progress : nil, console: console, every: options.statusEvery,
+                                stop: stop)
                 }
             }
         } catch {
@@ -253,7 +254,9 @@ public enum DemoRun {
 
     /// Prints progress and every new insight until cancelled; starts the scenarios and lets the
     /// analysis run once the history is in.
-    private static func watch(database: DemoDatabase, progress: SimulationProgress?, console: DemoConsole, every: Duration) async {
+    private static func watch(
+        database: DemoDatabase, progress: SimulationProgress?, console: DemoConsole, every: Duration, stop: StopSignal
+    ) async {
         var lastInsight: Int64 = 0
         var lastStatus = ContinuousClock.now - every
         var released = progress == nil
@@ -282,7 +285,7 @@ public enum DemoRun {
                     console.say("INSIGHT \(insight.kind): \(insight.title)")
                     if let recommendation = insight.recommendation { console.raw("          → \(recommendation)\n") }
                 }
-                if ContinuousClock.now - lastStatus >= every {
+                if ContinuousClock.now - lastStatus >= every && !stop.requested {
                     lastStatus = .now
                     let produced = progress.map { "events produced \($0.produced), " } ?? ""
                     let step = progress.map { " · \($0.step)" } ?? ""
