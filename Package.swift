@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "AlertsTests", dependencies: [
             "Alerts", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
         ], exclude: ["receiver.py"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Domain", "Kafka", "Postgres", "TestSupport"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Domain", "Kafka", "Posix", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

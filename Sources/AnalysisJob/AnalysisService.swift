@@ -37,7 +37,7 @@ public final class AnalysisStatus: Sendable {
 /// libpq calls and the computation run on a thread of the job's own.
 public final class AnalysisService: Service {
     /// The advisory lock's key (two int4: "flt", 2).
-    static let lockKey: (Int64, Int64) = (0x666C74, 2)
+    public static let lockKey: (Int64, Int64) = (0x666C74, 2)
 
     private let configuration: AnalysisConfiguration
     private let postgres: PostgresConfiguration

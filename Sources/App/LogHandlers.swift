@@ -70,6 +70,8 @@ private func merged(_ handler: Logger.Metadata, _ event: LogEvent) -> [(key: Str
 
 enum StandardOutput {
     private static let lock = Mutex(())
+    /// Where log lines go: standard output unless ``Logging/bootstrap(format:level:file:)`` named a file.
+    static let descriptor = Atomic<Int32>(1)
 
     /// One `write` per line, under a lock, so lines from threads never interleave.
     static func write(_ text: String) {
@@ -78,7 +80,7 @@ enum StandardOutput {
             text.withUTF8 { buffer in
                 var offset = 0
                 while offset < buffer.count {
-                    let written = Glibc.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    let written = Glibc.write(descriptor.load(ordering: .relaxed), buffer.baseAddress! + offset, buffer.count - offset)
                     if written < 0 { if errno == EINTR { continue } else { return } }
                     offset += written
                 }
@@ -127,6 +129,18 @@ enum JSON {
 
 /// Sets up swift-log once for the process; only `main` calls this.
 public enum Logging {
+    /// - Parameter file: append the log lines to this file instead of writing them to standard
+    ///   output (the demo keeps its terminal for its own progress).
+    /// - Throws: when the file cannot be opened.
+    public static func bootstrap(format: FaultlineConfiguration.LogFormat, level: Logger.Level, file: String) throws {
+        let fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ToolError("cannot open the log file \(file): \(String(cString: strerror(errno)))")
+        }
+        StandardOutput.descriptor.store(fd, ordering: .relaxed)
+        bootstrap(format: format, level: level)
+    }
+
     public static func bootstrap(format: FaultlineConfiguration.LogFormat, level: Logger.Level) {
         LoggingSystem.bootstrap { label in
             switch format {

@@ -88,60 +88,74 @@ struct Migrate: AsyncParsableCommand {
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start an embedded Kafka cluster and a private PostgreSQL, and run the service on them.")
-    @Option(help: "Folder for the demo's database.") var directory = ".faultline/demo"
+        abstract: "Start an embedded Kafka cluster and a private PostgreSQL, run the service on them, and simulate traffic the analysis finds.",
+        discussion: """
+            Back-fills hours of past-dated history, then in real time: checkout 1.8.3 rolls out a new error, \
+            payments-db times out for three services, a memory leak grows; a local webhook receiver checks and logs the alerts. \
+            The service's log goes to <directory>/faultline.log unless FAULTLINE_LOG_LEVEL is set. \
+            The database of an earlier run is replaced. SIGINT or SIGTERM stops everything; the exit status is then 0.
+            """)
+    @Option(help: "Folder for the demo's database, service log and webhook log.") var directory = ".faultline/demo"
     @Option(help: "Kafka brokers in the embedded cluster.") var brokers = 3
     @Option(help: "Partitions of the errors topic.") var partitions = 6
-    @Option(help: "Simulated background errors per second (0: none).") var rate: Double = 20
+    @Option(help: "Simulated background errors per second (0: no simulation).") var rate: Double = 20
+    @Option(help: "Minutes of history back-filled before the scenarios (new errors and patterns need 60 of baseline).") var historyMinutes = 180
+    @Option(help: "Seconds after the history is in until checkout 1.8.3 rolls out.") var deploymentAfter = 60
+    @Option(help: "Seconds after the history is in until payments-db starts timing out.") var outageAfter = 120
+    @Option(help: "Seconds the payments-db outage lasts.") var outageLength = 120
+    @Option(help: "Seconds between status lines.") var statusEvery = 10
+
+    func validate() throws {
+        guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be 1 to 16") }
+        guard (1...1024).contains(partitions) else { throw ValidationError("--partitions must be 1 to 1024") }
+        guard rate >= 0 && rate <= 10_000 else { throw ValidationError("--rate must be 0 to 10000") }
+        guard (0...1440).contains(historyMinutes) else { throw ValidationError("--history-minutes must be 0 to 1440") }
+        guard (0...86_400).contains(deploymentAfter), (0...86_400).contains(outageAfter), (1...86_400).contains(outageLength) else {
+            throw ValidationError("--deployment-after and --outage-after must be 0 to 86400, --outage-length 1 to 86400")
+        }
+        guard (1...3600).contains(statusEvery) else { throw ValidationError("--status-every must be 1 to 3600") }
+    }
 
     func run() async throws {
         var environment = ProcessInfo.processInfo.environment
         environment["FAULTLINE_LOG_FORMAT"] = environment["FAULTLINE_LOG_FORMAT"] ?? "text"
-        var configuration = try loadConfiguration(environment: environment)
-        let logger = Logger(label: "faultline")
-        let embedded = try await EmbeddedEnvironment.start(
-            directory: directory, brokers: brokers, partitions: partitions, logger: logger)
-        configuration.databaseURL = embedded.databaseURL
-        configuration.kafkaBrokers = embedded.kafka.bootstrapServers
-        // A key for this demo only, unless one was given.
-        let token = configuration.adminToken ?? "demo-" + UUID().uuidString.lowercased()
-        configuration.adminToken = token
-        let web = "http://127.0.0.1:\(configuration.httpPort)"
-        print("""
-
-            Faultline demo
-              Dashboard:         \(web)/#key=\(token)
-              REST API:          curl -H 'Authorization: Bearer \(token)' \(web)/v1/insights
-              Kafka (embedded):  \(embedded.kafka.bootstrapServers)  topics: errors, errors.dlq, deployments
-              PostgreSQL:        \(embedded.databaseURL)
-              Produce errors:    kcat -P -b \(embedded.kafka.bootstrapServers) -t errors
-              Look inside:       psql \(embedded.databaseURL) -c 'SELECT service, error_type, template, event_count FROM groups'
-              Simulated traffic: \(rate) errors/s; checkout 1.8.3 rolls out a new error after 60 s;
-                                 payments-db times out from 150 s to 210 s
-              Stop:              Ctrl-C
-
-            """)
-        fflush(nil)
-        var simulation: Task<Void, Error>?
-        if rate > 0 {
-            let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
-            var scenario = Simulator.Scenario()
-            scenario.rate = rate
-            let simulator = Simulator(producer: producer, topic: configuration.kafkaTopic,
-                                      deploymentsTopic: configuration.kafkaDeploymentsTopic, logger: logger)
-            simulation = Task { try await simulator.run(scenario) }
-        }
-        FaultlineMetrics.bootstrap()
+        // The demo's key is printed: the service answers on loopback only unless told otherwise.
+        environment["FAULTLINE_HTTP_HOST"] = environment["FAULTLINE_HTTP_HOST"] ?? "127.0.0.1"
+        var warnings: [String] = []
+        let configuration: FaultlineConfiguration
         do {
-            try await Faultline.serve(configuration, logger: logger)
+            configuration = try FaultlineConfiguration.fromEnvironment(environment) { warnings.append($0) }
         } catch {
-            simulation?.cancel()
-            await embedded.stop()
-            throw error
+            throw ValidationError("configuration: \(error)")
         }
-        simulation?.cancel()
-        _ = try? await simulation?.value
-        await embedded.stop()
+        var options = DemoRun.Options()
+        options.directory = URL(fileURLWithPath: directory).standardizedFileURL.path
+        try FileManager.default.createDirectory(atPath: options.directory, withIntermediateDirectories: true)
+        // The terminal is for the demo's progress; the service's log goes to a file unless a
+        // log level was asked for.
+        if environment["FAULTLINE_LOG_LEVEL"] == nil {
+            let file = options.directory + "/faultline.log"
+            do {
+                try Logging.bootstrap(format: configuration.logFormat, level: .info, file: file)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            options.logFile = file
+        } else {
+            Logging.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        }
+        let logger = Logger(label: "faultline")
+        for warning in warnings { logger.warning("\(warning)") }
+        options.brokers = brokers
+        options.partitions = partitions
+        options.rate = rate
+        options.history = .seconds(historyMinutes * 60)
+        options.deploymentAfter = .seconds(deploymentAfter)
+        options.outageAfter = .seconds(outageAfter)
+        options.outageLength = .seconds(outageLength)
+        options.statusEvery = .seconds(statusEvery)
+        FaultlineMetrics.bootstrap()
+        try await DemoRun.run(configuration, options: options, logger: logger)
     }
 }
 

@@ -1,0 +1,167 @@
+import Foundation
+import Posix
+import Postgres
+import Testing
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `faultline demo`, launched as a user would (with its scenarios brought forward): every
+/// scenario's finding appears in the REST API, alerts arrive signed at the demo's receiver, and
+/// SIGINT leaves nothing running.
+@Suite struct DemoTests {
+    @Test func theDemoShowsEveryScenarioAndStopsCleanly() async throws {
+        // PostgreSQL runs as the postgres user when the tests run as root: a folder it can reach.
+        let directory = "/tmp/faultline-demo-test-\(UUID().uuidString.prefix(8).lowercased())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try Loopback.freePort()
+        let base = "http://127.0.0.1:\(port)"
+        let output = directory + ".out"
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let outputHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        let demo = Process()
+        demo.executableURL = URL(fileURLWithPath: try faultlineBinary())
+        demo.currentDirectoryURL = repositoryRoot
+        demo.arguments = ["demo", "--directory", directory, "--brokers", "1", "--partitions", "3", "--rate", "10",
+                          "--history-minutes", "120", "--deployment-after", "10", "--outage-after", "45", "--outage-length", "60",
+                          "--status-every", "2"]
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
+        environment["FAULTLINE_HTTP_PORT"] = "\(port)"
+        environment["FAULTLINE_ANALYSIS_INTERVAL"] = "2s"
+        environment["FAULTLINE_API_CACHE_TTL"] = "0s"
+        environment["FAULTLINE_MIGRATIONS_DIR"] = repositoryRoot.appendingPathComponent("migrations").path
+        demo.environment = environment
+        demo.standardOutput = outputHandle
+        demo.standardError = outputHandle
+        try demo.run()
+        defer {
+            if demo.isRunning { kill(demo.processIdentifier, SIGKILL) }
+            // Whatever happened above, the test's PostgreSQL must not outlive it.
+            try? LocalPostgresCluster(directory: directory + "/postgres").stop()
+        }
+
+        // The demo's key is in its first lines.
+        var token: String?
+        for _ in 0..<300 where token == nil {
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            if let range = text.range(of: #"#key=demo-[0-9a-f-]+"#, options: .regularExpression) {
+                token = String(text[range].dropFirst(5))
+            } else {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        let key = try #require(token, "no dashboard link in: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+        let auth = ["-H", "Authorization: Bearer \(key)"]
+
+        func items(_ path: String) async throws -> [[String: Any]] {
+            let (status, body) = try await curl(base + path, auth)
+            guard status == 200, let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return [] }
+            return object["items"] as? [[String: Any]] ?? []
+        }
+
+        // Every scenario's finding, with its recommendation.
+        var missing: [String] = ["the rollout", "the outage", "the leak"]
+        var insights: [[String: Any]] = []
+        var recommendations: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(150)
+        while !missing.isEmpty && ContinuousClock.now < deadline && demo.isRunning {
+            try await Task.sleep(for: .seconds(2))
+            insights = try await items("/v1/insights?limit=200")
+            recommendations = try await items("/v1/recommendations?limit=200")
+            func recommended(_ kind: String, _ service: String?, _ title: String) -> Bool {
+                insights.contains { insight in
+                    insight["kind"] as? String == kind && (service == nil || insight["service"] as? String == service)
+                        && recommendations.contains {
+                            ($0["insight_id"] as? NSNumber)?.int64Value == (insight["id"] as? NSNumber)?.int64Value
+                                && ($0["title"] as? String ?? "").hasPrefix(title)
+                        }
+                }
+            }
+            let rollback = "Roll back checkout from 1.8.3 to 1.8.2"
+            let rollout = recommended("new_group", "checkout", rollback) && recommended("spike", "checkout", rollback)
+            let outage = insights.contains { insight in
+                insight["kind"] as? String == "cluster"
+                    && ((insight["details"] as? [String: Any])?["services"] as? String) == "checkout, orders, payments"
+            }
+            let leak = recommended("predicted_breach", "catalog", "Raise the memory limit of catalog")
+            missing = [(rollout, "the rollout"), (outage, "the outage"), (leak, "the leak")].filter { !$0.0 }.map(\.1)
+        }
+        #expect(missing.isEmpty, "missing findings: \(missing); insights: \(insights.map { $0["title"] ?? "" })")
+        // The new error is the one of 1.8.3.
+        #expect(insights.contains { ($0["title"] as? String ?? "").hasPrefix("New in checkout 1.8.3: NullPointerException") })
+
+        // Background noise alone never alerts.
+        let spikes = try await items("/v1/spikes?limit=200")
+        let quiet = ["search", "inventory"]
+        #expect(!spikes.contains { quiet.contains($0["service"] as? String ?? "") }, "spikes: \(spikes)")
+        #expect(!insights.contains { ["spike", "level_shift"].contains($0["kind"] as? String ?? "") && quiet.contains($0["service"] as? String ?? "") })
+
+        // Alerts arrive at the demo's receiver, signed, and are logged.
+        var webhookLines: [String] = []
+        for _ in 0..<60 {
+            webhookLines = ((try? String(contentsOfFile: directory + "/webhooks.log", encoding: .utf8)) ?? "")
+                .split(separator: "\n").map(String.init)
+            if ["new_group", "spike", "cluster", "predicted_breach"].allSatisfy({ kind in webhookLines.contains { $0.contains("kind: \(kind) ") } }) { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+        for kind in ["new_group", "spike", "cluster", "predicted_breach"] {
+            #expect(webhookLines.contains { $0.contains("signature verified: yes kind: \(kind) ") }, "\(kind) alert in \(webhookLines)")
+        }
+        #expect(!webhookLines.contains { $0.contains("signature verified: no") })
+
+        // SIGINT stops everything: exit status 0, PostgreSQL down, the port closed.
+        kill(demo.processIdentifier, SIGINT)
+        let exited = try await onThread { () -> Bool in
+            let until = Date().addingTimeInterval(60)
+            while demo.isRunning && Date() < until { usleep(100_000) }
+            return !demo.isRunning
+        }
+        #expect(exited)
+        if exited { #expect(demo.terminationStatus == 0 && demo.terminationReason == .exit) }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/postgres/data/postmaster.pid"))
+        let postgresPort = (try? String(contentsOfFile: directory + "/postgres/port", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect(postgresPort != nil)
+        if let postgresPort { #expect(!Self.accepts(port: postgresPort)) }
+        #expect(!Self.accepts(port: port))
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(text.contains("stopped: PostgreSQL is down"))
+    }
+
+    /// Whether something listens on 127.0.0.1:`port`.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// curl's status code and body (curl is a real HTTP client, not ours).
+func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: Int, body: String) {
+    let output = NSTemporaryDirectory() + "curl-\(UUID().uuidString.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-sS", "-o", output, "-w", "%{http_code}", "--max-time", "10"] + arguments + [url]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let status = try await onThread { () -> String in
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+    let body = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    return (Int(status) ?? 0, body)
+}
