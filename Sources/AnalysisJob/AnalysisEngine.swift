@@ -504,7 +504,7 @@ public final class AnalysisEngine {
             let signature = StableHash.hex64((cluster.terms.prefix(3).map(\.term).sorted() + ["|"] + services).joined(separator: " "))
             let insight = Insight(
                 dedupeKey: "cluster:\(signature)", kind: .cluster, severity: services.count >= 3 ? .critical : .warning,
-                clusterID: ids[index], title: "\(cluster.label) across \(services.count) services: \(services.joined(separator: ", "))",
+                clusterID: ids[index], title: Self.clusterTitle(cluster.label, main: main, services: services),
                 summary: "\(active.count) groups with \(count) events share this pattern in \(services.joined(separator: ", ")).",
                 eventCount: count, startedAt: active.map(\.firstSeen).min() ?? now, lastSeenAt: active.map(\.lastSeen).max() ?? now,
                 details: ["services": services.joined(separator: ", "), "terms": cluster.terms.map(\.term).joined(separator: ", ")],
@@ -514,6 +514,19 @@ public final class AnalysisEngine {
     }
 
     // MARK: Helpers
+
+    /// "In 3 services: TimeoutException: timeout after <*> connecting to <*> (checkout, orders,
+    /// payments)": the busiest member's template says what happens; the cluster's top terms are
+    /// a fallback only, since a bag of words reads poorly.
+    static func clusterTitle(_ label: String, main: GroupRecord?, services: [String]) -> String {
+        let pattern: String
+        if let main, !main.template.isEmpty {
+            pattern = main.errorType.map { "\($0): \(main.template)" } ?? main.template
+        } else {
+            pattern = label
+        }
+        return "In \(services.count) services: \(pattern) (\(services.joined(separator: ", ")))"
+    }
 
     @discardableResult
     private func record(_ insight: Insight, _ connection: PostgresConnection, report: inout CycleReport) throws -> Int64 {

@@ -252,6 +252,7 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             let clusterInsights = try fixture.insights().filter { $0.kind == .cluster }
             #expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
             let insight = try #require(clusterInsights.first { $0.clusterID == timeouts.id })
+            #expect(insight.title.hasPrefix("In 3 services: Timeout"), "the busiest member's template names the pattern: \(insight.title)")
             #expect(insight.title.contains("checkout, orders, payments"), "\(insight.title)")
             #expect(insight.recommendations.contains { $0.action == "circuit_breaker" || $0.action == "check_dependency" },
                     "\(insight.recommendations)")
