@@ -47,6 +47,11 @@ public enum DemoRun {
 
     /// Runs the demo until SIGINT or SIGTERM; returns normally after a clean stop.
     public static func run(_ configuration: FaultlineConfiguration, options: Options, logger: Logger) async throws {
+        // Another server on the port would answer the demo's own requests: say so plainly.
+        if configuration.httpPort != 0 && Loopback.isListening(port: configuration.httpPort) {
+            throw ToolError("port \(configuration.httpPort) is already in use on 127.0.0.1; choose another with FAULTLINE_HTTP_PORT")
+        }
+
         let console = DemoConsole()
         let stop = StopSignal()
         let signals = Task {
