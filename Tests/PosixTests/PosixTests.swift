@@ -84,3 +84,26 @@ import Glibc
         }
     }
 }
+
+@Suite struct LoopbackTests {
+    /// A port is reported in use while a socket listens on it, and free once it is closed.
+    @Test func isListeningFollowsAListener() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let listening = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0 && listen(fd, 4) == 0
+            }
+        }
+        #expect(listening)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        #expect(Loopback.isListening(port: port))
+        close(fd)
+        #expect(!Loopback.isListening(port: port))
+        #expect(!Loopback.isListening(port: 0))
+    }
+}
