@@ -80,31 +80,34 @@ struct CatalogMetricsFactory: MetricsFactory {
     let registry: PrometheusCollectorRegistry
     private static let byName = Dictionary(uniqueKeysWithValues: FaultlineMetrics.catalog.map { ($0.name, $0) })
 
-    private func help(_ name: String) -> String { Self.byName[name]?.help ?? "" }
+    /// The name as given (no namespace or unit parts added) with the catalog's help text.
+    private func descriptor(_ name: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: Self.byName[name]?.help ?? "")
+    }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: help(label))
+        registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
     }
 
     func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: help(label))
+        registry.makeCounter(descriptor: descriptor(label), labels: dimensions)
     }
 
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         if aggregate {
             let buckets = Self.byName[label]?.buckets.map { $0.map { $0.seconds } } ?? [0.001, 0.01, 0.1, 1, 10, 100, 1000]
-            return registry.makeValueHistogram(name: label, labels: dimensions, buckets: buckets, help: help(label))
+            return registry.makeValueHistogram(descriptor: descriptor(label), labels: dimensions, buckets: buckets)
         }
-        return registry.makeGauge(name: label, labels: dimensions, help: help(label))
+        return registry.makeGauge(descriptor: descriptor(label), labels: dimensions)
     }
 
     func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
-        registry.makeGauge(name: label, labels: dimensions, help: help(label))
+        registry.makeGauge(descriptor: descriptor(label), labels: dimensions)
     }
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         registry.makeDurationHistogram(
-            name: label, labels: dimensions, buckets: Self.byName[label]?.buckets ?? FaultlineMetrics.fast, help: help(label))
+            descriptor: descriptor(label), labels: dimensions, buckets: Self.byName[label]?.buckets ?? FaultlineMetrics.fast)
     }
 
     func destroyCounter(_ handler: any CounterHandler) {
