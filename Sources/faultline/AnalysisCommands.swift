@@ -1,0 +1,182 @@
+import App
+import ArgumentParser
+import Foundation
+import Logging
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks; each prints a final JSON line.",
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self])
+}
+
+/// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
+func report(_ body: () throws -> [String]) throws {
+    do {
+        for line in try body() { print(line) }
+    } catch let error as ToolError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func report(_ body: () async throws -> [String]) async throws {
+    do {
+        for line in try await body() { print(line) }
+    } catch let error as ToolError {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Analyze: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one analysis on a file.", subcommands: [AnalyzeTemplates.self, AnalyzeSpikes.self])
+}
+
+struct AnalyzeTemplates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Mine message templates from a CSV column: writes each row's group id and template (<*> for variables), in input order.")
+    @Option(help: "Input CSV with a header row.") var input: String
+    @Option(help: "The column holding the messages.") var column = "Content"
+    @Option(help: "Output CSV: [LineId,]group_id,template.") var output: String
+
+    func run() async throws {
+        try report { ["\(try TemplateTool.analyze(input: input, column: column, output: output)) rows written to \(output)"] }
+    }
+}
+
+struct AnalyzeSpikes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spikes",
+        abstract: "Score a time series: input timestamp,value; output timestamp,value,anomaly_score (0–1, causal).")
+    @Option(help: "Input CSV: timestamp,value.") var input: String
+    @Option(help: "Output CSV: timestamp,value,anomaly_score.") var output: String
+
+    func run() async throws {
+        try report { ["\(try SpikeTool.analyze(input: input, output: output)) rows written to \(output)"] }
+    }
+}
+
+struct Eval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the analysis on labelled data; one JSON object per line, the summary last.",
+        subcommands: [EvalTemplates.self, EvalSpikes.self])
+}
+
+struct EvalTemplates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Grouping and parsing accuracy (GA, FGA, PA, FTA) on Loghub-2k systems, per system and their mean.")
+    @Argument(help: "Folder of <System>/<System>_2k.log_structured_corrected.csv (e.g. ../shared/data/loghub2k).") var directory: String
+
+    func run() async throws { try report { try TemplateTool.evaluate(directory: directory) } }
+}
+
+struct EvalSpikes: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spikes",
+        abstract: "NAB scores (standard, reward low FP, reward low FN) of the spike detector on a NAB corpus.")
+    @Argument(help: "Folder with windows.json and the series it names (e.g. ../shared/data/nab).") var directory: String
+
+    func run() async throws { try report { try SpikeTool.evaluate(directory: directory) } }
+}
+
+struct BenchTemplates: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "templates",
+        abstract: "Template mining speed: the same messages through Faultline's miner and Drain3 (pip install drain3), one core each.")
+    @Option(help: "Loghub-2k folder whose messages are mined.") var data = "../shared/data/loghub2k"
+    @Option(help: "Messages mined (the data is repeated to reach it).") var messages = 300_000
+    @Option(help: "Runs on each side, taking turns; the median counts.") var runs = 5
+
+    func run() async throws {
+        try report { try TemplateTool.bench(directory: data, minimumMessages: max(1, messages), runs: max(1, runs)) }
+    }
+}
+
+struct BenchHTTP: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "http",
+        abstract: "wrk against GET /v1/insights of Faultline (a private PostgreSQL behind it) and against nginx serving the same bytes (apt-get install wrk nginx).")
+    @Option(help: "wrk connections.") var connections = 64
+    @Option(help: "Seconds each side is loaded.") var duration = 10
+    @Option(help: "nginx worker_processes: auto (one per core) or a number.") var nginxWorkers = "auto"
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-bench-http"
+
+    func validate() throws {
+        guard (1...10_000).contains(connections), (1...600).contains(duration) else {
+            throw ValidationError("--connections must be 1 to 10000 and --duration 1 to 600")
+        }
+    }
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        // Requests are counted and timed as in production.
+        FaultlineMetrics.bootstrap()
+        var options = HTTPBenchmark.Options()
+        options.connections = connections
+        options.duration = duration
+        options.nginxWorkers = nginxWorkers
+        options.directory = directory
+        let benchmark = HTTPBenchmark(options: options, logger: Logger(label: "faultline.bench"))
+        try await report {
+            [try await benchmark.run { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }]
+        }
+    }
+}
+
+struct BenchKMeans: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kmeans",
+        abstract: "k-means speed and inertia against scikit-learn on the same data and initial centroids (pip install scikit-learn threadpoolctl).")
+    @Option(help: "Points.") var n = 100_000
+    @Option(help: "Dimensions.") var d = 64
+    @Option(help: "Clusters.") var k = 32
+    @Option(help: "Seed of the data and the initial centroids.") var seed: UInt64 = 42
+    @Option(help: "Fits on each side; the fastest counts.") var repeats = 3
+
+    func validate() throws {
+        guard (1...10_000_000).contains(n), (1...4096).contains(d), (1...n).contains(k) else {
+            throw ValidationError("need 1 ≤ k ≤ n ≤ 10,000,000 and 1 ≤ d ≤ 4096")
+        }
+    }
+
+    func run() async throws {
+        try report { try KMeansBench.run(n: n, d: d, k: k, seed: seed, repeats: max(1, repeats)) }
+    }
+}
+
+struct BenchIngest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Ingest events through the real pipeline and compare with psql \\copy of the same rows (use a release build).")
+    @Option(help: "Number of events.") var events = 1_000_000
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-bench"
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        let result = try await IngestBenchmark.run(events: events, directory: directory, logger: Logger(label: "faultline.bench")) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        print(result.json)
+    }
+}
+
+struct BenchAlertLatency: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alert-latency",
+        abstract: "Time from the first event of a spike entering Kafka to its webhook arriving, over several runs.")
+    @Option(help: "Number of spikes measured.") var runs = 5
+    @Option(help: "The analysis interval (FAULTLINE_ANALYSIS_INTERVAL), e.g. 15s.") var interval = "15s"
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-bench-alerts"
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        let interval = try FaultlineConfiguration.fromEnvironment(["FAULTLINE_ANALYSIS_INTERVAL": interval]).analysisInterval
+        let result = try await AlertLatencyBenchmark.run(
+            runs: max(1, runs), interval: interval, directory: directory, logger: Logger(label: "faultline.bench")
+        ) { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) }
+        print(result.json)
+    }
+}
