@@ -66,6 +66,8 @@ public final class KafkaConsumer: Sendable {
     private let thread: DedicatedThread
     private let logger: Logger
     private let closed = Mutex(false)
+    /// Committed offsets of partitions with no position yet, for ``lag()``; refreshed once a minute.
+    private let committedForLag = Mutex<(offsets: [KafkaTopicPartition: Int64], at: ContinuousClock.Instant?)>(([:], nil))
 
     /// Joins the group and subscribes to the configured topics.
     ///
@@ -245,13 +247,28 @@ public final class KafkaConsumer: Sendable {
         _ = rd_kafka_position(client.pointer, list)
         let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
         if elements.contains(where: { $0.offset < 0 }) {
-            // Nothing consumed yet on some partition: its committed offset is where it stands.
-            let committed = rd_kafka_topic_partition_list_copy(list)!
-            defer { rd_kafka_topic_partition_list_destroy(committed) }
-            if rd_kafka_committed(client.pointer, committed, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                for index in elements.indices where elements[index].offset < 0 {
-                    elements[index].offset = committed.pointee.elems[index].offset
+            // Nothing consumed yet on some partition (a quiet one): its committed offset is where
+            // it stands. Asked of the broker at most once a minute, so a quiet topic does not
+            // stall the consumer's thread every time lag is read.
+            var cached = committedForLag.withLock { $0 }
+            let unknown = elements.contains { element in
+                element.offset < 0
+                    && cached.offsets[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] == nil
+            }
+            if unknown || cached.at.map({ ContinuousClock.now - $0 > .seconds(60) }) ?? true {
+                let committed = rd_kafka_topic_partition_list_copy(list)!
+                defer { rd_kafka_topic_partition_list_destroy(committed) }
+                if rd_kafka_committed(client.pointer, committed, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    cached = ([:], .now)
+                    for element in UnsafeBufferPointer(start: committed.pointee.elems, count: Int(committed.pointee.cnt)) {
+                        cached.offsets[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] = element.offset
+                    }
+                    committedForLag.withLock { $0 = cached }
                 }
+            }
+            for index in elements.indices where elements[index].offset < 0 {
+                let partition = KafkaTopicPartition(topic: String(cString: elements[index].topic), partition: elements[index].partition)
+                elements[index].offset = cached.offsets[partition] ?? elements[index].offset
             }
         }
         var result: [KafkaTopicPartition: Int64] = [:]

@@ -70,6 +70,39 @@ import Testing
         #expect(extra.isEmpty)
     }
 
+    /// Lag is what lies beyond the member's position; a partition it has read nothing from yet
+    /// stands at its committed offset.
+    @Test func lagCountsWhatIsLeftBeyondThePositionOrTheCommittedOffset() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: testLogger)
+        try cluster.createTopic("busy", partitions: 1)
+        try cluster.createTopic("quiet", partitions: 1)
+        let producer = try producer(cluster)
+        for index in 0..<20 { _ = try await producer.send(KafkaOutgoingMessage(topic: "busy", value: Array("b\(index)".utf8))) }
+        for index in 0..<4 { _ = try await producer.send(KafkaOutgoingMessage(topic: "quiet", value: Array("q\(index)".utf8))) }
+        let configuration = consumerConfiguration(cluster, group: "lag", topics: ["busy", "quiet"])
+        // A first member reads and commits all of quiet and 12 of busy.
+        let first = try KafkaConsumer(configuration: configuration, logger: testLogger)
+        let read = try await consume(first, count: 24)
+        #expect(read.count == 24)
+        try await first.commit(KafkaTopicPartitionOffset.after(read.filter { $0.topic == "quiet" || $0.offset < 12 }))
+        try await first.close()
+
+        let second = try KafkaConsumer(configuration: configuration, logger: testLogger)
+        let more = try await consume(second, count: 3)
+        #expect(more.map(\.offset) == [12, 13, 14])
+        let busy = KafkaTopicPartition(topic: "busy", partition: 0)
+        let quiet = KafkaTopicPartition(topic: "quiet", partition: 0)
+        var lag: [KafkaTopicPartition: Int64] = [:]
+        let deadline = ContinuousClock.now + .seconds(20)
+        while (lag[busy] != 5 || lag[quiet] != 0) && ContinuousClock.now < deadline {
+            lag = try await second.lag()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(lag == [busy: 5, quiet: 0])
+        try await second.close()
+        await #expect(throws: KafkaError.self) { _ = try await second.lag() }
+    }
+
     @Test func positionsWhoseCommitFailedAreCommittedWhenPartitionsAreRevoked() async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: testLogger)
         try cluster.createTopic("revoke", partitions: 1)
