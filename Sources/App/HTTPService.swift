@@ -27,6 +27,8 @@ public final class HTTPService: Service {
         self.drain = drain
         self.logger = logger
         let metrics = RequestMetrics()
+        var configuration = configuration
+        configuration.onRefused = { status in metrics.recordRefused(status: status) }
         self.server = HTTPServer(configuration: configuration, handler: { request in
             let started = ContinuousClock.now
             guard servesAPI || Self.operationalPaths.contains(request.path) else {
@@ -84,8 +86,8 @@ public final class HTTPService: Service {
 }
 
 /// Requests by route pattern, method and status, and their latency by route. Labels are
-/// bounded: routes are the API's patterns (or `unmatched`), methods the standard ones (or
-/// `other`), statuses what the server answers.
+/// bounded: routes are the API's patterns (or `unmatched`, or `refused` for what the server
+/// answers by itself), methods the standard ones (or `other`), statuses what the server answers.
 final class RequestMetrics: Sendable {
     private struct Key: Hashable {
         let route: String
@@ -97,16 +99,25 @@ final class RequestMetrics: Sendable {
     private let counters = Mutex<[Key: Counter]>([:])
     private let timers = Mutex<[String: Metrics.Timer]>([:])
 
-    func record(route: String?, method: String, status: Int, elapsed: Duration) {
-        let key = Key(route: route ?? "unmatched", method: Self.methods.contains(method) ? method : "other", status: status)
-        let counter = counters.withLock { counters in
+    /// A request the server answered by itself (malformed, too large, too slow): counted under
+    /// the route `refused`; its method may not even be known.
+    func recordRefused(status: Int) {
+        counter(Key(route: "refused", method: "other", status: status)).increment()
+    }
+
+    private func counter(_ key: Key) -> Counter {
+        counters.withLock { counters in
             if let counter = counters[key] { return counter }
             let counter = Counter(label: "faultline_http_requests_total",
                                   dimensions: [("route", key.route), ("method", key.method), ("status", "\(key.status)")])
             counters[key] = counter
             return counter
         }
-        counter.increment()
+    }
+
+    func record(route: String?, method: String, status: Int, elapsed: Duration) {
+        let key = Key(route: route ?? "unmatched", method: Self.methods.contains(method) ? method : "other", status: status)
+        counter(key).increment()
         let timer = timers.withLock { timers in
             if let timer = timers[key.route] { return timer }
             let timer = Metrics.Timer(label: "faultline_http_request_duration_seconds", dimensions: [("route", key.route)])

@@ -368,6 +368,7 @@ final class EventLoop {
                     server.post(id, response)
                 }
             case .failure(let status, let message):
+                configuration.onRefused?(status)
                 appendResponse(.text(message + "\n", status: status), to: connection, isHead: false, close: true)
             }
         }

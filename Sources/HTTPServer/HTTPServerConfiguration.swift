@@ -37,6 +37,10 @@ public struct HTTPServerConfiguration: Sendable {
     public var lingerTimeout: Duration = .seconds(2)
     /// Length of the kernel's queue of not yet accepted connections. Default 4096.
     public var listenBacklog: Int = 4096
+    /// Told the status of each request the server answers by itself, without the handler:
+    /// malformed (400), too slow (408), too large (413, 414, 431) and the like. Called on the
+    /// event loop's thread, so it must be quick. Default none.
+    public var onRefused: (@Sendable (Int) -> Void)?
 
     public init() {}
 

@@ -84,6 +84,9 @@ func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: In
         #expect(unauthorised.status == 401 && unauthorised.body.contains("\"status\""))
         let insights = try await curl(base + "/v1/insights", auth)
         #expect(insights.status == 200 && insights.body.contains("\"items\""))
+        // A request the server refuses by itself (headers over 64 KiB) is counted too.
+        let huge = try await curl(base + "/v1/groups", ["-H", "X-Padding: " + String(repeating: "a", count: 70_000)])
+        #expect(huge.status == 431)
         let metrics = try await curl(base + "/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("faultline_events_ingested_total{outcome=\"inserted\"} 30"), "\(metrics.body)")
         // Every metric of the catalog is exported with its help, except the lag of partitions
@@ -95,6 +98,7 @@ func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: In
         #expect(metrics.body.contains("faultline_http_requests_total{route=\"/v1/groups\",method=\"GET\",status=\"200\"}"))
         #expect(metrics.body.contains("faultline_http_requests_total{route=\"/v1/insights\",method=\"GET\",status=\"401\"} 1"))
         #expect(metrics.body.contains("faultline_batch_write_seconds_count "))
+        #expect(metrics.body.contains("faultline_http_requests_total{route=\"refused\",method=\"other\",status=\"431\"} 1"))
         #expect(metrics.body.contains("faultline_analysis_leader 1"))
         let page = try await curl(base + "/")
         #expect(page.status == 200 && page.body.contains("id=\"error-rate-chart\""))
