@@ -10,19 +10,6 @@ import Storage
 import Testing
 import TestSupport
 
-func launch(_ arguments: [String], environment: [String: String]) throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try faultlineBinary())
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
-    env.merge(environment) { $1 }
-    process.environment = env
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return process
-}
-
 @Suite(.serialized) struct EndToEndAlertTests {
     /// Deliveries pending while `faultline serve` is killed with SIGKILL all arrive after it
     /// starts again, each once per delivery id.

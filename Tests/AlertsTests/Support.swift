@@ -20,64 +20,12 @@ let logger: Logger = {
 
 let secret = "test-signing-secret"
 
-/// The Python receiver (Tests/AlertsTests/receiver.py) in a process of its own.
-final class Receiver: @unchecked Sendable {
-    let process: Process
-    let port: Int
+typealias Receiver = WebhookReceiver
 
-    /// Starts on `port` (0: any free port).
-    init(port: Int = 0) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [repositoryRoot.appendingPathComponent("Tests/AlertsTests/receiver.py").path, "--port", "\(port)", "--secret", secret]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line: [UInt8] = []
-        while true {
-            guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { throw TestFailure("receiver ended") }
-            if byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
-        }
-        guard let bound = Int(String(decoding: line, as: UTF8.self)) else { throw TestFailure("receiver printed no port") }
-        self.process = process
-        self.port = bound
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-
-    var base: String { "http://127.0.0.1:\(port)" }
-
-    /// Ends the receiver at once (SIGKILL: it goes down as a crashed receiver would).
-    func stop() async throws {
-        kill(process.processIdentifier, SIGKILL)
-        let process = process
-        try await onThread { process.waitUntilExit() }
-    }
-
-    struct Request: Sendable {
-        var path: String
-        var delivery: String?
-        var attempt: String?
-        var signatureOK: Bool
-        var body: String
-        var time: Double
-        var status: Int
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
-    }
-
-    func requests() async throws -> [Request] {
-        let url = URL(string: base + "/_requests")!
-        let data = try await onThread { try Data(contentsOf: url) }
-        let list = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
-        return list.map {
-            Request(path: $0["path"] as? String ?? "", delivery: $0["delivery"] as? String, attempt: $0["attempt"] as? String,
-                    signatureOK: $0["signature_ok"] as? Bool ?? false, body: $0["body"] as? String ?? "",
-                    time: $0["time"] as? Double ?? 0, status: $0["status"] as? Int ?? 0)
-        }
+extension WebhookReceiver {
+    /// A receiver that checks signatures with the tests' `secret`.
+    convenience init(port: Int = 0) throws {
+        try self.init(port: port, secret: secret)
     }
 
     /// The next answers, in order, then `fallback`.

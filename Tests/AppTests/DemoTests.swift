@@ -125,43 +125,9 @@ import Glibc
         let postgresPort = (try? String(contentsOfFile: directory + "/postgres/port", encoding: .utf8))
             .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         #expect(postgresPort != nil)
-        if let postgresPort { #expect(!Self.accepts(port: postgresPort)) }
-        #expect(!Self.accepts(port: port))
+        if let postgresPort { #expect(!Loopback.isListening(port: postgresPort)) }
+        #expect(!Loopback.isListening(port: port))
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(text.contains("stopped: PostgreSQL is down"))
     }
-
-    /// Whether something listens on 127.0.0.1:`port`.
-    static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-}
-
-/// curl's status code and body (curl is a real HTTP client, not ours).
-func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: Int, body: String) {
-    let output = NSTemporaryDirectory() + "curl-\(UUID().uuidString.prefix(8))"
-    defer { try? FileManager.default.removeItem(atPath: output) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-sS", "-o", output, "-w", "%{http_code}", "--max-time", "10"] + arguments + [url]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let status = try await onThread { () -> String in
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
-    let body = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-    return (Int(status) ?? 0, body)
 }

@@ -31,19 +31,6 @@ func writeEvents(_ count: Int, groups: Int, to path: String, seed: Int = 0) thro
     return expected
 }
 
-func launch(_ arguments: [String], environment: [String: String] = [:], output: FileHandle? = nil) throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try faultlineBinary())
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
-    env.merge(environment) { $1 }
-    process.environment = env
-    process.standardOutput = output ?? FileHandle.nullDevice
-    process.standardError = output ?? FileHandle.nullDevice
-    try process.run()
-    return process
-}
-
 /// `faultline dev-kafka` in a process of its own; its bootstrap servers.
 func startDevKafka(partitions: Int) throws -> (Process, String) {
     let process = Process()
@@ -53,13 +40,8 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()
-    var line: [UInt8] = []
-    while true {
-        guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { throw TestFailure("dev-kafka ended") }
-        if byte == UInt8(ascii: "\n") { break }
-        line.append(byte)
-    }
-    return (process, String(decoding: line, as: UTF8.self))
+    guard let bootstrap = firstLine(of: pipe) else { throw TestFailure("dev-kafka ended") }
+    return (process, bootstrap)
 }
 
 @Suite struct CrashTests {

@@ -125,52 +125,6 @@ final class Deliveries: Sendable {
     }
 }
 
-/// The Python webhook receiver of the alert tests (Tests/AlertsTests/receiver.py).
-final class WebhookReceiver: @unchecked Sendable {
-    let process: Process
-    let port: Int
-
-    init(secret: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [repositoryRoot.appendingPathComponent("Tests/AlertsTests/receiver.py").path, "--port", "0", "--secret", secret]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line: [UInt8] = []
-        while true {
-            guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { throw TestFailure("receiver ended") }
-            if byte == UInt8(ascii: "\n") { break }
-            line.append(byte)
-        }
-        guard let bound = Int(String(decoding: line, as: UTF8.self)) else { throw TestFailure("receiver printed no port") }
-        self.process = process
-        self.port = bound
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-
-    struct Request {
-        var delivery: String?
-        var signatureOK: Bool
-        var insightIDs: [Int]
-    }
-
-    func requests() async throws -> [Request] {
-        let answer = try await curl("http://127.0.0.1:\(port)/_requests")
-        let list = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [[String: Any]] ?? []
-        return list.map { request in
-            let body = (try? JSONSerialization.jsonObject(with: Data((request["body"] as? String ?? "").utf8))) as? [String: Any] ?? [:]
-            let alerts = body["alerts"] as? [[String: Any]] ?? []
-            return Request(delivery: request["delivery"] as? String, signatureOK: request["signature_ok"] as? Bool ?? false,
-                           insightIDs: alerts.compactMap { $0["insight_id"] as? Int })
-        }
-    }
-}
-
 @Suite struct ReplicaTests {
     /// Three `faultline serve` processes in one consumer group share the partitions, one of them
     /// runs the analysis, and each alert leaves once. The analysis leader is killed (SIGKILL)
@@ -303,7 +257,7 @@ final class WebhookReceiver: @unchecked Sendable {
         #expect(requests.count == deliveryIDs.count, "\(requests.count) requests for \(deliveryIDs.count) deliveries")
         #expect(Set(requests.compactMap { $0.delivery?.lowercased() }) == deliveryIDs)
         #expect(requests.allSatisfy { $0.signatureOK })
-        let alertedInsights = requests.flatMap(\.insightIDs)
+        let alertedInsights = requests.flatMap { ($0.json["alerts"] as? [[String: Any]] ?? []).compactMap { $0["insight_id"] as? Int } }
         #expect(alertedInsights.count == Set(alertedInsights).count, "an insight alerted twice: \(alertedInsights.sorted())")
         #expect(Set(alertedInsights) == insights)
 
@@ -441,11 +395,7 @@ print(json.dumps(results), flush=True)
         clients.standardError = FileHandle.nullDevice
         try clients.run()
         defer { if clients.isRunning { kill(clients.processIdentifier, SIGKILL) } }
-        let opened = try await onThread { () -> String in
-            var line: [UInt8] = []
-            while let byte = output.fileHandleForReading.readData(ofLength: 1).first, byte != UInt8(ascii: "\n") { line.append(byte) }
-            return String(decoding: line, as: UTF8.self)
-        }
+        let opened = try await onThread { firstLine(of: output) ?? "" }
         #expect(opened == "open")
 
         kill(a.pid, SIGTERM)

@@ -8,26 +8,6 @@ import TestSupport
 import Glibc
 #endif
 
-/// curl's status code and body for a request (curl is a real HTTP client, not ours).
-func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: Int, body: String) {
-    let output = NSTemporaryDirectory() + "curl-\(UUID().uuidString.prefix(8))"
-    defer { try? FileManager.default.removeItem(atPath: output) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-    process.arguments = ["-sS", "-o", output, "-w", "%{http_code}", "--max-time", "10"] + arguments + [url]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let status = try await onThread { () -> String in
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
-    let body = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-    return (Int(status) ?? 0, body)
-}
-
 @Suite(.serialized) struct ServeHTTPTests {
     static let token = "test-admin-token-0123456789abcdef"
 

@@ -72,3 +72,50 @@ public enum TestDatabase {
         "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
     }
 }
+
+/// curl's status code and body for a request (curl is a real HTTP client, not ours).
+public func curl(_ url: String, _ arguments: [String] = []) async throws -> (status: Int, body: String) {
+    let output = NSTemporaryDirectory() + "curl-\(UUID().uuidString.prefix(8))"
+    defer { try? FileManager.default.removeItem(atPath: output) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = ["-sS", "-o", output, "-w", "%{http_code}", "--max-time", "10"] + arguments + [url]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let status = try await onThread { () -> String in
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+    let body = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    return (Int(status) ?? 0, body)
+}
+
+/// Starts the built `faultline` with `arguments`, the caller's environment without its own
+/// `FAULTLINE_*` settings, and `environment` laid over it; its output goes to `output` or nowhere.
+public func launch(_ arguments: [String], environment: [String: String] = [:], output: FileHandle? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try faultlineBinary())
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FAULTLINE_") }
+    env.merge(environment) { $1 }
+    process.environment = env
+    process.standardOutput = output ?? FileHandle.nullDevice
+    process.standardError = output ?? FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+/// The first line a process writes to `pipe` (blocking until it ends); `nil` when the pipe
+/// closes first.
+public func firstLine(of pipe: Pipe) -> String? {
+    var line: [UInt8] = []
+    while true {
+        guard let byte = pipe.fileHandleForReading.readData(ofLength: 1).first else { return nil }
+        if byte == UInt8(ascii: "\n") { return String(decoding: line, as: UTF8.self) }
+        line.append(byte)
+    }
+}
+
