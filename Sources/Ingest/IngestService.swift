@@ -33,7 +33,8 @@ public struct IngestConfiguration: Sendable {
     }
 }
 
-/// Counters and state the service exposes (readiness, metrics).
+/// Counters and state the service exposes: read in-process (readiness, benchmarks, tests), and
+/// recorded through swift-metrics as they change (`/metrics`).
 public final class IngestStatus: Sendable {
     struct State {
         var databaseAvailable = true
@@ -47,7 +48,8 @@ public final class IngestStatus: Sendable {
         var writeTime: Duration = .zero
     }
 
-    let state = Mutex(State())
+    private let state = Mutex(State())
+    private let metrics = IngestMetrics()
     public init() {}
 
     public var databaseAvailable: Bool { state.withLock { $0.databaseAvailable } }
@@ -60,6 +62,65 @@ public final class IngestStatus: Sendable {
     public var stageTimes: (decode: Duration, write: Duration) { state.withLock { ($0.decodeTime, $0.writeTime) } }
     /// Partitions this replica owns now.
     public var assignedPartitions: Int { state.withLock { $0.assignedPartitions } }
+
+    /// A batch written and about to be committed.
+    func batchWritten(inserted: Int, duplicates: Int, deadLetters: Int, skipped: Int) {
+        state.withLock {
+            $0.eventsInserted += inserted
+            $0.duplicates += duplicates
+            $0.deadLetters += deadLetters
+            $0.skipped += skipped
+            $0.batches += 1
+        }
+        metrics.inserted.increment(by: inserted)
+        metrics.duplicates.increment(by: duplicates)
+        metrics.skipped.increment(by: skipped)
+        countDeadLetters(deadLetters)
+    }
+
+    /// Events the database refused one by one, set aside.
+    func deadLettered(_ count: Int) {
+        state.withLock { $0.deadLetters += count }
+        countDeadLetters(count)
+    }
+
+    private func countDeadLetters(_ count: Int) {
+        metrics.deadLettered.increment(by: count)
+        metrics.deadLetters.increment(by: count)
+    }
+
+    func decoded(in elapsed: Duration) {
+        state.withLock { $0.decodeTime += elapsed }
+    }
+
+    func written(in elapsed: Duration) {
+        state.withLock { $0.writeTime += elapsed }
+        metrics.batchWrite.record(duration: elapsed)
+    }
+
+    func setDatabaseAvailable(_ available: Bool) {
+        let changed = state.withLock { state in
+            defer { state.databaseAvailable = available }
+            return state.databaseAvailable != available
+        }
+        if changed { metrics.databaseAvailable.record(available ? 1 : 0) }
+    }
+
+    func partitions(_ event: KafkaRebalanceEvent) {
+        let assigned = state.withLock { state in
+            switch event {
+            case .assigned(let partitions): state.assignedPartitions += partitions.count
+            case .revoked(let partitions, _): state.assignedPartitions = max(0, state.assignedPartitions - partitions.count)
+            }
+            return state.assignedPartitions
+        }
+        metrics.assignedPartitions.record(assigned)
+    }
+
+    func stopped() {
+        state.withLock { $0.assignedPartitions = 0 }
+        metrics.assignedPartitions.record(0)
+    }
 }
 
 /// What ingest records through swift-metrics (names in the App's metrics catalog).
@@ -117,7 +178,6 @@ public final class IngestService: Service {
     public let status: IngestStatus
     private let deployments = Mutex(DeploymentIndex())
     private let lastDeploymentID = Mutex<Int64>(0)
-    private let metrics = IngestMetrics()
 
     public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
                 status: IngestStatus = IngestStatus()) {
@@ -135,15 +195,8 @@ public final class IngestService: Service {
                 kafka: configuration.kafka, groupID: configuration.group,
                 topics: [configuration.topic, configuration.deploymentsTopic]),
             logger: logger
-        ) { [status, metrics] event in
-            let assigned = status.state.withLock { state in
-                switch event {
-                case .assigned(let partitions): state.assignedPartitions += partitions.count
-                case .revoked(let partitions, _): state.assignedPartitions = max(0, state.assignedPartitions - partitions.count)
-                }
-                return state.assignedPartitions
-            }
-            metrics.assignedPartitions.record(assigned)
+        ) { [status] event in
+            status.partitions(event)
         }
         let lag = IngestMetrics.Lag()
         var lastLag = ContinuousClock.now - .seconds(60)
@@ -184,7 +237,7 @@ public final class IngestService: Service {
         }
         try await consumer.close()
         lag.update([:])
-        metrics.assignedPartitions.record(0)
+        status.stopped()
         logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
     }
 
@@ -203,7 +256,7 @@ public final class IngestService: Service {
         let started = ContinuousClock.now
         let (batch, skipped) = processor.process(messages, index: index)
         let elapsed = ContinuousClock.now - started
-        status.state.withLock { $0.decodeTime += elapsed }
+        status.decoded(in: elapsed)
         for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
         try await deliverDeadLetters(batch.deadLetters)
         let days = Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) })
@@ -219,18 +272,8 @@ public final class IngestService: Service {
 
     /// Counts a written batch and commits its offsets.
     private func finish(_ prepared: Prepared, _ result: WriteResult, _ consumer: KafkaConsumer) async throws {
-        status.state.withLock {
-            $0.eventsInserted += result.inserted
-            $0.duplicates += result.duplicates
-            $0.deadLetters += prepared.batch.deadLetters.count
-            $0.skipped += prepared.skipped
-            $0.batches += 1
-        }
-        metrics.inserted.increment(by: result.inserted)
-        metrics.duplicates.increment(by: result.duplicates)
-        metrics.deadLettered.increment(by: prepared.batch.deadLetters.count)
-        metrics.deadLetters.increment(by: prepared.batch.deadLetters.count)
-        metrics.skipped.increment(by: prepared.skipped)
+        status.batchWritten(inserted: result.inserted, duplicates: result.duplicates,
+                            deadLetters: prepared.batch.deadLetters.count, skipped: prepared.skipped)
         do {
             try await consumer.commit(KafkaTopicPartitionOffset.after(prepared.messages))
         } catch {
@@ -266,18 +309,12 @@ public final class IngestService: Service {
         while true {
             do {
                 let value = try await body()
-                if !status.databaseAvailable {
-                    status.state.withLock { $0.databaseAvailable = true }
-                    metrics.databaseAvailable.record(1)
-                }
+                status.setDatabaseAvailable(true)
                 return value
             } catch let error as PostgresError where !error.isConnectionError {
                 throw error
             } catch {
-                if error is PostgresError {
-                    status.state.withLock { $0.databaseAvailable = false }
-                    metrics.databaseAvailable.record(0)
-                }
+                if error is PostgresError { status.setDatabaseAvailable(false) }
                 logger.warning("\(what) failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 if Task.isShuttingDownGracefully || Task.isCancelled { throw ShutdownDuringRetry() }
                 try? await Task.sleep(for: delay)
@@ -304,8 +341,7 @@ public final class IngestService: Service {
             let started = ContinuousClock.now
             let result = try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
             let elapsed = ContinuousClock.now - started
-            status.state.withLock { $0.writeTime += elapsed }
-            metrics.batchWrite.record(duration: elapsed)
+            status.written(in: elapsed)
             return result
         } catch is PostgresError {
             // A statement error (not the connection): find the event that causes it, set it
@@ -340,9 +376,7 @@ public final class IngestService: Service {
         }
         rest.deadLetters += refused
         try await deliverDeadLetters(refused)
-        status.state.withLock { $0.deadLetters += refused.count }
-        metrics.deadLettered.increment(by: refused.count)
-        metrics.deadLetters.increment(by: refused.count)
+        status.deadLettered(refused.count)
         let remainder = rest
         let result = try await retrying("writing dead letters") { try await pool.withConnection { try EventStore.write(remainder, on: $0) } }
         total.deadLetters = result.deadLetters
