@@ -166,17 +166,20 @@ public final class AlertDispatcher: Service {
 
         /// Deliveries waiting in the outbox, due or not.
         func pendingCount() throws -> Int {
-            if connection == nil { connection = try PostgresConnection.connect(postgres, logger: logger) }
-            guard let connection else { return 0 }
+            try AlertStore.pendingCount(on: openConnection())
+        }
+
+        /// The worker's connection, opened (or reopened) as needed.
+        private func openConnection() throws -> PostgresConnection {
+            let connection = try self.connection ?? PostgresConnection.connect(postgres, logger: logger)
+            self.connection = connection
             try connection.ensureOpen()
-            return try AlertStore.pendingCount(on: connection)
+            return connection
         }
 
         /// Leases a batch, sends it, records the outcomes. Returns how many were claimed.
         func cycle() throws -> Int {
-            if connection == nil { connection = try PostgresConnection.connect(postgres, logger: logger) }
-            guard let connection else { return 0 }
-            try connection.ensureOpen()
+            let connection = try openConnection()
             if client == nil { client = try CurlClient(configuration: configuration.http) }
             guard let client else { return 0 }
 
