@@ -401,6 +401,8 @@ struct Placeholders {
         guard value.isFinite else { return "∞" }
         let negative = value < 0
         let magnitude = abs(value)
+        // Beyond what UInt64 holds exactly (a runaway forecast): no grouping, no trap.
+        guard magnitude < 1e15 else { return String(format: "%.3g", value) }
         let decimals = magnitude < 1 ? 2 : (magnitude < 100 ? 1 : 0)
         let scale = pow(10, Double(decimals))
         let rounded = (magnitude * scale).rounded() / scale

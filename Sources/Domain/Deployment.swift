@@ -21,6 +21,9 @@ public struct Deployment: Sendable, Equatable {
         self.startedAt = startedAt
     }
 
+    /// The earliest rollout time a deployment record may give: 2000-01-01T00:00:00Z.
+    public static let earliestStart = Date(timeIntervalSince1970: 946_684_800)
+
     /// Decodes a deployment record: `{"service","environment","version","commit","region","started_at"}`.
     /// - Parameter maxFieldBytes: the longest a field may be, in UTF-8 bytes (the REST API, which
     ///   limits fields in characters, allows more).
@@ -40,6 +43,11 @@ public struct Deployment: Sendable, Equatable {
             let startedText = try f.required("started_at")
             guard let startedAt = RFC3339.parse(startedText) else {
                 throw DecodeError("started_at \(quoted(startedText)) is not an RFC 3339 time")
+            }
+            // The database and the seconds-since-rollout column hold this range, and nothing
+            // outside it is a rollout: a year 0 or a far future time is a broken clock.
+            guard startedAt >= earliestStart, startedAt.timeIntervalSinceNow <= Double(limits.maxFuture.components.seconds) else {
+                throw DecodeError("started_at \(quoted(startedText)) is before 2000 or more than a day in the future")
             }
             return Deployment(
                 service: service,
@@ -62,9 +70,17 @@ public struct DeploymentContext: Sendable, Equatable {
     public var region: String?
     public var startedAt: Date
 
+    public init(deploymentID: Int64? = nil, version: String, commit: String? = nil, region: String? = nil, startedAt: Date) {
+        self.deploymentID = deploymentID
+        self.version = version
+        self.commit = commit
+        self.region = region
+        self.startedAt = startedAt
+    }
+
     /// Seconds from the rollout to `time` (never negative).
     public func secondsSinceRollout(at time: Date) -> Int {
-        max(0, Int(time.timeIntervalSince(startedAt)))
+        max(0, Int(saturating: time.timeIntervalSince(startedAt)))
     }
 }
 
@@ -102,11 +118,19 @@ public struct DeadLetter: Sendable {
     public var headers: [(name: String, value: [UInt8]?)]
     public var reason: String
 
+    /// - Parameter reason: kept to its first 1,000 bytes, with NUL (which neither PostgreSQL
+    ///   text nor a log line should carry) replaced; it may quote the input.
     public init(origin: MessageOrigin, key: [UInt8]?, value: [UInt8], headers: [(name: String, value: [UInt8]?)], reason: String) {
         self.origin = origin
         self.key = key
         self.value = value
         self.headers = headers
+        var reason = reason.utf8.contains(0) ? reason.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : reason
+        if reason.utf8.count > 1000 {
+            var end = reason.utf8.index(reason.utf8.startIndex, offsetBy: 1000)
+            while end > reason.utf8.startIndex && reason.utf8[end] & 0xC0 == 0x80 { end = reason.utf8.index(before: end) }
+            reason = String(decoding: reason.utf8[..<end], as: UTF8.self) + "…"
+        }
         self.reason = reason
     }
 }

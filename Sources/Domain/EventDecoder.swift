@@ -199,6 +199,7 @@ struct Context {
 
     func checkTime(_ date: Date, _ field: String, _ index: Int) throws -> Date {
         let age = now.timeIntervalSince(date)
+        guard age.isFinite else { throw DecodeError("\(prefix(index))\(field) is not a finite time") }
         if age > Double(limits.maxAge.components.seconds) {
             throw DecodeError("\(prefix(index))\(field) \(iso(date)) is older than the accepted \(limits.maxAge.components.seconds / 86_400) days")
         }
@@ -228,10 +229,12 @@ struct Context {
     }
 
     func cut(_ text: String, _ limit: Int) -> String {
-        guard text.utf8.count > limit else { return text }
-        var end = text.utf8.index(text.utf8.startIndex, offsetBy: limit)
-        while !text.unicodeScalars.indices.contains(end) && end > text.startIndex { end = text.utf8.index(before: end) }
-        return String(text[..<end]) + "…[truncated]"
+        let utf8 = text.utf8
+        guard utf8.count > limit else { return text }
+        // Back off to the start of a scalar: continuation bytes are 10xxxxxx.
+        var end = utf8.index(utf8.startIndex, offsetBy: limit)
+        while end > utf8.startIndex && utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return String(decoding: utf8[..<end], as: UTF8.self) + "…[truncated]"
     }
 
     /// Text fields cannot hold NUL (PostgreSQL text cannot store it).
@@ -244,15 +247,21 @@ struct Context {
 struct Fields {
     let members: [(key: String, value: JSONValue)]
     let prefix: String
+    /// Positions of the keys of a large object (the parser has made keys unique), so that a
+    /// message with 60,000 keys costs a hash per lookup instead of a scan.
+    private let positions: [String: Int]?
 
     init(_ value: JSONValue, prefix: String, what: String) throws {
         guard let members = value.objectValue else { throw DecodeError("\(prefix)\(what) is not a JSON object") }
         self.members = members
         self.prefix = prefix
+        positions = members.count > 16
+            ? Dictionary(members.enumerated().map { ($0.element.key, $0.offset) }) { first, _ in first } : nil
     }
 
     subscript(key: String) -> JSONValue? {
-        guard let value = members.first(where: { $0.key == key })?.value, !value.isNull else { return nil }
+        let found = positions.map { $0[key].map { members[$0].value } } ?? members.first(where: { $0.key == key })?.value
+        guard let value = found, !value.isNull else { return nil }
         return value
     }
 

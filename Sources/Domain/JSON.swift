@@ -174,6 +174,9 @@ public struct JSONParser {
     private mutating func object(depth: Int) throws(Failure) -> JSONValue {
         index += 1
         var members: [(key: String, value: JSONValue)] = []
+        // Positions of the keys once there are many, so a repeated key is found in constant
+        // time: a linear search per key made 80,000 keys take 13 s.
+        var positions: [String: Int]?
         skipSpace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -189,10 +192,14 @@ public struct JSONParser {
             skipSpace()
             let value = try value(depth: depth + 1)
             // A repeated key: the last one wins, as in most parsers.
-            if let existing = members.firstIndex(where: { $0.key == key }) {
+            if let existing = positions?[key] ?? (positions == nil ? members.firstIndex(where: { $0.key == key }) : nil) {
                 members[existing].value = value
             } else {
+                positions?[key] = members.count
                 members.append((key, value))
+                if positions == nil && members.count == 16 {
+                    positions = Dictionary(members.enumerated().map { ($0.element.key, $0.offset) }) { first, _ in first }
+                }
             }
             skipSpace()
             guard index < bytes.count else { throw fail("'}' expected") }

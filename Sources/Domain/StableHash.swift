@@ -51,9 +51,20 @@ public enum StableHash {
 
 /// RFC 3339 timestamps (`2026-11-22T04:50:32.123Z`, `…+02:00`).
 public enum RFC3339 {
+    /// 0000-01-01T00:00:00Z and 10000-01-01T00:00:00Z: the years four digits can write.
+    static let minimumSeconds: Double = -62_167_219_200
+    static let maximumSeconds: Double = 253_402_300_800
+
     /// `2026-11-22T04:50:32.123Z` (UTC, milliseconds).
+    ///
+    /// Total for any `Date`: a time outside the years 0000–9999 (or not finite, which input can
+    /// make) is written as seconds since 1970 instead, e.g. `1e+21 s since 1970`.
     public static func format(_ date: Date) -> String {
-        let millis = Int((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite, seconds >= minimumSeconds, seconds < maximumSeconds else {
+            return "\(seconds) s since 1970"
+        }
+        let millis = Int((seconds * 1000).rounded(.down))
         var days = millis >= 0 ? millis / 86_400_000 : (millis - 86_399_999) / 86_400_000
         let ms = millis - days * 86_400_000
         // civil_from_days (Howard Hinnant).
@@ -143,5 +154,21 @@ public enum RFC3339 {
         let days = era * 146_097 + doe - 719_468
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
         return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+}
+
+extension Int {
+    /// `value` rounded toward zero and clamped to `Int`'s range; `nan` is 0. For numbers that
+    /// input can make, where `Int(_:)` would trap.
+    public init(saturating value: Double) {
+        if value.isNaN {
+            self = 0
+        } else if value >= 9.223_372_036_854_775_807e18 {
+            self = .max
+        } else if value <= -9.223_372_036_854_775_808e18 {
+            self = .min
+        } else {
+            self = Int(value)
+        }
     }
 }
