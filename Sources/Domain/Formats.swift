@@ -89,7 +89,8 @@ extension EventDecoder {
             service: service,
             environment: try context.field(try f.string("environment"), "environment", index) ?? context.limits.defaultEnvironment,
             version: try context.field(try f.string("version"), "version", index),
-            severity: severity, errorType: errorType,
+            severity: severity,
+            errorType: errorType ?? f["stacktrace"]?.stringValue.flatMap { try? context.field(StackTraceParser.errorType(in: $0)?.type, "error_type", index) },
             message: context.text(context.cut(message, context.limits.maxMessageLength)),
             stacktrace: stacktrace.map { context.text(context.cut($0, context.limits.maxStacktraceLength)) },
             frames: frames,
@@ -175,7 +176,9 @@ extension EventDecoder {
             environment: try context.field((resource["deployment.environment.name"] ?? resource["deployment.environment"]).map(stringValue), "deployment.environment", index)
                 ?? context.limits.defaultEnvironment,
             version: try context.field(resource["service.version"].map(stringValue), "service.version", index),
-            severity: severity, errorType: try context.field(exceptionType, "exception.type", index),
+            severity: severity,
+            errorType: try context.field(exceptionType, "exception.type", index)
+                ?? exceptionStack.flatMap { try? context.field(StackTraceParser.errorType(in: $0)?.type, "exception.type", index) },
             message: context.text(context.cut(message, limits.maxMessageLength)),
             stacktrace: exceptionStack.map { context.text(context.cut($0, limits.maxStacktraceLength)) },
             frames: exceptionStack.map { context.frames(in: $0) } ?? [],
@@ -288,13 +291,9 @@ extension EventDecoder {
         guard let message = rendered else {
             throw DecodeError("\(p)has neither @m nor @mt")
         }
-        // The first line of a .NET exception is "Type: message".
+        // .NET writes "Type: message" first; a Python traceback (seqlog) names the type last.
         let firstLine = exception?.split(separator: "\n", maxSplits: 1).first.map(String.init)
-        let exceptionType = firstLine.flatMap { line -> String? in
-            guard let colon = line.firstIndex(of: ":") else { return line.contains(" ") ? nil : line }
-            let type = String(line[..<colon])
-            return type.contains(" ") ? nil : type
-        }
+        let exceptionType = exception.flatMap { try? context.field(StackTraceParser.errorType(in: $0)?.type, "exception type", index) }
         let eventID = try f.string("@i").flatMap(UUID.init(uuidString:)) ?? context.derivedID(index)
         let errorType = try take(["ExceptionType", "exception.type"]) ?? exceptionType
         let httpStatus = (properties.first { $0.key == "StatusCode" || $0.key == "http.status_code" }?.value)
