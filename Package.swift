@@ -56,12 +56,14 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // The consumer loop.
+        // Debug builds carry failpoints (`FAULTLINE_FAILPOINTS=decode-trap=TEXT`) for the
+        // tests; a release build has none.
         .target(name: "Ingest", dependencies: [
             "Kafka", "Storage", "Domain", "Analysis", "Postgres",
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        ], swiftSettings: [.define("FAULTLINE_FAILPOINTS", .when(configuration: .debug))]),
 
         // The periodic analysis: feeds the pure algorithms from PostgreSQL, writes insights.
         .target(name: "AnalysisJob", dependencies: [
@@ -95,7 +97,7 @@ let package = Package(
             "Postgres", .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/TestSupport"),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
-        .testTarget(name: "DomainTests", dependencies: ["Domain"]),
+        .testTarget(name: "DomainTests", dependencies: ["Domain"], exclude: ["Fixtures"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Domain"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix", "TestSupport"]),

@@ -177,6 +177,8 @@ public final class IngestService: Service {
     private let logger: Logger
     public let status: IngestStatus
     private let deployments = Mutex(DeploymentIndex())
+    /// This process's mark on the offsets it is decoding (``DecodingLedger``).
+    private let owner = UUID()
     private let lastDeploymentID = Mutex<Int64>(0)
 
     public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
@@ -254,7 +256,7 @@ public final class IngestService: Service {
         guard !messages.isEmpty else { return nil }
         let index = deployments.withLock { $0 }
         let started = ContinuousClock.now
-        let (batch, skipped) = processor.process(messages, index: index)
+        let (batch, skipped) = try await decodeGuarded(messages, index: index)
         let elapsed = ContinuousClock.now - started
         status.decoded(in: elapsed)
         for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
@@ -268,6 +270,65 @@ public final class IngestService: Service {
             for day in days { partitions.insert(PartitionManager.name(of: day)) }
         }
         return Prepared(messages: messages, batch: batch, skipped: skipped)
+    }
+
+    /// Decodes a batch with its offsets recorded in PostgreSQL first (``DecodingLedger``), so
+    /// that a message that stops the process while it is decoded is found by the next member
+    /// to read it, decoded alone, and set aside after a second stop (``DecodePlan``).
+    private func decodeGuarded(_ messages: [KafkaMessage], index: DeploymentIndex) async throws -> (IngestBatch, Int) {
+        let claims = DecodePlan.claims(for: messages, owner: owner)
+        let leftovers = try await retrying("recording the offsets to decode") {
+            try await pool.withConnection { try DecodingLedger.claim(claims, on: $0) }
+        }
+        let plan = DecodePlan(messages: messages, leftovers: leftovers, owner: owner)
+        guard !plan.isPlain else {
+            let decoded = processor.process(messages, index: index)
+            try await retrying("recording the decoded offsets") { try await pool.withConnection { try DecodingLedger.release(owner: self.owner, on: $0) } }
+            return decoded
+        }
+        var batch = IngestBatch()
+        var skipped = 0
+        var index = index
+        func add(_ decoded: (batch: IngestBatch, skipped: Int)) {
+            batch.events += decoded.batch.events
+            batch.deadLetters += decoded.batch.deadLetters
+            batch.deployments += decoded.batch.deployments
+            for deployment in decoded.batch.deployments { index.insert(deployment) }
+            skipped += decoded.skipped
+        }
+        for leftover in leftovers where leftover.owner != owner {
+            logger.warning("a member stopped while decoding these offsets; decoding them one at a time", metadata: [
+                "topic": "\(leftover.topic)", "partition": "\(leftover.partition)",
+                "offsets": "\(leftover.first)-\(leftover.last)", "being_decoded": "\(leftover.current.map(String.init) ?? "-")",
+            ])
+        }
+        for message in plan.crashed {
+            logger.error("message set aside: the process stopped twice while decoding it", metadata: [
+                "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)",
+            ])
+            batch.deadLetters.append(processor.deadLetter(
+                message, reason: "\(DecodePlan.crashedReason): the process stopped while decoding this message, twice; it is not decoded again"))
+        }
+        for part in plan.careful {
+            for message in part.messages {
+                var record = part.record
+                record.current = message.offset
+                let current = record
+                try await retrying("recording the offset to decode") { try await pool.withConnection { try DecodingLedger.set(current, on: $0) } }
+                add(processor.process([message], index: index))
+            }
+        }
+        try await retrying("recording the offsets to decode") {
+            try await pool.withConnection { connection in
+                for record in plan.batchRecords { try DecodingLedger.set(record, on: connection) }
+                for partition in plan.removed { try DecodingLedger.remove(topic: partition.topic, partition: partition.partition, on: connection) }
+            }
+        }
+        add(processor.process(plan.batch, index: index))
+        try await retrying("recording the decoded offsets") {
+            try await pool.withConnection { try DecodingLedger.release(owner: self.owner, deferred: plan.deferred, on: $0) }
+        }
+        return (batch, skipped)
     }
 
     /// Counts a written batch and commits its offsets.

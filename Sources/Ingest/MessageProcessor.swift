@@ -39,6 +39,9 @@ public struct MessageProcessor: Sendable {
         var index = index
         for deployment in content.deployments { index.insert(deployment) }
         for message in messages where message.topic != deploymentsTopic {
+            #if FAULTLINE_FAILPOINTS
+            Failpoints.decoding(message.value)
+            #endif
             let origin = MessageOrigin(
                 topic: message.topic, partition: message.partition, offset: message.offset,
                 contentType: message.header("content-type")?.stringValue)
@@ -83,3 +86,22 @@ public enum DeadLetterHeaders {
         return KafkaOutgoingMessage(topic: topic, key: letter.key, value: letter.value, headers: headers)
     }
 }
+
+#if FAULTLINE_FAILPOINTS
+/// Faults tests can switch on in builds made with `FAULTLINE_FAILPOINTS` (debug builds; a
+/// release build has none): `FAULTLINE_FAILPOINTS=decode-trap=TEXT` stops the process on any
+/// message whose value contains TEXT, as a decoder bug would.
+enum Failpoints {
+    static let decodeTrap: [UInt8]? = ProcessInfo.processInfo.environment["FAULTLINE_FAILPOINTS"]
+        .flatMap { setting in setting.split(separator: ",").first { $0.hasPrefix("decode-trap=") } }
+        .map { Array($0.dropFirst("decode-trap=".count).utf8) }
+        .flatMap { $0.isEmpty ? nil : $0 }
+
+    static func decoding(_ value: [UInt8]) {
+        guard let trap = decodeTrap, value.count >= trap.count else { return }
+        for start in 0...(value.count - trap.count) where value[start] == trap[0] && value[start..<start + trap.count].elementsEqual(trap) {
+            fatalError("failpoint decode-trap: the message holds the trap text")
+        }
+    }
+}
+#endif
