@@ -150,10 +150,24 @@ public enum AlertLatencyBenchmark {
 /// A minimal HTTP receiver on loopback (raw POSIX sockets, a thread per connection) that
 /// notes when each request arrived and answers 200.
 final class BenchReceiver: Sendable {
+    /// How it treats requests: the soak makes it flap between the three.
+    enum Mode: Sendable {
+        case answering, failing, dropping
+    }
+
     let port: Int
     private let socket: Int32
     private let thread = DedicatedThread(name: "bench-receiver")
     private let received = Mutex<[(time: Date, body: String)]>([])
+    private let state = Mutex<(mode: Mode, requests: Int)>((.answering, 0))
+
+    var mode: Mode {
+        get { state.withLock { $0.mode } }
+        set { state.withLock { $0.mode = newValue } }
+    }
+
+    /// Requests read, whatever the answer.
+    var requestCount: Int { state.withLock { $0.requests } }
 
     init() throws {
         let fd = try blockingSyscall("socket") { Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
@@ -218,10 +232,20 @@ final class BenchReceiver: Sendable {
                     let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                         .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                     if buffer.count >= end + 4 + length {
+                        let mode = state.withLock { state in
+                            state.requests += 1
+                            return state.mode
+                        }
+                        if mode == .dropping { return }
                         let body = String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)
+                        buffer.removeFirst(end + 4 + length)
+                        if mode == .failing {
+                            let answer = Array("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".utf8)
+                            _ = answer.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                            continue
+                        }
                         let now = Date()
                         received.withLock { $0.append((now, body)) }
-                        buffer.removeFirst(end + 4 + length)
                         let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)
                         _ = answer.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
                         continue

@@ -6,7 +6,7 @@ import Logging
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints a final JSON line.",
-        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self])
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self])
 }
 
 /// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
@@ -160,6 +160,35 @@ struct BenchIngest: AsyncParsableCommand {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         print(result.json)
+    }
+}
+
+struct BenchSoak: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "soak",
+        abstract: "Run faultline serve for minutes with hostile messages, API load and a flapping webhook receiver; account for every message.")
+    @Option(help: "How long to produce.") var minutes = 10.0
+    @Option(help: "Messages per second.") var rate = 200
+    @Option(help: "Share of hostile messages.") var hostile = 0.01
+    @Option(help: "Keep-alive API clients.") var apiClients = 4
+    @Option(help: "Folders of extra hostile inputs (files the decoder refuses), e.g. Fuzz/corpus/decoder.") var corpus: [String] = []
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-soak"
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        var options = SoakBenchmark.Options(binary: Bundle.main.executablePath ?? CommandLine.arguments[0])
+        options.minutes = minutes
+        options.rate = rate
+        options.hostileFraction = hostile
+        options.apiClients = apiClients
+        options.corpora = corpus.isEmpty && FileManager.default.fileExists(atPath: "Fuzz/corpus") ? ["Fuzz/corpus"] : corpus
+        options.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let result = try await SoakBenchmark.run(options, logger: Logger(label: "faultline.bench")) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        print(result.json)
+        if result.produced != result.stored + result.deadLettered || result.restarts > 0 { throw ExitCode(1) }
     }
 }
 
