@@ -101,6 +101,8 @@ public final class KafkaConsumer: Sendable {
 
         // Messages of all subscribed partitions arrive through rd_kafka_consumer_poll.
         rd_kafka_poll_set_consumer(client.pointer)
+        // No topics: an observer of the group's committed offsets that never joins it.
+        guard !configuration.topics.isEmpty else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(configuration.topics.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for topic in configuration.topics {
