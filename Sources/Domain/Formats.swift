@@ -212,7 +212,8 @@ extension EventDecoder {
         if let string = value["stringValue"]?.stringValue { return .string(string) }
         if let bool = value["boolValue"] { return bool }
         if let int = value["intValue"] {
-            if case .string(let text) = int, Int(text) != nil { return .number(text) }
+            // Written again, so that "004" or "+5" becomes JSON's 4 or 5.
+            if case .string(let text) = int, let number = Int64(text) { return .number(String(number)) }
             return int
         }
         if let double = value["doubleValue"] { return double }
