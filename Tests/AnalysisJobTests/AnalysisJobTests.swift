@@ -82,7 +82,7 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
     /// Three hours of steady checkout errors, then 1.8.3 rolls out and a new exception floods in.
     @Test func aSpikeAfterADeploymentIsReportedWithinOneBucketWithARollbackNamingBothVersions() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             var fixture = try Fixture()
             try fixture.deploy("checkout", "1.8.2", at: start.addingTimeInterval(-3600))
             for minute in 0..<180 {
@@ -95,7 +95,7 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             // Background goes on; the new error starts two minutes after the rollout.
             let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             _ = try engine.run(on: fixture.connection, now: rollout)
-            #expect(try fixture.insights().filter { $0.kind == .spike }.isEmpty, "steady background must not alert")
+            check.expect(try fixture.insights().filter { $0.kind == .spike }.isEmpty, "steady background must not alert")
 
             let spikeStart = rollout.addingTimeInterval(120)
             for minute in 0..<2 {
@@ -107,35 +107,35 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
                                message: "Cannot invoke \"Cart.total()\" because \"cart\" is null", at: spread(180, in: spikeStart))
             // One bucket after the spike began (the bucket has closed, plus the lateness allowance).
             let report = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(66))
-            #expect(report.spikes >= 1)
+            check.expect(report.spikes >= 1)
             let insights = try fixture.insights()
-            let spike = try #require(insights.first { $0.kind == .spike && $0.service == "checkout" && $0.fingerprint != nil })
-            #expect(spike.startedAt == spikeStart)
-            #expect(spike.version == "1.8.3" && spike.previousVersion == "1.8.2")
-            let rollback = try #require(spike.recommendations.first { $0.action == "rollback" })
-            #expect(rollback.title.contains("1.8.3") && rollback.title.contains("1.8.2"), "\(rollback.title)")
-            #expect(spike.recommendations.first?.action == "rollback", "rollback should be the first recommendation: \(spike.recommendations)")
+            let spike = try check.require(insights.first { $0.kind == .spike && $0.service == "checkout" && $0.fingerprint != nil })
+            check.expect(spike.startedAt == spikeStart)
+            check.expect(spike.version == "1.8.3" && spike.previousVersion == "1.8.2")
+            let rollback = try check.require(spike.recommendations.first { $0.action == "rollback" })
+            check.expect(rollback.title.contains("1.8.3") && rollback.title.contains("1.8.2"), "\(rollback.title)")
+            check.expect(spike.recommendations.first?.action == "rollback", "rollback should be the first recommendation: \(spike.recommendations)")
 
-            let new = try #require(insights.first { $0.kind == .newGroup })
-            #expect(new.version == "1.8.3" && new.previousVersion == "1.8.2")
-            #expect(new.title.contains("NullPointerException"))
-            #expect(new.recommendations.contains { $0.action == "rollback" })
+            let new = try check.require(insights.first { $0.kind == .newGroup })
+            check.expect(new.version == "1.8.3" && new.previousVersion == "1.8.2")
+            check.expect(new.title.contains("NullPointerException"))
+            check.expect(new.recommendations.contains { $0.action == "rollback" })
 
             // The same minute again adds nothing; a second replica taking over rebuilds its
             // detectors from the counts and adds nothing either.
             let again = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(70))
-            #expect(again.insightsCreated == 0)
+            check.expect(again.insightsCreated == 0)
             let takeover = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             let report2 = try takeover.run(on: fixture.connection, now: spikeStart.addingTimeInterval(75))
-            #expect(report2.rebuilt && report2.insightsCreated == 0)
-            #expect(try fixture.insights().count == insights.count)
+            check.expect(report2.rebuilt && report2.insightsCreated == 0)
+            check.expect(try fixture.insights().count == insights.count)
         }
     }
 
     /// A new insight queues its alert in the insight's own transaction; an update queues nothing.
     @Test func newInsightsAndOnlyNewOnesQueueAlertsForMatchingSubscriptions() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             var fixture = try Fixture()
             for (filters, enabled) in [(#"{"kinds": ["new_group"], "digest_window": 0, "cooldown": 0}"#, true),
                                        (#"{"kinds": ["regression"]}"#, true), ("{}", false)] {
@@ -146,23 +146,23 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             try fixture.events(service: "billing", errorType: "ValueError", message: "amount must be positive", at: [start])
             let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(120))
-            #expect(report.insightsCreated == 2)
+            check.expect(report.insightsCreated == 2)
             let queued = try fixture.connection.query("""
                 SELECT w.filters->'kinds'->>0, count(*) FROM alert_items i JOIN webhooks w ON w.id = i.webhook_id GROUP BY 1
                 """).rows.map { (try $0.string(0), try $0.int(1)) }
-            #expect(queued.count == 1 && queued.first?.0 == "new_group" && queued.first?.1 == 2, "\(queued)")
-            #expect(try fixture.connection.query("SELECT count(*) FROM alert_outbox").first!.int(0) == 2)
+            check.expect(queued.count == 1 && queued.first?.0 == "new_group" && queued.first?.1 == 2, "\(queued)")
+            check.expect(try fixture.connection.query("SELECT count(*) FROM alert_outbox").first!.int(0) == 2)
             // The same groups again: the insights are updated, nothing more is queued.
             try fixture.events(service: "billing", errorType: "KeyError", message: "missing key 'currency'", at: [start.addingTimeInterval(60)])
             let again = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             _ = try again.run(on: fixture.connection, now: start.addingTimeInterval(180))
-            #expect(try fixture.connection.query("SELECT count(*) FROM alert_items").first!.int(0) == 2)
+            check.expect(try fixture.connection.query("SELECT count(*) FROM alert_items").first!.int(0) == 2)
         }
     }
 
     @Test func lowVolumeNoiseNeverAlerts() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             var fixture = try Fixture()
             // About one error every three minutes, sometimes two in a minute.
             for minute in 0..<240 where minute % 3 == 0 || minute % 47 == 0 {
@@ -172,44 +172,44 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             }
             let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(240 * 60 + 10))
-            #expect(report.bucketsScored > 200)
-            #expect(try fixture.insights().filter { $0.kind == .spike || $0.kind == .levelShift }.isEmpty)
+            check.expect(report.bucketsScored > 200)
+            check.expect(try fixture.insights().filter { $0.kind == .spike || $0.kind == .levelShift }.isEmpty)
         }
     }
 
     @Test func aResolvedGroupReturningInALaterVersionIsARegressionButNotInAnOlderOne() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             var fixture = try Fixture()
             let t0 = start
             try fixture.events(service: "billing", version: "2.3.0", errorType: "KeyError", message: "missing key 'currency'",
                                at: [t0, t0.addingTimeInterval(60)])
             let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(120))
-            let fingerprint = try #require(try fixture.connection.query("SELECT fingerprint FROM groups WHERE service = 'billing'").first?.string(0))
+            let fingerprint = try check.require(try fixture.connection.query("SELECT fingerprint FROM groups WHERE service = 'billing'").first?.string(0))
             try AnalysisStore.setStatus(fingerprint, "resolved", at: t0.addingTimeInterval(300), on: fixture.connection)
 
             // An old replica still running 2.3.0 logs it again: not a regression.
             try fixture.events(service: "billing", version: "2.3.0", errorType: "KeyError", message: "missing key 'currency'",
                                at: [t0.addingTimeInterval(600)])
             _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(660))
-            #expect(try fixture.insights().filter { $0.kind == .regression }.isEmpty)
-            #expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "resolved")
+            check.expect(try fixture.insights().filter { $0.kind == .regression }.isEmpty)
+            check.expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "resolved")
 
             // 2.4.0 brings it back.
             try fixture.events(service: "billing", version: "2.4.0", errorType: "KeyError", message: "missing key 'currency'",
                                at: [t0.addingTimeInterval(900)])
             let report = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(960))
-            #expect(report.regressions == 1)
-            let regression = try #require(try fixture.insights().first { $0.kind == .regression })
-            #expect(regression.version == "2.4.0" && regression.previousVersion == "2.3.0")
-            #expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "open")
+            check.expect(report.regressions == 1)
+            let regression = try check.require(try fixture.insights().first { $0.kind == .regression })
+            check.expect(regression.version == "2.4.0" && regression.previousVersion == "2.3.0")
+            check.expect(try AnalysisStore.group(fingerprint, on: fixture.connection)?.status == "open")
         }
     }
 
     @Test func timeoutsTowardsOneDependencyFromThreeServicesFormOneCrossServiceCluster() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             var fixture = try Fixture()
             let t0 = start.addingTimeInterval(3 * 3600)
             let now = t0.addingTimeInterval(600)
@@ -238,35 +238,35 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             }
             let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
             let report = try engine.run(on: fixture.connection, now: now)
-            #expect(report.clustersTrained == 1)
+            check.expect(report.clustersTrained == 1)
             let clusters = try AnalysisStore.currentClusters(on: fixture.connection)
-            let timeouts = try #require(clusters.first { $0.services.count == 3 })
-            #expect(timeouts.services == ["checkout", "orders", "payments"])
-            #expect(timeouts.terms.contains { $0.contains("timeout") || $0.contains("payments") })
+            let timeouts = try check.require(clusters.first { $0.services.count == 3 })
+            check.expect(timeouts.services == ["checkout", "orders", "payments"])
+            check.expect(timeouts.terms.contains { $0.contains("timeout") || $0.contains("payments") })
             // Every timeout group is in it, none of the others.
             let members = try fixture.connection.query("SELECT service, error_type FROM groups WHERE cluster_id = $1 ORDER BY 1, 2",
                                                        [.int(timeouts.id!)]).rows.map { "\(try $0.string(0))/\(try $0.string(1))" }
-            #expect(members.allSatisfy { $0.hasSuffix("TimeoutException") || $0.hasSuffix("ConnectException") }, "\(members)")
+            check.expect(members.allSatisfy { $0.hasSuffix("TimeoutException") || $0.hasSuffix("ConnectException") }, "\(members)")
             let blamed = try fixture.insights().filter { $0.kind == .newGroup && $0.version == "4.2.0" }
-            #expect(blamed.isEmpty, "a dependency outage is not new in checkout 4.2.0: \(blamed.map(\.title))")
+            check.expect(blamed.isEmpty, "a dependency outage is not new in checkout 4.2.0: \(blamed.map(\.title))")
             let clusterInsights = try fixture.insights().filter { $0.kind == .cluster }
-            #expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
-            let insight = try #require(clusterInsights.first { $0.clusterID == timeouts.id })
-            #expect(insight.title.hasPrefix("In 3 services: Timeout"), "the busiest member's template names the pattern: \(insight.title)")
-            #expect(insight.title.contains("checkout, orders, payments"), "\(insight.title)")
-            #expect(insight.recommendations.contains { $0.action == "circuit_breaker" || $0.action == "check_dependency" },
+            check.expect(!clusterInsights.contains { $0.details["services"]?.contains("search") == true }, "\(clusterInsights.map(\.title))")
+            let insight = try check.require(clusterInsights.first { $0.clusterID == timeouts.id })
+            check.expect(insight.title.hasPrefix("In 3 services: Timeout"), "the busiest member's template names the pattern: \(insight.title)")
+            check.expect(insight.title.contains("checkout, orders, payments"), "\(insight.title)")
+            check.expect(insight.recommendations.contains { $0.action == "circuit_breaker" || $0.action == "check_dependency" },
                     "\(insight.recommendations)")
             // A new group is put in its nearest cluster at once.
             try fixture.events(service: "shipping", errorType: "TimeoutException", message: "timeout after 9000 ms calling payments-db:5432",
                                at: [now.addingTimeInterval(5)])
             _ = try engine.run(on: fixture.connection, now: now.addingTimeInterval(20))
-            #expect(try fixture.connection.query("SELECT cluster_id FROM groups WHERE service = 'shipping'").first?.int(0) == Int(timeouts.id!))
+            check.expect(try fixture.connection.query("SELECT cluster_id FROM groups WHERE service = 'shipping'").first?.int(0) == Int(timeouts.id!))
         }
     }
 
     @Test func aSlowlyRisingErrorRateIsForecastToBreachBeforeItDoes() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             var fixture = try Fixture()
             // A memory leak: GC warnings rise from 2/min by about 0.1/min each minute.
             for minute in 0..<180 {
@@ -279,28 +279,28 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             let engine = AnalysisEngine(configuration: config, logger: logger)
             let now = start.addingTimeInterval(180 * 60 + 10)
             let report = try engine.run(on: fixture.connection, now: now)
-            #expect(report.predictions >= 1)
-            let insight = try #require(try fixture.insights().first { $0.kind == .predictedBreach })
-            #expect(insight.service == "recommender")
-            let breachAt = try #require(insight.details["breach_at"].flatMap { RFC3339.parse($0) })
+            check.expect(report.predictions >= 1)
+            let insight = try check.require(try fixture.insights().first { $0.kind == .predictedBreach })
+            check.expect(insight.service == "recommender")
+            let breachAt = try check.require(insight.details["breach_at"].flatMap { RFC3339.parse($0) })
             // Now about 20/min, rising 0.1/min: 25/min in roughly 50 minutes (within the hour looked ahead).
-            #expect(breachAt > now.addingTimeInterval(25 * 60) && breachAt < now.addingTimeInterval(75 * 60), "\(breachAt)")
-            #expect(insight.recommendations.contains { $0.action == "raise_memory_limit" }, "\(insight.recommendations)")
+            check.expect(breachAt > now.addingTimeInterval(25 * 60) && breachAt < now.addingTimeInterval(75 * 60), "\(breachAt)")
+            check.expect(insight.recommendations.contains { $0.action == "raise_memory_limit" }, "\(insight.recommendations)")
         }
     }
 
     @Test func exactlyOneReplicaRunsTheAnalysisAndAnotherTakesOverWhenItDies() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
-        try await onThread {
+        try await onThread { check in
             let fixture = try Fixture()
             let rules = try shippedRules()
             let postgres = PostgresConfiguration(url: fixture.url)
             let first = AnalysisService.Box(engine: AnalysisEngine(configuration: configuration(rules), logger: logger))
             let second = AnalysisService.Box(engine: AnalysisEngine(configuration: configuration(rules), logger: logger))
-            #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil)
-            #expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
-            #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil, "the leader keeps leading")
-            #expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
+            check.expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil)
+            check.expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
+            check.expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) != nil, "the leader keeps leading")
+            check.expect(try AnalysisService.tick(second, postgres: postgres, logger: logger) == nil)
             // The leader's session ends (the process died): the other takes over at its next tick.
             // The server notices the closed session a moment later.
             first.connection = nil
@@ -309,8 +309,8 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
                 tookOver = try AnalysisService.tick(second, postgres: postgres, logger: logger) != nil
                 if !tookOver { Thread.sleep(forTimeInterval: 0.1) }
             }
-            #expect(tookOver)
-            #expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) == nil)
+            check.expect(tookOver)
+            check.expect(try AnalysisService.tick(first, postgres: postgres, logger: logger) == nil)
         }
     }
 }

@@ -20,6 +20,21 @@ import Testing
         #expect(mac == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 
+    /// Known answers made by another implementation (Python's hmac over "<t>.<body>"), so that
+    /// a change to both signing and verifying (say, signing the body alone) cannot pass.
+    @Test(arguments: [
+        ("whsec_test", 1_764_650_000, Array(#"{"id":1}"#.utf8),
+         "t=1764650000,v1=46358969740cc2fcd14aa4976303308c23e7ead2235558c63cdff9672a71ce28"),
+        ("s3crét", 1, [],
+         "t=1,v1=d6e00b74f109daf694b479272517d6a3b053b8b3cbcd7c6e6accf1a889bfdb65"),
+        ("k", 1_764_650_000, Array("café ☃\n".utf8),
+         "t=1764650000,v1=4fd260f8965546d846a86c0cbed9ab6dbeaef8a9b8e37aaea26f8dba7553d7f0"),
+    ] as [(String, Int, [UInt8], String)])
+    func signatureHeadersMatchKnownAnswers(secret: String, timestamp: Int, body: [UInt8], header: String) {
+        #expect(WebhookSignature.header(secret: secret, timestamp: timestamp, body: body) == header)
+        #expect(WebhookSignature.verify(header: header, secret: secret, body: body, now: timestamp))
+    }
+
     @Test func signaturesVerifyWithinTheReplayWindowOnly() {
         let body = Array(#"{"a":1}"#.utf8)
         let header = WebhookSignature.header(secret: "s3cret", timestamp: 1_700_000_000, body: body)

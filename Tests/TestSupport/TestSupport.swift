@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import Logging
 import Postgres
 
@@ -30,6 +31,52 @@ public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try body() }) }.start()
     }
+}
+
+/// Expectations checked on a thread that is not the test's task. Swift Testing attributes an
+/// issue to the test through a task-local value, which a plain `Thread` does not have: an
+/// `#expect` there is reported under "Test «unknown»" while the test passes. These record
+/// the failures instead, and ``onThread(checking:)`` reports them in the test's own task.
+public final class Checks: @unchecked Sendable {
+    // Unchecked: used by one thread at a time (the test's body, then the test's task).
+    fileprivate var failures: [(comment: String, location: SourceLocation)] = []
+
+    public struct Unmet: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    fileprivate init() {}
+
+    /// Records a failure when `condition` is false.
+    public func expect(_ condition: Bool, _ comment: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation) {
+        if !condition { failures.append((comment().isEmpty ? "expectation failed" : comment(), sourceLocation)) }
+    }
+
+    /// `value`, or a recorded failure and a thrown error that ends the body.
+    public func require<T>(_ value: T?, _ comment: @autoclosure () -> String = "", sourceLocation: SourceLocation = #_sourceLocation) throws -> T {
+        guard let value else {
+            let text = comment().isEmpty ? "required value was nil" : comment()
+            failures.append((text, sourceLocation))
+            throw Unmet(description: text)
+        }
+        return value
+    }
+}
+
+/// Runs blocking work on a thread of its own with ``Checks`` for its expectations, then
+/// reports each failure in the calling test's task, where it belongs.
+public func onThread<T: Sendable>(checking body: @escaping @Sendable (Checks) throws -> T) async throws -> T {
+    let checks = Checks()
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await onThread { try body(checks) })
+    } catch {
+        result = .failure(error)
+    }
+    for failure in checks.failures {
+        Issue.record(Comment(rawValue: failure.comment), sourceLocation: failure.location)
+    }
+    return try result.get()
 }
 
 /// The private test server started by scripts/test.
