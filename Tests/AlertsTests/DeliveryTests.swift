@@ -45,6 +45,34 @@ func expectValidTeams(_ object: [String: Any]) {
 }
 
 @Suite(.serialized) struct DeliveryTests {
+    /// The outbox row is written in its insight's transaction, so nothing can leave before that
+    /// transaction commits: a trigger the test adds keeps it open for 3 s after the row is
+    /// written, and the running dispatcher sends nothing until it ends.
+    @Test func anAlertLeavesOnlyAfterItsInsightsTransactionCommits() async throws {
+        let fixture = try Fixture()
+        let receiver = try Receiver()
+        defer { kill(receiver.process.processIdentifier, SIGKILL) }
+        try fixture.webhook(receiver.base + "/generic")
+        try fixture.connection.execute("""
+            CREATE FUNCTION hold_open() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
+            CREATE TRIGGER hold_open AFTER INSERT ON alert_outbox FOR EACH ROW EXECUTE FUNCTION hold_open();
+            """)
+        let url = fixture.url
+        try await withDispatcher(fixture) { status async throws in
+            let recording = Task { try await onThread { try Fixture(existing: url).insight(1) } }
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .milliseconds(2500) {
+                #expect(status.delivered == 0, "an alert left before its insight was committed")
+                #expect(try await receiver.requests().isEmpty)
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            _ = try await recording.value
+            #expect(try await eventually { status.delivered == 1 })
+            let requests = try await receiver.requests()
+            #expect(requests.count == 1)
+        }
+    }
+
     @Test func eachFormatArrivesSignedWithItsDeliveryIDAndAValidBody() async throws {
         let fixture = try Fixture()
         let receiver = try Receiver()

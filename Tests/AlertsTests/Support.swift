@@ -46,7 +46,12 @@ struct Fixture {
     let connection: PostgresConnection
 
     init() throws {
-        url = try TestDatabase.migrated("alerts")
+        try self.init(existing: TestDatabase.migrated("alerts"))
+    }
+
+    /// Another connection to the database of a fixture.
+    init(existing url: String) throws {
+        self.url = url
         connection = try PostgresConnection.connect(.init(url: url), logger: logger)
     }
 
