@@ -185,7 +185,7 @@ func checkFingerprint(_ fingerprint: Fingerprint, fromDecodedEvent: Bool) {
 
 /// `text` writes NUL as U+FFFD on purpose (jsonb cannot hold it): compare with that applied.
 func withoutNUL(_ value: JSONValue) -> JSONValue {
-    func clean(_ s: String) -> String { s.utf8.contains(0) ? s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : s }
+    func clean(_ s: String) -> String { s.replacingNUL }
     switch value {
     case .string(let s): return .string(clean(s))
     case .array(let items): return .array(items.map(withoutNUL))

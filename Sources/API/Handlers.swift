@@ -376,7 +376,7 @@ extension FaultlineAPI {
 
     func createKey(_ c: RequestContext) async throws -> APIResponse {
         let body = try jsonBody(c.request)
-        guard let name = body["name"]?.stringValue, (1...200).contains(name.unicodeScalars.count), !name.contains("\u{0}") else {
+        guard let name = body["name"]?.stringValue, (1...200).contains(name.unicodeScalars.count), !name.utf8.contains(0) else {
             throw APIProblem.badRequest("name must be a string of 1 to 200 characters without NUL")
         }
         guard let scopeValues = body["scopes"]?.arrayValue, !scopeValues.isEmpty,
@@ -385,7 +385,7 @@ extension FaultlineAPI {
         else { throw APIProblem.badRequest("scopes must be a non-empty array of read, write and admin") }
         var servicePrefix: String?
         if let raw = body["service_prefix"], !raw.isNull {
-            guard let text = raw.stringValue, (1...200).contains(text.unicodeScalars.count), !text.contains("\u{0}") else {
+            guard let text = raw.stringValue, (1...200).contains(text.unicodeScalars.count), !text.utf8.contains(0) else {
                 throw APIProblem.badRequest("service_prefix must be a string of 1 to 200 characters without NUL")
             }
             servicePrefix = text
@@ -411,7 +411,7 @@ enum WebhookValidation {
         try validate(url: url)
         var secret: String?
         if let raw = body["secret"], !raw.isNull {
-            guard let text = raw.stringValue, (8...256).contains(text.unicodeScalars.count), !text.contains("\u{0}") else {
+            guard let text = raw.stringValue, (8...256).contains(text.unicodeScalars.count), !text.utf8.contains(0) else {
                 throw APIProblem.badRequest("secret must be a string of 8 to 256 characters without NUL")
             }
             secret = text
@@ -495,7 +495,7 @@ enum WebhookValidation {
             throw APIProblem.badRequest("filters.\(key) must be an array of at most \(limit) strings")
         }
         return try items.map { item in
-            guard let text = item.stringValue, (1...200).contains(text.unicodeScalars.count), !text.contains("\u{0}") else {
+            guard let text = item.stringValue, (1...200).contains(text.unicodeScalars.count), !text.utf8.contains(0) else {
                 throw APIProblem.badRequest("filters.\(key) must hold strings of 1 to 200 characters without NUL")
             }
             return text

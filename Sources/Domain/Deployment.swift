@@ -125,7 +125,7 @@ public struct DeadLetter: Sendable {
         self.key = key
         self.value = value
         self.headers = headers
-        var reason = reason.utf8.contains(0) ? reason.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : reason
+        var reason = reason.replacingNUL
         if reason.utf8.count > 1000 {
             var end = reason.utf8.index(reason.utf8.startIndex, offsetBy: 1000)
             while end > reason.utf8.startIndex && reason.utf8[end] & 0xC0 == 0x80 { end = reason.utf8.index(before: end) }

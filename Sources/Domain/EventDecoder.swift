@@ -239,7 +239,7 @@ struct Context {
 
     /// Text fields cannot hold NUL (PostgreSQL text cannot store it).
     func text(_ text: String) -> String {
-        text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+        text.replacingNUL
     }
 }
 

@@ -157,6 +157,21 @@ public enum RFC3339 {
     }
 }
 
+extension String {
+    /// The text with every NUL replaced by U+FFFD, byte by byte: PostgreSQL text cannot hold
+    /// NUL. (`replacingOccurrences(of: "\u{0}", …)` compares characters, and a NUL followed by a
+    /// combining mark is one character that is not "\u{0}": it let NUL through.)
+    public var replacingNUL: String {
+        guard utf8.contains(0) else { return self }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count + 8)
+        for byte in utf8 {
+            if byte == 0 { bytes += [0xEF, 0xBF, 0xBD] } else { bytes.append(byte) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
 extension Int {
     /// `value` rounded toward zero and clamped to `Int`'s range; `nan` is 0. For numbers that
     /// input can make, where `Int(_:)` would trap.

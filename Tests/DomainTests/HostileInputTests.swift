@@ -134,6 +134,17 @@ import Testing
         #expect(String(validating: Array(letter.reason.utf8), as: UTF8.self) != nil)
     }
 
+    /// A NUL followed by a combining mark is one Character that is not "\u{0}": character-wise
+    /// replacement let it through to PostgreSQL, which refuses NUL in text.
+    @Test func nulBeforeACombiningMarkIsReplacedToo() throws {
+        let event = try #require(try decode(#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"x\u0000\u0300y"}"#).events.first)
+        #expect(!event.message.utf8.contains(0))
+        #expect(event.message == "x\u{FFFD}\u{300}y")
+        let letter = DeadLetter(origin: origin, key: nil, value: [1], headers: [], reason: "bad \u{0}\u{301}")
+        #expect(!letter.reason.utf8.contains(0))
+        #expect("a\u{0}\u{300}".replacingNUL == "a\u{FFFD}\u{300}")
+    }
+
     @Test func cutNeverSplitsACharacter() throws {
         // A 4-byte character across the 32 KiB limit.
         let limit = DecodeLimits().maxMessageLength
