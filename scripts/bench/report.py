@@ -134,6 +134,17 @@ outbox, the dispatcher, the 5 s digest window). Goal: one bucket plus 2 s ({r['g
 | {r['runs']} | **{r['p50_s']} s** | {r['max_s']} s | {', '.join(f'{x} s' for x in r['latencies_s'])} |
 """)
 
+section("Soak", "soak", lambda r, _: f"""
+`faultline serve` (every role; restarted if it dies) for {r['minutes']} minutes at a steady rate, with
+1 % hostile messages (crafted shapes and the fuzz corpora's inputs the decoder refuses), keep-alive
+API clients on the list endpoints, and a webhook receiver flapping every 20 s between answering,
+503 and dropped connections. Every produced message must end stored or dead-lettered, with no restart.
+
+| produced | stored | dead-lettered (hostile sent) | accounted | restarts | RSS after 30 s → at the end | API requests, p99 | webhook requests |
+|---|---|---|---|---|---|---|---|
+| {number(r['produced'])} | {number(r['stored'])} | {number(r['dead_lettered'])} ({number(r['hostile'])}) | **{r['accounted']}** | **{r['restarts']}** | {r['rss_first_mib']} → {r['rss_last_mib']} MiB | {number(r['api_requests'])}, {r['api_p99_ms']} ms | {r['webhook_requests']} |
+""")
+
 section("Template mining speed", "templates", lambda r, _: f"""
 {number(r['messages'])} Loghub-2k messages (the eight systems repeated) through Faultline's miner and
 through Drain3 with its defaults, each timed in its own thread's CPU time, taking turns; medians.
