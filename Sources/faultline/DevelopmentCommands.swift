@@ -13,7 +13,8 @@ struct DevKafka: AsyncParsableCommand {
         discussion: "Prints the bootstrap servers as the first line on stdout; any Kafka client can connect.")
     @Option(help: "Number of brokers.") var brokers = 3
     @Option(help: "Partitions per topic.") var partitions = 6
-    @Option(help: "Topic to create (repeatable).") var topic: [String] = ["errors"]
+    @Option(help: "Topic to create (repeatable; default: errors, errors.dlq and deployments, what faultline serve uses).")
+    var topic: [String] = ["errors", "errors.dlq", "deployments"]
 
     func validate() throws {
         guard (1...16).contains(brokers) else { throw ValidationError("--brokers must be 1 to 16") }
