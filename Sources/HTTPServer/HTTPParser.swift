@@ -258,7 +258,6 @@ public struct HTTPRequestParser: Sendable {
             case .chunkDataCR:
                 switch bytes[index] {
                 case 0x0D: state = .chunkDataLF
-                case 0x0A: state = .chunkSize
                 default:
                     fail(.malformed("chunk data not followed by CRLF"), &events)
                     return events
@@ -306,7 +305,13 @@ public struct HTTPRequestParser: Sendable {
 
     private mutating func endOfLine(_ events: inout [HTTPParserEvent]) throws {
         let rawCount = line.count + 1
-        if line.last == 0x0D { line.removeLast() }
+        // Every line ends in CRLF. A bare LF is refused: servers and proxies that split lines
+        // differently disagree on where a request ends (request smuggling).
+        guard line.last == 0x0D else {
+            fail(.malformed("bare LF: lines must end with CRLF"), &events)
+            return
+        }
+        line.removeLast()
         if line.contains(0x0D) {
             fail(.malformed("bare CR"), &events)
             return

@@ -81,10 +81,30 @@ struct HTTPParserTests {
         #expect(events[2] == .end(trailers: ["Digest": "abc", "X-Other": "1"]))
     }
 
-    @Test func chunkedWithUppercaseHexAndBareLF() {
-        let events = parseEverySplit("POST / HTTP/1.1\nHost: h\nTransfer-Encoding: Chunked\n\n1A\n" + String(repeating: "z", count: 26) + "\n0\n\n")
+    @Test func chunkedWithUppercaseHex() {
+        let events = parseEverySplit("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n1A\r\n" + String(repeating: "z", count: 26) + "\r\n0\r\n\r\n")
         #expect(events[1] == .body(Array(repeating: UInt8(ascii: "z"), count: 26)))
         #expect(events.last == .end(trailers: HTTPHeaders()))
+    }
+
+    /// Lines end in CRLF only: a bare LF anywhere (request line, header, chunk size, after chunk
+    /// data, trailer, the empty line) is refused.
+    @Test(arguments: [
+        "GET / HTTP/1.1\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\n",
+        "\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX: y\n\r\n",
+    ])
+    func bareLFIsRefused(request: String) {
+        let events = parseEverySplit(request)
+        guard case .failure(let error)? = events.last else {
+            Issue.record("accepted: \(events)")
+            return
+        }
+        #expect(error.status == 400, "\(error)")
     }
 
     @Test func pipelinedRequestsInOneBuffer() {
