@@ -40,7 +40,8 @@ public enum NetworkAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Not publicly routable: unspecified, "this network", private (RFC 1918, unique local),
     /// shared (CGNAT), loopback, link-local, benchmarking, multicast and reserved ranges, and
-    /// IPv6 forms that carry such an IPv4 address (mapped, compatible, NAT64).
+    /// IPv6 forms that carry such an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo), and
+    /// local-use NAT64 and documentation prefixes.
     public var isPrivate: Bool {
         switch self {
         case let .v4(a, b, _, _):
@@ -64,6 +65,15 @@ public enum NetworkAddress: Sendable, Equatable, CustomStringConvertible {
             if prefix12.elementsEqual([0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]) {  // 64:ff9b::/96 NAT64
                 return NetworkAddress.v4(bytes[12], bytes[13], bytes[14], bytes[15]).isPrivate
             }
+            if bytes[0..<6].elementsEqual([0, 0x64, 0xFF, 0x9B, 0, 0x01]) { return true }  // 64:ff9b:1::/48 local-use NAT64
+            if bytes[0] == 0x20 && bytes[1] == 0x02 {  // 2002::/16 6to4: the IPv4 address follows the prefix
+                return NetworkAddress.v4(bytes[2], bytes[3], bytes[4], bytes[5]).isPrivate
+            }
+            if bytes[0..<4].elementsEqual([0x20, 0x01, 0, 0]) {  // 2001::/32 Teredo: the client's IPv4, inverted, at the end
+                return NetworkAddress.v4(~bytes[12], ~bytes[13], ~bytes[14], ~bytes[15]).isPrivate
+                    || NetworkAddress.v4(bytes[4], bytes[5], bytes[6], bytes[7]).isPrivate
+            }
+            if bytes[0..<4].elementsEqual([0x20, 0x01, 0x0D, 0xB8]) { return true }  // 2001:db8::/32 documentation
             return bytes[0] & 0xFE == 0xFC  // fc00::/7 unique local
                 || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80)  // fe80::/10 link-local
                 || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0xC0)  // fec0::/10 old site-local

@@ -8,6 +8,10 @@ import Testing
         ("8.8.8.8", false), ("1.1.1.1", false), ("::1", true), ("::", true), ("fe80::1", true), ("fd00::1", true),
         ("fc12::1", true), ("::ffff:10.0.0.1", true), ("::ffff:8.8.8.8", false), ("64:ff9b::a00:1", true),
         ("2001:4860:4860::8888", false), ("ff02::1", true),
+        ("64:ff9b::808:808", false), ("64:ff9b::7f00:1", true), ("64:ff9b:1::808:808", true),
+        ("2002:a00:1::1", true), ("2002:7f00:1::", true), ("2002:808:808::1", false), ("2002:a9fe:a9fe::", true),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", true), ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", false),
+        ("2001:db8::1", true),
     ])
     func privateAddresses(address: String, isPrivate: Bool) throws {
         let parsed = try #require(NetworkAddress(address))
