@@ -30,21 +30,26 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
 
     public var description: String { "PostgresConfiguration(url: \(redactedURL), poolSize: \(poolSize))" }
 
-    /// Replaces the password of a `postgres://user:password@…` URL (and a `password=` query
-    /// parameter) with `***`.
+    /// Replaces the password of a `postgres://user:password@…` URL, and the value of every query
+    /// parameter whose name holds `password` (`password=`, `sslpassword=`, in any order), with
+    /// `***`.
     public static func redact(_ url: String) -> String {
         var result = url
-        if let scheme = result.range(of: "://"), let at = result[scheme.upperBound...].firstIndex(of: "@") {
-            let userInfo = result[scheme.upperBound..<at]
-            if let colon = userInfo.firstIndex(of: ":") {
+        if let scheme = result.range(of: "://") {
+            // The authority ends at the path or the query; its last `@` ends the user info.
+            let authorityEnd = result[scheme.upperBound...].firstIndex { $0 == "/" || $0 == "?" } ?? result.endIndex
+            if let at = result[scheme.upperBound..<authorityEnd].lastIndex(of: "@"),
+                let colon = result[scheme.upperBound..<at].firstIndex(of: ":")
+            {
                 result.replaceSubrange(result.index(after: colon)..<at, with: "***")
             }
         }
-        if let range = result.range(of: "password=") {
-            let end = result[range.upperBound...].firstIndex(of: "&") ?? result.endIndex
-            result.replaceSubrange(range.upperBound..<end, with: "***")
+        guard let question = result.firstIndex(of: "?") else { return result }
+        let query = result[result.index(after: question)...].split(separator: "&", omittingEmptySubsequences: false).map { pair -> String in
+            guard let equals = pair.firstIndex(of: "="), pair[..<equals].lowercased().contains("password") else { return String(pair) }
+            return pair[...equals] + "***"
         }
-        return result
+        return result[...question] + query.joined(separator: "&")
     }
 
     /// Checks that libpq can parse the URL.

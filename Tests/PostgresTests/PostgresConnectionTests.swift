@@ -98,6 +98,10 @@ import Testing
         #expect(error?.code == .connectionFailed)
         #expect(error?.isConnectionError == true)
         #expect(error.map { "\($0)" }?.contains("topsecret") == false)
+        #expect(PostgresConfiguration.redact("postgres://u:p@h/db?sslpassword=one&sslmode=require&password=two&PASSWORD=three")
+            == "postgres://u:***@h/db?sslpassword=***&sslmode=require&password=***&PASSWORD=***")
+        #expect(PostgresConfiguration.redact("postgres://u:p%40ss@w@h:5432/db") == "postgres://u:***@h:5432/db")
+        #expect(PostgresConfiguration.redact("postgres://h/db?user=u") == "postgres://h/db?user=u")
         #expect(PostgresConfiguration.redact("postgres://user:topsecret@host/db?password=x&sslmode=require")
             == "postgres://user:***@host/db?password=***&sslmode=require")
         #expect(throws: PostgresError.self) { try PostgresConfiguration.validate(url: "mysql://x") }
