@@ -104,6 +104,34 @@ public enum AlertPayload {
             .replacingOccurrences(of: ">", with: "&gt;")
     }
 
+    /// Text for a Teams TextBlock or fact, which render Markdown: titles and evidence may quote
+    /// raw error text, so every character Markdown gives a meaning is escaped with a backslash
+    /// (a `[link](…)`, `**bold**` or a list marker in an error message shows as written).
+    public static func teamsEscape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        var lineStart = true
+        for character in text {
+            switch character {
+            case "\\", "`", "*", "_", "[", "]", "(", ")", "<", ">", "~", "#", "|", "!":
+                out.append("\\")
+                out.append(character)
+            case "-", "+", ".", "=":
+                // List markers and underlines count only at the start of a line ("1." too).
+                if lineStart { out.append("\\") }
+                out.append(character)
+            default:
+                out.append(character)
+            }
+            if character == "\n" {
+                lineStart = true
+            } else if character != " " && !character.isNumber {
+                lineStart = false
+            }
+        }
+        return out
+    }
+
     static func slack(_ insights: [Insight], publicURL: String) -> [String: Any] {
         let shown = insights.prefix(8)
         var blocks: [[String: Any]] = []
@@ -129,7 +157,7 @@ public enum AlertPayload {
         if insights.count > shown.count {
             blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "and \(insights.count - shown.count) more"]]])
         }
-        return ["text": clip(heading, 3000), "blocks": blocks]
+        return ["text": clip(slackEscape(heading), 3000), "blocks": blocks]
     }
 
     // MARK: Teams
@@ -137,22 +165,22 @@ public enum AlertPayload {
     static func teams(_ insights: [Insight], publicURL: String) -> [String: Any] {
         var body: [[String: Any]] = []
         let heading = insights.count == 1 ? insights[0].title : "\(insights.count) Faultline alerts"
-        body.append(["type": "TextBlock", "text": heading, "size": "Large", "weight": "Bolder", "wrap": true])
+        body.append(["type": "TextBlock", "text": teamsEscape(heading), "size": "Large", "weight": "Bolder", "wrap": true])
         var actions: [[String: Any]] = []
         for insight in insights.prefix(10) {
             if insights.count > 1 {
-                body.append(["type": "TextBlock", "text": insight.title, "weight": "Bolder", "wrap": true, "separator": true, "spacing": "Large"])
+                body.append(["type": "TextBlock", "text": teamsEscape(insight.title), "weight": "Bolder", "wrap": true, "separator": true, "spacing": "Large"])
             }
-            body.append(["type": "TextBlock", "text": insight.summary, "wrap": true])
-            body.append(["type": "FactSet", "facts": facts(insight).map { ["title": $0.0, "value": $0.1] }])
+            body.append(["type": "TextBlock", "text": teamsEscape(insight.summary), "wrap": true])
+            body.append(["type": "FactSet", "facts": facts(insight).map { ["title": $0.0, "value": teamsEscape($0.1)] }])
             if !insight.recommendations.isEmpty {
                 body.append(["type": "TextBlock", "text": "Recommended actions", "weight": "Bolder", "wrap": true])
                 for recommendation in insight.recommendations.prefix(5) {
                     body.append(["type": "TextBlock", "wrap": true,
-                                 "text": "- **\(recommendation.title)** (confidence \(Int((recommendation.confidence * 100).rounded())) %)"])
+                                 "text": "- **\(teamsEscape(recommendation.title))** (confidence \(Int((recommendation.confidence * 100).rounded())) %)"])
                     if !recommendation.evidence.isEmpty {
                         body.append(["type": "TextBlock", "wrap": true, "isSubtle": true, "spacing": "None",
-                                     "text": recommendation.evidence.prefix(4).map { "  - \($0)" }.joined(separator: "\n")])
+                                     "text": recommendation.evidence.prefix(4).map { "  - \(teamsEscape($0))" }.joined(separator: "\n")])
                     }
                 }
             }

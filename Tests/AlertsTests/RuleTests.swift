@@ -51,6 +51,25 @@ import Testing
         }
     }
 
+    /// Raw error text in a title or evidence shows as written in Teams, not as a link, bold or a
+    /// list; in Slack it cannot open a link or a mention.
+    @Test func rawTextIsEscapedInEveryMarkdownFormat() throws {
+        var raw = insight(.newGroup)
+        raw.id = 9
+        raw.title = "New: **boom** [click](https://evil.example) <!channel>"
+        raw.recommendations = [Recommendation(ruleID: "r", action: "a", title: "_x_", confidence: 0.5, evidence: ["- item", "1. one", "a-b"])]
+        let teams = AlertPayload.render([raw], format: .teams, deliveryID: "d", publicURL: "https://f.example")
+        #expect(teams.contains(#"New: \\*\\*boom\\*\\* \\[click\\]\\(https://evil.example\\) \\<\\!channel\\>"#), "\(teams)")
+        #expect(teams.contains(#"- **\\_x\\_**"#))
+        #expect(teams.contains(#"  - \\- item\n  - 1\\. one\n  - a-b"#), "\(teams)")
+        #expect(AlertPayload.teamsEscape("a-b 2.5 - c") == "a-b 2.5 - c")
+        let slack = try JSONSerialization.jsonObject(with: Data(AlertPayload.render([raw], format: .slack, deliveryID: "d", publicURL: "https://f.example").utf8)) as! [String: Any]
+        // The notification text is mrkdwn: escaped. (The header block is plain text.)
+        #expect((slack["text"] as? String)?.contains("&lt;!channel&gt;") == true, "\(slack)")
+        let mrkdwn = (slack["blocks"] as? [[String: Any]] ?? []).compactMap { ($0["text"] as? [String: Any]).flatMap { $0["type"] as? String == "mrkdwn" ? $0["text"] as? String : nil } }
+        #expect(!mrkdwn.isEmpty && mrkdwn.allSatisfy { !$0.contains("<!channel>") }, "\(mrkdwn)")
+    }
+
     @Test func slackAndTeamsBodiesStayWithinTheirLimits() throws {
         var long = insight(.spike)
         long.id = 7
