@@ -115,6 +115,9 @@ public final class CurlClient {
         _ = CCurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(configuration.connectTimeout))
         _ = CCurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(configuration.totalTimeout))
         _ = CCurl_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
+        // No proxy from the environment (http_proxy, HTTPS_PROXY, ALL_PROXY): through a proxy,
+        // the address check below would judge the proxy instead of the webhook's target.
+        _ = CCurl_setopt_string(handle, CURLOPT_PROXY, "")
         _ = CCurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = CCurl_setopt_write_function(handle, CURLOPT_WRITEFUNCTION, curlWriteBody)
         _ = CCurl_setopt_pointer(handle, CURLOPT_WRITEDATA, opaque)

@@ -28,6 +28,9 @@ import TestSupport
             "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000", "FAULTLINE_LOG_LEVEL": "warning",
             "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
             "FAULTLINE_WEBHOOK_ALLOW_PRIVATE": "true", "FAULTLINE_WEBHOOK_RETRY_MAX_DELAY": "1s", "FAULTLINE_WEBHOOK_TIMEOUT": "2s",
+            // Proxies from the environment are not used: through one, the address check would
+            // judge the proxy, not the receiver (and this one does not exist).
+            "http_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "ALL_PROXY": "http://127.0.0.1:9",
         ]
         var serve = try launch(["serve"], environment: environment)
         defer { kill(serve.processIdentifier, SIGKILL) }
