@@ -80,8 +80,17 @@ import Glibc
         #expect(metrics.body.contains("faultline_batch_write_seconds_count "))
         #expect(metrics.body.contains("faultline_http_requests_total{route=\"refused\",method=\"other\",status=\"431\"} 1"))
         #expect(metrics.body.contains("faultline_analysis_leader 1"))
-        let page = try await curl(base + "/")
+        let headerFile = NSTemporaryDirectory() + "headers-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: headerFile) }
+        let page = try await curl(base + "/", ["-D", headerFile])
         #expect(page.status == 200 && page.body.contains("id=\"error-rate-chart\""))
+        // Security headers on the dashboard and on the API's answers, errors included.
+        for path in ["/", "/v1/insights", "/healthz"] {
+            _ = try await curl(base + path, ["-D", headerFile])
+            let headers = ((try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "").lowercased()
+            #expect(headers.contains("content-security-policy: default-src 'none';") && headers.contains("frame-ancestors 'none'"), "\(path): \(headers)")
+            #expect(headers.contains("x-content-type-options: nosniff") && headers.contains("x-frame-options: deny"), "\(path): \(headers)")
+        }
         let contract = try await curl(base + "/openapi.yaml")
         #expect(contract.status == 200 && contract.body.hasPrefix("openapi: 3.1"))
 
