@@ -360,16 +360,22 @@ extension FaultlineAPI {
     func replayDeadLetter(_ c: RequestContext) async throws -> APIResponse {
         let id = try c.id()
         guard let replayer else { throw APIProblem(503, "replay is not available: no Kafka producer is configured") }
+        let force = try c.query("force", oneOf: ["true", "false"]) == "true"
         guard let letter = try await db({ try DeadLetterStore.get(id: id, on: $0) }) else { throw APIProblem.notFound("no dead letter \(id)") }
+        // Claimed before producing, so two requests (or a retried one) replay it once; a second
+        // replay stores the events of a message without event ids twice, so it must be asked for.
+        guard let claimed = try await db({ try DeadLetterStore.claimReplay(id: id, force: force, on: $0) }) else {
+            throw APIProblem(409, "dead letter \(id) was replayed at \(letter.replayedAt ?? "?"); add ?force=true to replay it again")
+        }
         do {
             try await replayer.replay(topic: letter.sourceTopic, key: letter.key, value: letter.value,
                                       headers: letter.headers.map { ($0.name, $0.value) })
         } catch {
             logger.error("dead letter replay failed", metadata: ["id": "\(id)", "error": "\(error)"])
+            _ = try? await db { try DeadLetterStore.unclaimReplay(id: id, previous: letter.replayedAt, on: $0) }
             throw APIProblem(503, "the message could not be produced to \(letter.sourceTopic); try again")
         }
-        let replayed = try await db { try DeadLetterStore.markReplayed(id: id, on: $0) }
-        return .json(200, Self.deadLetterJSON(replayed ?? letter))
+        return .json(200, Self.deadLetterJSON(claimed))
     }
 
     // MARK: API keys

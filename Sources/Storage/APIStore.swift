@@ -402,10 +402,17 @@ extension DeadLetterStore {
     }
 
     /// Records that a dead letter was produced back to its source topic.
-    public static func markReplayed(id: Int64, on connection: PostgresConnection) throws -> DeadLetterRecord? {
+    /// Marks a dead letter replayed, unless it was already (or `force`); nil when it was.
+    public static func claimReplay(id: Int64, force: Bool, on connection: PostgresConnection) throws -> DeadLetterRecord? {
         try connection.query("""
-            UPDATE dead_letters SET replayed_at = now() WHERE id = $1 RETURNING \(columns)
-            """, [.int(id)]).first.map(record)
+            UPDATE dead_letters SET replayed_at = now() WHERE id = $1 AND (replayed_at IS NULL OR $2) RETURNING \(columns)
+            """, [.int(id), .bool(force)]).first.map(record)
+    }
+
+    /// Puts back the replay mark a failed replay claimed.
+    public static func unclaimReplay(id: Int64, previous: String?, on connection: PostgresConnection) throws {
+        try connection.query("UPDATE dead_letters SET replayed_at = $2::timestamptz WHERE id = $1",
+                             [.int(id), previous.map { .text($0) } ?? .null])
     }
 }
 

@@ -305,6 +305,13 @@ import TestSupport
         #expect(calls.count == 1 && call.topic == "errors" && call.key == [1, 2, 3] && call.value == value)
         #expect(call.headers.map(\.0) == ["content-type", "trace"])
         #expect(call.headers.first?.1 == Array("application/json".utf8) && call.headers.last?.1 == nil)
+        // Once only, unless forced.
+        expectProblem(await fixture.call("POST", "/v1/dead-letters/\(id)/replay"), 409)
+        #expect(fixture.replayer.calls.withLock { $0.count } == 1)
+        let forced = await fixture.call("POST", "/v1/dead-letters/\(id)/replay?force=true")
+        #expect(forced.status == 200, "\(forced.text)")
+        #expect(fixture.replayer.calls.withLock { $0.count } == 2)
+        expectProblem(await fixture.call("POST", "/v1/dead-letters/\(id)/replay?force=yes"), 400)
         expectProblem(await fixture.call("POST", "/v1/dead-letters/999/replay"), 404)
         // Two pages of one cover both.
         let (all, pages) = try await fixture.all("/v1/dead-letters?limit=1")
