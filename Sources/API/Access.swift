@@ -22,7 +22,15 @@ struct Principal: Sendable {
     func sees(service: String?) -> Bool {
         guard let servicePrefix else { return true }
         guard let service else { return false }
-        return service.hasPrefix(servicePrefix)
+        return Self.matches(service: service, prefix: servicePrefix)
+    }
+
+    /// Whether `service` starts with `prefix`, byte for byte, as PostgreSQL's `starts_with`
+    /// compares in the queries (`String.hasPrefix` would also match canonically equivalent
+    /// text, so the two checks could disagree). A prefix is no word: `team-a` also matches
+    /// `team-ab`; end it with a delimiter (`team-a-`).
+    static func matches(service: String, prefix: String) -> Bool {
+        service.utf8.starts(with: prefix.utf8)
     }
 
     /// Throws 403 unless the key may see `service`.

@@ -187,7 +187,7 @@ extension FaultlineAPI {
                 if let status, entry.status != status { continue }
                 if let service, entry.service != service { continue }
                 if let since, entry.lastSeenAt < since { continue }
-                if let prefix, !(entry.service?.hasPrefix(prefix) ?? false) { continue }
+                if let prefix, !(entry.service.map { Principal.matches(service: $0, prefix: prefix) } ?? false) { continue }
                 items.append(entry)
             }
             if items.count > limit || snapshot.complete {
@@ -267,7 +267,7 @@ extension FaultlineAPI {
         if let cursor = try c.cursor(tag: "services") { after = cursor.parts.first }
         let prefix = c.caller.servicePrefix
         let services = try await cache.current().services.filter { entry in
-            (prefix.map { entry.name.hasPrefix($0) } ?? true) && (after.map { entry.name > $0 } ?? true)
+            (prefix.map { Principal.matches(service: entry.name, prefix: $0) } ?? true) && (after.map { entry.name > $0 } ?? true)
         }
         let kept = Array(services.prefix(limit))
         return pageResponse(JSONPage(items: kept.map(\.json), next: services.count > limit ? kept.last.map { [$0.name] } : nil),

@@ -235,8 +235,32 @@ public enum APIStore {
     // MARK: Clusters, spikes, predictions, services
 
     /// The clusters of the newest generation, with their current member count.
+    ///
+    /// A key limited to a service prefix sees a cluster only through its own services: the
+    /// cluster is listed when one of its groups is theirs, and its services, counts and label
+    /// come from those groups alone (the label is the busiest one's type and template); terms,
+    /// learned from every member, are left out.
     public static func clusters(servicePrefix: String?, after: Cursor?, limit: Int, on connection: PostgresConnection) throws -> JSONPage {
-        try page("""
+        if let servicePrefix {
+            return try page("""
+                SELECT json_build_object('id', c.id, 'generation', c.generation, 'label', v.label, 'terms', '{}'::text[],
+                           'services', v.services, 'group_count', v.groups, 'event_count', v.events, 'member_count', v.groups,
+                           'created_at', api_time(c.created_at))::text,
+                       c.id
+                FROM clusters c
+                CROSS JOIN LATERAL (
+                    SELECT count(*)::integer AS groups, coalesce(sum(g.event_count), 0)::bigint AS events,
+                           coalesce(array_agg(DISTINCT g.service ORDER BY g.service), '{}') AS services,
+                           (array_agg(coalesce(g.error_type || ': ', '') || g.template ORDER BY g.event_count DESC, g.fingerprint))[1] AS label
+                    FROM groups g WHERE g.cluster_id = c.id AND starts_with(g.service, $1::text)
+                ) v
+                WHERE c.generation = (SELECT max(generation) FROM clusters) AND v.groups > 0
+                  AND ($2::bigint IS NULL OR c.id > $2::bigint)
+                ORDER BY c.id LIMIT $3
+                """, [.text(servicePrefix), try .optional(after) { try $0.int(0) }, .int(Int64(limit + 1))],
+                limit: limit, keyColumns: 1, on: connection)
+        }
+        return try page("""
             SELECT json_build_object('id', c.id, 'generation', c.generation, 'label', c.label, 'terms', c.terms,
                        'services', c.services, 'group_count', c.group_count, 'event_count', c.event_count,
                        'member_count', (SELECT count(*) FROM groups g WHERE g.cluster_id = c.id),
@@ -244,10 +268,9 @@ public enum APIStore {
                    c.id
             FROM clusters c
             WHERE c.generation = (SELECT max(generation) FROM clusters)
-              AND ($1::text IS NULL OR EXISTS (SELECT 1 FROM unnest(c.services) s WHERE starts_with(s, $1::text)))
-              AND ($2::bigint IS NULL OR c.id > $2::bigint)
-            ORDER BY c.id LIMIT $3
-            """, [.optional(servicePrefix), try .optional(after) { try $0.int(0) }, .int(Int64(limit + 1))],
+              AND ($1::bigint IS NULL OR c.id > $1::bigint)
+            ORDER BY c.id LIMIT $2
+            """, [try .optional(after) { try $0.int(0) }, .int(Int64(limit + 1))],
             limit: limit, keyColumns: 1, on: connection)
     }
 

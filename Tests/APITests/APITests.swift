@@ -435,4 +435,36 @@ import TestSupport
         #expect(clusters.items.first?["services"] as? [String] == ["checkout", "search"])
         #expect(clusters.items.first?["member_count"] as? Int == 0)
     }
+
+    /// A key limited to `team-a-` sees a cross-tenant cluster through its own groups only: no
+    /// other service's name, template, term or count appears.
+    @Test func aPrefixedKeySeesClustersThroughItsOwnServicesOnly() async throws {
+        let fixture = try Fixture()
+        let times = (0..<3).map { fixture.base.addingTimeInterval(Double($0)) }
+        let mine = try fixture.events(service: "team-a-checkout", errorType: "TimeoutError", message: "timeout after 3s calling db", at: times)
+        let theirs = try fixture.events(service: "team-b-billing", errorType: "SecretLedgerError", message: "ledger zeta failed",
+                                        at: times + times)
+        let connection = try fixture.connection()
+        _ = try AnalysisStore.saveClusters([
+            ClusterRecord(generation: 1, label: "In 2 services: SecretLedgerError: ledger zeta failed", terms: ["ledger", "zeta"],
+                          services: ["team-a-checkout", "team-b-billing"], groupCount: 2, eventCount: 9, centroid: [0.5, 0.5]),
+            ClusterRecord(generation: 1, label: "only b", terms: ["b"], services: ["team-b-billing"], groupCount: 1, eventCount: 6,
+                          centroid: [0.1, 0.9]),
+        ], members: [(mine, 0), (theirs, 0)], on: connection)
+        let key = try await fixture.key(scopes: ["read"], prefix: "team-a-")
+        let reply = await fixture.call("GET", "/v1/clusters", key: key)
+        #expect(reply.status == 200)
+        #expect(reply.items.count == 1, "\(reply.text)")
+        let cluster = try #require(reply.items.first)
+        #expect(cluster["services"] as? [String] == ["team-a-checkout"])
+        #expect(cluster["group_count"] as? Int == 1 && cluster["member_count"] as? Int == 1 && cluster["event_count"] as? Int == 3)
+        #expect(cluster["terms"] as? [String] == [])
+        #expect((cluster["label"] as? String)?.hasPrefix("TimeoutError: timeout after") == true, "\(cluster)")
+        for secret in ["team-b", "SecretLedger", "ledger", "zeta", "only b"] {
+            #expect(!reply.text.contains(secret), "\(secret) leaked: \(reply.text)")
+        }
+        // The unlimited key still sees both, whole.
+        let all = await fixture.call("GET", "/v1/clusters")
+        #expect(all.items.count == 2 && (all.items.first?["services"] as? [String])?.count == 2)
+    }
 }

@@ -9,6 +9,15 @@ import Testing
 @Suite struct UnitTests {
     let router = Router(routes: FaultlineAPI.routeTable)
 
+    /// Byte for byte, as PostgreSQL's starts_with: canonically equivalent text is not the same
+    /// prefix, and a prefix is no word.
+    @Test func servicePrefixesCompareBytes() {
+        #expect(Principal.matches(service: "payments-api", prefix: "payments-"))
+        #expect(!Principal.matches(service: "caf\u{E9}-api", prefix: "cafe\u{301}"))
+        #expect("caf\u{E9}-api".hasPrefix("cafe\u{301}"))  // what String.hasPrefix would have let through
+        #expect(Principal.matches(service: "team-ab", prefix: "team-a"))
+    }
+
     @Test func routesMatchLiteralsAndDecodeParameters() {
         guard case .found(let route, let parameters) = router.resolve(method: "GET", path: "/v1/services/payments%20api/series") else {
             Issue.record("no match")
