@@ -353,10 +353,17 @@ final class EventLoop {
         }
     }
 
+    /// Whether the connection's unsent output is at its limit: its queued requests wait (and
+    /// nothing more is read) until the client reads, so a client that pipelines requests and
+    /// never reads holds at most about that much of the server's memory.
+    func isBackedUp(_ connection: Connection) -> Bool {
+        connection.output.count - connection.outputOffset >= Self.maxBufferedOutput
+    }
+
     /// Starts the next queued request if none is running, then writes what is ready.
     func process(_ connection: Connection) {
         guard !connection.closed else { return }
-        while connection.inFlight == nil && !connection.closeAfterFlush && !connection.queue.isEmpty {
+        while connection.inFlight == nil && !connection.closeAfterFlush && !connection.queue.isEmpty && !isBackedUp(connection) {
             switch connection.queue.removeFirst() {
             case .request(let request, let keepAlive):
                 connection.inFlight = Connection.InFlight(isHead: request.method == "HEAD", keepAlive: keepAlive)
@@ -400,7 +407,10 @@ final class EventLoop {
         server.countServed()
         var out = connection.output
         connection.output = []  // keeps the buffer uniquely referenced while appending
-        out.reserveCapacity(out.count + 256 + response.body.count)
+        // Room for this response, growing geometrically: reserving exactly the new size made
+        // every append of a pipelined burst copy the whole buffer.
+        let needed = out.count + 256 + response.body.count
+        if out.capacity < needed { out.reserveCapacity(max(needed, out.capacity * 2)) }
         out.append(contentsOf: "HTTP/1.1 \(response.status) \(HTTPResponse.reasonPhrase(response.status))\r\n".utf8)
         var declaredLength: String?
         for (name, value) in response.headers {
@@ -481,6 +491,11 @@ final class EventLoop {
         connection.outputOffset = 0
         if connection.closeAfterFlush && !connection.draining {
             startDraining(connection)
+            return
+        }
+        if connection.inFlight == nil && !connection.queue.isEmpty {
+            // Requests that waited for the output to drain (process flushes again).
+            process(connection)
             return
         }
         update(connection)

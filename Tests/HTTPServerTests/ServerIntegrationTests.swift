@@ -273,6 +273,42 @@ struct ServerIntegrationTests {
         }
     }
 
+    /// Four connections each pipeline 2,500 requests for a 62 KB page and never read: each
+    /// holds about a MiB of unsent output and the rest waits, so the process grows by far less
+    /// than 64 MiB (150 MiB of answers were asked for), and another connection is served.
+    @Test func clientsThatNeverReadHoldABoundedShareOfMemory() async throws {
+        func residentMiB() -> Double {
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return (line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
+        }
+        try await withServer({ $0.idleTimeout = .seconds(60); $0.writeTimeout = .seconds(60) }) { running in
+            let before = residentMiB()
+            let burst = String(repeating: "GET /big HTTP/1.1\r\nHost: t\r\n\r\n", count: 2_500)
+            var greedy: [RawClient] = []
+            for _ in 0..<4 {
+                let client = try await RawClient(port: running.port)
+                try await client.send(burst)
+                greedy.append(client)
+            }
+            // Until the server stops answering them (their output is at its limit).
+            var served = -1
+            while served != running.server.requestsServed {
+                served = running.server.requestsServed
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            let grown = residentMiB() - before
+            #expect(grown < 64, "grew \(grown) MiB")
+            #expect(served < 4 * 2_500, "every request was answered into buffers: \(served)")
+            let other = try await runProcess(Self.curl, ["-sS", "--max-time", "5", "\(running.base)/hello"])
+            #expect(other.status == 0 && other.stdout == "hello")
+            // Once a client reads, its queued requests go on.
+            let text = try await greedy[0].read(until: "Connection: keep-alive", count: 40)
+            #expect(text.utf8.count > 39 * 62 * 1024)
+            _ = greedy
+        }
+    }
+
     // MARK: - Many connections
 
     @Test func twoThousandConcurrentConnectionsAreAllServed() async throws {

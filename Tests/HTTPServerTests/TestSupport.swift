@@ -30,6 +30,8 @@ struct RunningServer {
         let openConnections = ServerBox()
         var router = Router()
         router.add("GET", "/hello") { _ in .text("hello") }
+        // As large as the dashboard page.
+        router.add("GET", "/big") { _ in HTTPResponse(status: 200, body: Array(repeating: UInt8(ascii: "b"), count: 62 * 1024)) }
         router.add("POST", "/echo") { request in
             var response = HTTPResponse(status: 200, body: request.body)
             response.headers["X-Trailer-Digest"] = request.trailers["Digest"] ?? "none"
