@@ -62,6 +62,14 @@ func reason(_ bytes: [UInt8], contentType: String? = nil) -> String? {
         let json = Array(#"{"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"framed"}"#.utf8)
         let framed = try EventDecoder().decode([0, 0, 0, 0, 7] + json, origin: origin, now: now)
         #expect(framed.events.first?.message == "framed")
+        // Known answer: Confluent's wire format is the magic byte 0, the schema id as a 4-byte
+        // big-endian integer (here 123456 = 0x0001E240), then the payload. An id whose bytes
+        // look like JSON ("{" = 0x7B) is skipped whole too.
+        let id123456 = try EventDecoder().decode([0x00, 0x00, 0x01, 0xE2, 0x40] + json, origin: origin, now: now)
+        #expect(id123456.events.first?.message == "framed")
+        let jsonLookingID = try EventDecoder().decode([0x00, 0x7B, 0x22, 0x7D, 0x0A] + json, origin: origin, now: now)
+        #expect(jsonLookingID.events.first?.message == "framed")
+        #expect(reason([0x00, 0x00, 0x00, 0x00, 0x07]) == "Schema Registry framing without a payload")
         let lines = try decode("""
             {"timestamp":"2026-11-22T04:00:00Z","service":"a","message":"one"}
             {"timestamp":"2026-11-22T04:00:01Z","service":"a","message":"two"}
