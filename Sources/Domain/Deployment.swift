@@ -125,12 +125,7 @@ public struct DeadLetter: Sendable {
         self.key = key
         self.value = value
         self.headers = headers
-        var reason = reason.replacingNUL
-        if reason.utf8.count > 1000 {
-            var end = reason.utf8.index(reason.utf8.startIndex, offsetBy: 1000)
-            while end > reason.utf8.startIndex && reason.utf8[end] & 0xC0 == 0x80 { end = reason.utf8.index(before: end) }
-            reason = String(decoding: reason.utf8[..<end], as: UTF8.self) + "…"
-        }
-        self.reason = reason
+        let reason = reason.replacingNUL
+        self.reason = reason.utf8.count > 1000 ? reason.prefix(utf8Bytes: 1000) + "…" : reason
     }
 }

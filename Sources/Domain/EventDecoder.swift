@@ -229,12 +229,7 @@ struct Context {
     }
 
     func cut(_ text: String, _ limit: Int) -> String {
-        let utf8 = text.utf8
-        guard utf8.count > limit else { return text }
-        // Back off to the start of a scalar: continuation bytes are 10xxxxxx.
-        var end = utf8.index(utf8.startIndex, offsetBy: limit)
-        while end > utf8.startIndex && utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
-        return String(decoding: utf8[..<end], as: UTF8.self) + "…[truncated]"
+        text.utf8.count > limit ? text.prefix(utf8Bytes: limit) + "…[truncated]" : text
     }
 
     /// Text fields cannot hold NUL (PostgreSQL text cannot store it).

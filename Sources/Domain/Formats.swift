@@ -1,16 +1,9 @@
 import Foundation
 
-extension StackTraceParser {
-    /// The most frames an event keeps: the top ones are those that matter.
-    static let maximumFrames = 200
-    /// Function, module and file names are cut to this many bytes.
-    static let maximumNameBytes = 1024
-}
-
 extension Context {
     /// Frames read from a text trace, with names cut to ``StackTraceParser/maximumNameBytes``.
     func frames(in text: String) -> [StackFrame] {
-        StackTraceParser.frames(in: text, limit: StackTraceParser.maximumFrames).map { frame in
+        StackTraceParser.frames(in: text).map { frame in
             var frame = frame
             frame.function = frame.function.map { self.text(cut($0, StackTraceParser.maximumNameBytes)) }
             frame.module = frame.module.map { self.text(cut($0, StackTraceParser.maximumNameBytes)) }

@@ -158,6 +158,16 @@ public enum RFC3339 {
 }
 
 extension String {
+    /// The first `limit` UTF-8 bytes at most, ended at a character's first byte (continuation
+    /// bytes are 10xxxxxx), so no character is split; the whole text when it is short enough.
+    public func prefix(utf8Bytes limit: Int) -> Substring {
+        let utf8 = self.utf8
+        guard utf8.count > limit else { return self[...] }
+        var end = utf8.index(utf8.startIndex, offsetBy: limit)
+        while end > utf8.startIndex && utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return self[..<end]
+    }
+
     /// The text with every NUL replaced by U+FFFD, byte by byte: PostgreSQL text cannot hold
     /// NUL. (`replacingOccurrences(of: "\u{0}", …)` compares characters, and a NUL followed by a
     /// combining mark is one character that is not "\u{0}": it let NUL through.)

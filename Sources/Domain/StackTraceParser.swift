@@ -7,6 +7,11 @@
 /// ("most recent call last") are turned round to match, so the first frames of an event are the
 /// ones nearest the error whatever the runtime (the fingerprint keeps the first in-app frames).
 public enum StackTraceParser {
+    /// The most frames an event keeps: the top ones are those that matter.
+    public static let maximumFrames = 200
+    /// Function, module and file names are cut to this many bytes.
+    public static let maximumNameBytes = 1024
+
     static let libraryPrefixes = [
         "java.", "javax.", "jdk.", "sun.", "kotlin.", "kotlinx.", "scala.", "System.", "Microsoft.", "Npgsql.", "node:",
         "internal/", "node_modules/", "<anonymous>", "runtime.", "net/http.", "reflect.", "org.springframework.", "io.netty.", "<frozen",
@@ -18,7 +23,7 @@ public enum StackTraceParser {
     static let librarySegments = libraryPrefixes.filter { !$0.elementsEqual("internal/".utf8) }.map { [UInt8(ascii: "/")] + $0 }
 
     /// The frames of a trace, innermost first, at most `limit` of them.
-    public static func frames(in text: String, limit: Int = 200) -> [StackFrame] {
+    public static func frames(in text: String, limit: Int = maximumFrames) -> [StackFrame] {
         guard limit > 0 else { return [] }
         var frames: [StackFrame] = []
         // Python prints the outermost call first: its frames are collected apart and turned round.

@@ -54,12 +54,7 @@ public enum DecodingLedger {
             SELECT d.topic, d.kafka_partition, d.first_offset, d.last_offset, d.current_offset, d.owner
             FROM ingest_decoding d JOIN input i USING (topic, kafka_partition)
             """, parameters)
-        return try rows.map { row in
-            DecodingRecord(
-                topic: try row.string(0), partition: Int32(clamping: try row.int(1)), first: Int64(try row.int(2)),
-                last: Int64(try row.int(3)), current: row.isNull(4) ? nil : Int64(try row.int(4)),
-                owner: UUID(uuidString: try row.string(5)) ?? unowned)
-        }
+        return try rows.map(record)
     }
 
     /// Sets (or replaces) one partition's record.
@@ -93,16 +88,19 @@ public enum DecodingLedger {
         }
     }
 
+    /// A row of `topic, kafka_partition, first_offset, last_offset, current_offset, owner`.
+    private static func record(_ row: PostgresRow) throws -> DecodingRecord {
+        DecodingRecord(
+            topic: try row.string(0), partition: Int32(clamping: try row.int(1)), first: Int64(try row.int(2)),
+            last: Int64(try row.int(3)), current: row.isNull(4) ? nil : Int64(try row.int(4)),
+            owner: UUID(uuidString: try row.string(5)) ?? unowned)
+    }
+
     /// Every record, for tests and diagnostics.
     public static func all(on connection: PostgresConnection) throws -> [DecodingRecord] {
         try connection.query("""
             SELECT topic, kafka_partition, first_offset, last_offset, current_offset, owner FROM ingest_decoding
             ORDER BY topic, kafka_partition
-            """).map { row in
-            DecodingRecord(
-                topic: try row.string(0), partition: Int32(clamping: try row.int(1)), first: Int64(try row.int(2)),
-                last: Int64(try row.int(3)), current: row.isNull(4) ? nil : Int64(try row.int(4)),
-                owner: UUID(uuidString: try row.string(5)) ?? unowned)
-        }
+            """).map(record)
     }
 }
