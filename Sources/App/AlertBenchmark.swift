@@ -227,7 +227,7 @@ final class BenchReceiver: Sendable {
         while true {
             // A whole request: headers, then Content-Length bytes.
             while true {
-                if let end = find(buffer, [13, 10, 13, 10]) {
+                if let end = firstIndex(of: [13, 10, 13, 10], in: buffer) {
                     let head = String(decoding: buffer[..<end], as: UTF8.self).lowercased()
                     let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                         .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
@@ -259,11 +259,14 @@ final class BenchReceiver: Sendable {
         }
     }
 
-    private func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for index in 0...(haystack.count - needle.count) where haystack[index..<(index + needle.count)].elementsEqual(needle) {
-            return index
-        }
-        return nil
+}
+
+/// Where `needle` first starts in `haystack` (the end of an HTTP head, for the benchmarks' own
+/// small clients and receivers).
+func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    guard haystack.count >= needle.count else { return nil }
+    for index in 0...(haystack.count - needle.count) where haystack[index..<(index + needle.count)].elementsEqual(needle) {
+        return index
     }
+    return nil
 }

@@ -204,8 +204,7 @@ public enum SoakBenchmark {
             guard let files = FileManager.default.enumerator(atPath: corpus) else { continue }
             for case let file as String in files {
                 guard let data = FileManager.default.contents(atPath: corpus + "/" + file), !data.isEmpty, data.count < 1 << 20 else { continue }
-                let bytes = [UInt8](data)
-                if (try? decoder.decode(bytes, origin: origin)) == nil { messages.append(bytes) }
+                messages.append([UInt8](data))
             }
         }
         return messages.filter { (try? decoder.decode($0, origin: origin)) == nil }
@@ -344,7 +343,7 @@ final class APILoad: @unchecked Sendable {
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let end = find(buffer, [13, 10, 13, 10]) {
+            if let end = firstIndex(of: [13, 10, 13, 10], in: buffer) {
                 let head = String(decoding: buffer[..<end], as: UTF8.self).lowercased()
                 let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
@@ -373,11 +372,4 @@ final class APILoad: @unchecked Sendable {
         return fd
     }
 
-    private func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for index in 0...(haystack.count - needle.count) where haystack[index..<(index + needle.count)].elementsEqual(needle) {
-            return index
-        }
-        return nil
-    }
 }
