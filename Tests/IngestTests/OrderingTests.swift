@@ -88,8 +88,9 @@ import TestSupport
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         try await produce(producer, ["not json at all"] + events(1..<4, prefix: "ordering/dlq"))
         // From now on every produce request (only the dead letter's) fails with a retriable
-        // error (NOT_LEADER_FOR_PARTITION), for a few seconds of librdkafka's retries.
-        cluster.pushRequestErrors(.produce, Array(repeating: 6, count: 60))
+        // error (NOT_LEADER_FOR_PARTITION) until the errors are cleared below: far more errors
+        // than librdkafka's retries can use up in the time the test watches, however slow.
+        cluster.pushRequestErrors(.produce, Array(repeating: 6, count: 100_000))
         try await withIngest(configuration) { status async throws in
             // The batch is decoded: its dead letter is being sent.
             #expect(try await eventually(.seconds(60)) { status.stageTimes.decode > .zero })
