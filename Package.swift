@@ -75,7 +75,7 @@ let package = Package(
 
         // REST handlers, auth and problem+json, independent of the HTTP server.
         .target(name: "API", dependencies: [
-            "Storage", "Domain", "Analysis", "Postgres", .product(name: "Logging", package: "swift-log"),
+            "Storage", "Domain", "Analysis", "Postgres", "COpenSSL", .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Composition root and the executable.
@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "AlertsTests", dependencies: [
             "Alerts", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
         ], exclude: ["receiver.py"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "Analysis", "Domain", "Kafka", "Posix", "Postgres", "TestSupport"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "API", "Analysis", "Domain", "Kafka", "Posix", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -141,11 +141,16 @@ public final class FaultlineAPI: Sendable {
     ///     then answers 503.
     ///   - metrics: Prometheus text of the process's metrics, served at `/metrics`.
     ///   - replayer: produces replayed dead letters; `nil` makes replay answer 503.
+    ///   - webhookCheck: why a webhook URL cannot be delivered to from here (its host resolves
+    ///     to a refused address, or not at all), or `nil`; a subscription it refuses is
+    ///     answered 422. `nil`: no check.
     public init(
         pool: PostgresPool, configuration: APIConfiguration, readiness: @escaping @Sendable () -> Bool = { true },
-        metrics: @escaping @Sendable () -> String = { "" }, replayer: (any DeadLetterReplayer)? = nil, logger: Logger
+        metrics: @escaping @Sendable () -> String = { "" }, replayer: (any DeadLetterReplayer)? = nil,
+        webhookCheck: (@Sendable (String) async -> String?)? = nil, logger: Logger
     ) {
         self.pool = pool
+        self.webhookCheck = webhookCheck
         self.configuration = configuration
         self.readiness = readiness
         self.metrics = metrics
@@ -161,7 +166,16 @@ public final class FaultlineAPI: Sendable {
             }
         }
         self.router = Router(routes: Self.routeTable)
+        self.keys = KeyDirectory(pool: pool, logger: logger)
     }
+
+    let webhookCheck: (@Sendable (String) async -> String?)?
+
+    /// The keys that are not revoked, in memory.
+    let keys: KeyDirectory
+
+    /// `/readyz`'s database check, shared by the requests that come while it runs.
+    let readinessProbe = SharedCheck(reuseFor: .seconds(1))
 
     /// Every endpoint, for documentation checks.
     public static var routes: [RouteDescription] {
@@ -211,6 +225,11 @@ public final class FaultlineAPI: Sendable {
         } catch let invalid as InvalidQuery {
             return APIProblem.badRequest(invalid.description).response(instance: request.path)
         } catch let error as PostgresError {
+            if error.code == .poolExhausted {
+                logger.warning("database busy", metadata: ["error": "\(error)", "path": "\(request.path)"])
+                return APIProblem(503, "the database is busy; try again shortly", headers: [("Retry-After", "1")])
+                    .response(instance: request.path)
+            }
             if error.isConnectionError || error.code == .poolClosed {
                 logger.warning("database unavailable", metadata: ["error": "\(error)", "path": "\(request.path)"])
                 return APIProblem(503, "the database is unavailable; try again shortly", headers: [("Retry-After", "5")])
@@ -245,7 +264,7 @@ public final class FaultlineAPI: Sendable {
         if let admin = configuration.adminToken, !admin.isEmpty, constantTimeEquals(token, admin) {
             return Principal(keyID: nil, scopes: [.admin], servicePrefix: nil)
         }
-        guard let record = try await pool.withConnection({ try APIKeyStore.authenticate(token, on: $0) }) else {
+        guard let record = try await keys.record(for: token) else {
             throw APIProblem(401, "the API key is not valid or has been revoked",
                              headers: [("WWW-Authenticate", "Bearer realm=\"faultline\", error=\"invalid_token\"")])
         }
@@ -277,5 +296,37 @@ public final class FaultlineAPI: Sendable {
             throw APIProblem.badRequest("the body is not a JSON object")
         }
         return value
+    }
+}
+
+/// One asynchronous check shared by everyone who asks while it runs, its answer reused for a
+/// while after.
+final class SharedCheck: Sendable {
+    private struct State {
+        var task: Task<Bool, Never>?
+        var finishedAt: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
+    private let reuseFor: Duration
+
+    init(reuseFor: Duration) { self.reuseFor = reuseFor }
+
+    /// The check in flight, or the last one if it finished less than `reuseFor` ago, or a new
+    /// one running `body`.
+    func current(_ body: @escaping @Sendable () async -> Bool) -> Task<Bool, Never> {
+        state.withLock { state in
+            if let task = state.task {
+                guard let finishedAt = state.finishedAt, ContinuousClock.now - finishedAt >= reuseFor else { return task }
+            }
+            let task = Task { [weak self] in
+                let answer = await body()
+                self?.state.withLock { $0.finishedAt = .now }
+                return answer
+            }
+            state.task = task
+            state.finishedAt = nil
+            return task
+        }
     }
 }

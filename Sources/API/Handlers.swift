@@ -87,6 +87,7 @@ extension FaultlineAPI {
         },
         Route("POST", "/v1/webhooks", .admin, allServices: true) { api, c in
             let input = try WebhookValidation.input(try api.jsonBody(c.request), creating: true)
+            try await api.checkDeliverable(input.url)
             return .json(201, try await api.db { try WebhookStore.create(input, on: $0) })
         },
         Route("GET", "/v1/webhooks/{id}", .admin, allServices: true) { api, c in
@@ -97,6 +98,7 @@ extension FaultlineAPI {
         Route("PUT", "/v1/webhooks/{id}", .admin, allServices: true) { api, c in
             let id = try c.id()
             let input = try WebhookValidation.input(try api.jsonBody(c.request), creating: false)
+            try await api.checkDeliverable(input.url)
             guard let json = try await api.db({ try WebhookStore.update(id: id, input, on: $0) }) else {
                 throw APIProblem.notFound("no webhook \(id)")
             }
@@ -124,6 +126,7 @@ extension FaultlineAPI {
         Route("DELETE", "/v1/api-keys/{id}", .admin, allServices: true) { api, c in
             let id = try c.id()
             guard let json = try await api.db({ try APIKeyStore.revoke(id: id, on: $0) }) else { throw APIProblem.notFound("no API key \(id)") }
+            api.keys.invalidate()
             return .json(200, json)
         },
     ]
@@ -138,21 +141,23 @@ extension FaultlineAPI {
         return .json(200, "{\"status\":\"ready\"}")
     }
 
-    /// Whether `SELECT 1` succeeds in time. A pool call cannot be cancelled, so the check
-    /// answers at the deadline and leaves the call to finish on its own.
+    /// Whether `SELECT 1` succeeds in time. One check at a time: requests that come while one
+    /// runs wait for its answer (each at most `timeout`), and an answer serves for a second, so
+    /// a flood of probes costs at most one query a second. A pool call cannot be cancelled, so
+    /// a request answers at its deadline and the check finishes on its own.
     private func databaseAnswers(within timeout: Duration) async -> Bool {
+        let pool = self.pool
+        let check = readinessProbe.current {
+            (try? await pool.withConnection { connection in _ = try connection.query("SELECT 1"); return true }) ?? false
+        }
         final class Once: Sendable {
             let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
             func resume(_ value: Bool) { continuation.withLock { $0.take() }?.resume(returning: value) }
         }
         let once = Once()
-        let pool = self.pool
         return await withCheckedContinuation { continuation in
             once.continuation.withLock { $0 = continuation }
-            Task {
-                let ok = (try? await pool.withConnection { connection in _ = try connection.query("SELECT 1"); return true }) ?? false
-                once.resume(ok)
-            }
+            Task { once.resume(await check.value) }
             Task {
                 try? await Task.sleep(for: timeout)
                 once.resume(false)
@@ -399,8 +404,17 @@ extension FaultlineAPI {
         let prefix = servicePrefix
         let unique = Array(Set(scopes)).sorted { Scope(rawValue: $0)! < Scope(rawValue: $1)! }
         let created = try await db { try APIKeyStore.create(name: name, scopes: unique, servicePrefix: prefix, on: $0) }
+        keys.invalidate()
         // The key is shown this once; only its hash is stored.
         return .json(201, "{\"key\":" + JSONValue.string(created.key).text + "," + created.json.dropFirst())
+    }
+}
+
+extension FaultlineAPI {
+    /// Refuses (422) a webhook URL that deliveries could never reach from here.
+    func checkDeliverable(_ url: String) async throws {
+        guard let webhookCheck, let refusal = await webhookCheck(url) else { return }
+        throw APIProblem(422, "the webhook cannot be delivered: \(refusal)")
     }
 }
 

@@ -23,6 +23,8 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
         public static let migration = Code(raw: "migration")
         /// The pool is closed.
         public static let poolClosed = Code(raw: "pool closed")
+        /// No connection of the pool was free within its acquire timeout.
+        public static let poolExhausted = Code(raw: "pool exhausted")
         /// A local server (initdb, pg_ctl) could not be managed.
         public static let localServer = Code(raw: "local server")
     }
@@ -57,6 +59,18 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
     public var isConnectionError: Bool {
         code == .connectionFailed || code == .connectionLost
             || sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P02" || $0 == "57P03" } == true
+    }
+
+    /// A connection refused for a reason that waiting does not cure: a wrong password, a
+    /// database or role that does not exist, no `pg_hba.conf` entry, SSL required on one side
+    /// and missing on the other. A start-up should fail at once on it, with libpq's text.
+    public var isPermanentConnectionError: Bool {
+        guard code == .connectionFailed else { return false }
+        let text = message.lowercased()
+        return ["password authentication failed", "does not exist", "no pg_hba.conf entry", "pg_hba.conf rejects",
+                "does not support ssl", "ssl is not enabled", "ssl off", "invalid connection option", "invalid uri",
+                "invalid sslmode", "certificate", "peer authentication failed", "ident authentication failed"]
+            .contains { text.contains($0) }
     }
 
     public var description: String {

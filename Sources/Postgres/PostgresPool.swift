@@ -13,10 +13,20 @@ import Synchronization
 /// let pool = PostgresPool(configuration: config, logger: logger)
 /// let count = try await pool.withConnection { try $0.query("SELECT count(*) FROM t").first!.int(0) }
 /// ```
+///
+/// Borrowers wait in order of arrival. With an ``acquireTimeout`` a borrower that waited that
+/// long gives up with ``PostgresError/Code/poolExhausted`` instead of queueing without end (what
+/// an HTTP request should do: answer 503 rather than pile up behind a slow database).
 public final class PostgresPool: Sendable {
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Int, Error>
+    }
+
     private struct State {
         var idle: [Int]
-        var waiters: [CheckedContinuation<Int, Error>] = []
+        var waiters: [Waiter] = []
+        var nextWaiter: UInt64 = 0
         var closed = false
     }
 
@@ -24,14 +34,24 @@ public final class PostgresPool: Sendable {
     private let state: Mutex<State>
     private let logger: Logger
     public let configuration: PostgresConfiguration
+    /// Longest wait for a free connection; `nil`: wait as long as it takes.
+    public let acquireTimeout: Duration?
 
-    public init(configuration: PostgresConfiguration, logger: Logger) {
-        let size = max(1, configuration.poolSize)
+    /// - Parameters:
+    ///   - size: connections in this pool; `nil`: `configuration.poolSize`.
+    ///   - name: names the pool's threads (`postgres-api-0`), for stack traces and `top -H`.
+    ///   - acquireTimeout: longest wait for a free connection; `nil`: no limit.
+    public init(configuration: PostgresConfiguration, size: Int? = nil, name: String = "postgres", acquireTimeout: Duration? = nil, logger: Logger) {
+        let size = max(1, size ?? configuration.poolSize)
         self.configuration = configuration
         self.logger = logger
-        self.slots = (0..<size).map { Slot(thread: DedicatedThread(name: "postgres-\($0)")) }
+        self.acquireTimeout = acquireTimeout
+        self.slots = (0..<size).map { Slot(thread: DedicatedThread(name: "\(name)-\($0)")) }
         self.state = Mutex(State(idle: Array((0..<size).reversed())))
     }
+
+    /// Connections in this pool.
+    public var size: Int { slots.count }
 
     deinit {
         for slot in slots { slot.thread.shutdown() }
@@ -40,7 +60,8 @@ public final class PostgresPool: Sendable {
     /// Borrows a connection for `body`, which runs on the connection's own thread.
     ///
     /// - Throws: what `body` throws; ``PostgresError/Code/connectionFailed`` when no connection
-    ///   can be opened; ``PostgresError/Code/poolClosed`` after ``close()``.
+    ///   can be opened; ``PostgresError/Code/poolExhausted`` when no connection was free within
+    ///   ``acquireTimeout``; ``PostgresError/Code/poolClosed`` after ``close()``.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         let index = try await acquire()
         defer { release(index) }
@@ -73,7 +94,7 @@ public final class PostgresPool: Sendable {
             return state.waiters
         }
         for waiter in waiters {
-            waiter.resume(throwing: PostgresError(.poolClosed, "the connection pool is closed", operation: "acquire"))
+            waiter.continuation.resume(throwing: PostgresError(.poolClosed, "the connection pool is closed", operation: "acquire"))
         }
         for slot in slots {
             _ = try? await slot.thread.run { slot.box.connection = nil }
@@ -88,16 +109,33 @@ public final class PostgresPool: Sendable {
                     return .failure(PostgresError(.poolClosed, "the connection pool is closed", operation: "acquire"))
                 }
                 if let index = state.idle.popLast() { return .success(index) }
-                state.waiters.append(continuation)
+                state.nextWaiter += 1
+                state.waiters.append(Waiter(id: state.nextWaiter, continuation: continuation))
+                if let timeout = acquireTimeout { expire(state.nextWaiter, after: timeout) }
                 return nil
             }
             if let immediate { continuation.resume(with: immediate) }
         }
     }
 
+    /// Gives up waiter `id` after `timeout` unless it got a connection first. Whichever of the
+    /// two removes the waiter from the queue (under the lock) is the one that resumes it.
+    private func expire(_ id: UInt64, after timeout: Duration) {
+        Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            guard let self else { return }
+            let expired = self.state.withLock { state -> CheckedContinuation<Int, Error>? in
+                guard let position = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: position).continuation
+            }
+            expired?.resume(throwing: PostgresError(
+                .poolExhausted, "no database connection was free within \(timeout) (all \(self.size) in use)", operation: "acquire"))
+        }
+    }
+
     private func release(_ index: Int) {
         let waiter = state.withLock { state -> CheckedContinuation<Int, Error>? in
-            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            if !state.waiters.isEmpty { return state.waiters.removeFirst().continuation }
             state.idle.append(index)
             return nil
         }

@@ -549,6 +549,28 @@ public enum APIKeyStore {
             """, [.int(id)]).first?.string(0)
     }
 
+    /// Every key that is not revoked, by the hex of its SHA-256 hash (at most `limit`, newest
+    /// first).
+    public static func active(limit: Int = 100_000, on connection: PostgresConnection) throws -> [String: APIKeyRecord] {
+        var keys: [String: APIKeyRecord] = [:]
+        for row in try connection.query("""
+            SELECT encode(key_hash, 'hex'), id, name, array_to_json(scopes)::text, service_prefix
+            FROM api_keys WHERE revoked_at IS NULL ORDER BY id DESC LIMIT $1
+            """, [.int(Int64(limit))]) {
+            keys[try row.string(0)] = APIKeyRecord(
+                id: Int64(try row.int(1)), name: try row.string(2),
+                scopes: try decodeJSON([String].self, row.string(3)), servicePrefix: row.optionalString(4))
+        }
+        return keys
+    }
+
+    /// Notes that keys were used now.
+    public static func noteUse(ids: [Int64], on connection: PostgresConnection) throws {
+        guard !ids.isEmpty else { return }
+        let array = "{" + ids.map(String.init).joined(separator: ",") + "}"
+        try connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::bigint[])", [.text(array)])
+    }
+
     /// The key that `key` is, unless unknown or revoked. Notes its use at most once a minute.
     public static func authenticate(_ key: String, on connection: PostgresConnection) throws -> APIKeyRecord? {
         guard key.hasPrefix("flt_"), key.utf8.count < 200 else { return nil }

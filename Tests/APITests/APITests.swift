@@ -70,6 +70,58 @@ import TestSupport
         expectProblem(await fixture.call("GET", "/v1/groups", key: adminToken + "x"), 401)
     }
 
+    /// While every connection of the API's pool is busy, unknown keys are still refused at
+    /// once (the keys are held in memory), a request that needs the database is answered 503
+    /// with Retry-After after the pool's acquire timeout, `/readyz` says not ready, and
+    /// everything works again once the database is free. A key made directly in the database
+    /// (as `faultline keys create` does) is accepted within a second or so.
+    @Test func aBusyDatabaseGivesUnknownKeys401AndRequests503() async throws {
+        let fixture = try Fixture()
+        try fixture.events(service: "checkout", message: "upstream timed out after 3s", at: [fixture.base])
+        let pool = PostgresPool(configuration: .init(url: fixture.url, poolSize: 1), acquireTimeout: .milliseconds(500), logger: logger)
+        defer { Task { await pool.close() } }
+        let api = FaultlineAPI(pool: pool, configuration: APIConfiguration(adminToken: adminToken), logger: logger)
+        func call(_ target: String, key: String) async -> Reply {
+            Reply(response: await api.handle(APIRequest(method: "GET", target: target, headers: ["authorization": "Bearer \(key)"], body: [])))
+        }
+        let created = Reply(response: await api.handle(APIRequest(
+            method: "POST", target: "/v1/api-keys", headers: ["authorization": "Bearer \(adminToken)"],
+            body: Array(#"{"name": "busy", "scopes": ["read"]}"#.utf8))))
+        let key = try #require(created.object["key"] as? String)
+        #expect(await call("/v1/groups", key: key).status == 200)
+
+        // The pool's one connection waits for a lock this test holds.
+        let lock = try fixture.connection()
+        try lock.query("SELECT pg_advisory_lock(4712)")
+        let holder = Task { try await pool.withConnection { try $0.query("SELECT pg_advisory_lock(4712), pg_advisory_unlock(4712)").count } }
+        try await Task.sleep(for: .milliseconds(200))
+        let statuses = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<200 {
+                group.addTask { await call("/v1/groups", key: APIKeyStore.generateKey()).status }
+            }
+            return await group.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        #expect(statuses == [401: 200], "\(statuses)")
+        let busy = await call("/v1/groups", key: key)
+        expectProblem(busy, 503)
+        #expect(busy.response.header("retry-after") == "1")
+        #expect(Reply(response: await api.handle(APIRequest(method: "GET", target: "/readyz", headers: [:], body: []))).status == 503)
+        // All of that happened while the database was held.
+        #expect(try lock.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").first?.int(0) == 1)
+        try lock.query("SELECT pg_advisory_unlock(4712)")
+        #expect(try await holder.value == 1)
+        #expect(await call("/v1/groups", key: key).status == 200)
+
+        // A key written straight to the database works soon after, without a restart.
+        let direct = try APIKeyStore.create(name: "cli", scopes: ["read"], servicePrefix: nil, on: fixture.connection()).key
+        var accepted = false
+        for _ in 0..<100 where !accepted {
+            accepted = await call("/v1/groups", key: direct).status == 200
+            if !accepted { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(accepted)
+    }
+
     @Test func aKeyLimitedToAPrefixSeesOnlyThoseServices() async throws {
         let fixture = try Fixture()
         let checkout = try fixture.events(service: "checkout", message: "cart is empty", at: [fixture.base])
@@ -466,5 +518,82 @@ import TestSupport
         // The unlimited key still sees both, whole.
         let all = await fixture.call("GET", "/v1/clusters")
         #expect(all.items.count == 2 && (all.items.first?["services"] as? [String])?.count == 2)
+    }
+}
+
+/// Two tenants in one installation: a key limited to `team-a-` walks every route it may use,
+/// with the other tenant's ids and names as parameters too, and no response carries a name,
+/// term, version, fingerprint or insight id of `team-b-`.
+@Suite struct TenancyTests {
+    @Test func aPrefixedKeyFindsNothingOfTheOtherTenantOnAnyRoute() async throws {
+        let fixture = try Fixture()
+        let times = (0..<3).map { fixture.base.addingTimeInterval(Double($0)) }
+        let mine = try fixture.events(service: "team-a-checkout", version: "1.0.0", errorType: "TimeoutError",
+                                      message: "timeout after 3s calling db", at: times)
+        let theirs = try fixture.events(service: "team-b-billing", version: "9.9.9-zeta", errorType: "SecretLedgerError",
+                                        message: "ledger zeta failed", at: times + times)
+        let connection = try fixture.connection()
+        func insight(_ key: String, service: String?, title: String) -> Insight {
+            Insight(dedupeKey: key, kind: service == nil ? .cluster : .spike, severity: .warning, service: service, title: title,
+                    summary: title, startedAt: fixture.base,
+                    recommendations: [Recommendation(ruleID: "r", action: "rollback", title: "About \(title)", confidence: 0.8, evidence: [title])])
+        }
+        let myInsight = try AnalysisStore.upsertInsight(insight("a", service: "team-a-checkout", title: "Spike in team-a-checkout"), on: connection).id
+        let theirInsight = try AnalysisStore.upsertInsight(insight("b", service: "team-b-billing", title: "Spike in team-b-billing zeta"), on: connection).id
+        let sharedInsight = try AnalysisStore.upsertInsight(
+            insight("ab", service: nil, title: "In 2 services: SecretLedgerError (team-a-checkout, team-b-billing)"), on: connection).id
+        for service in ["team-a-checkout", "team-b-billing"] {
+            try AnalysisStore.insertSpikes([
+                SpikeRecord(series: "service:\(service)", service: service, fingerprint: nil, bucket: fixture.base, kind: .spike,
+                            observed: 50, expected: 5, score: 9, pValue: 0.001),
+            ], on: connection)
+            try AnalysisStore.insertPrediction(PredictionRecord(
+                series: "service:\(service)", service: service, fingerprint: nil, threshold: 60, currentValue: 20, predictedValue: 70,
+                breachAt: fixture.base.addingTimeInterval(600), madeAt: fixture.base), on: connection)
+        }
+        _ = try AnalysisStore.saveClusters([
+            ClusterRecord(generation: 1, label: "In 2 services: SecretLedgerError: ledger zeta failed", terms: ["ledger", "zeta"],
+                          services: ["team-a-checkout", "team-b-billing"], groupCount: 2, eventCount: 9, centroid: [0.5, 0.5]),
+        ], members: [(mine, 0), (theirs, 0)], on: connection)
+        for (service, version) in [("team-a-checkout", "1.0.0"), ("team-b-billing", "9.9.9-zeta")] {
+            let body = #"{"service": "\#(service)", "environment": "production", "version": "\#(version)", "started_at": "2026-11-22T04:00:00Z"}"#
+            #expect(await fixture.call("POST", "/v1/deployments", body: body).status == 201)
+        }
+        await fixture.api.invalidateCache()
+
+        let key = try await fixture.key(scopes: ["admin"], prefix: "team-a-")
+        let secrets = ["team-b", "billing", "SecretLedger", "ledger", "zeta", "9.9.9", theirs, "\"id\":\(theirInsight)", "\"id\":\(sharedInsight)"]
+        var walked = 0
+        for route in FaultlineAPI.routes where route.scope != nil && !route.allServices {
+            for (label, fingerprint, service, id) in [("own", mine, "team-a-checkout", myInsight), ("other", theirs, "team-b-billing", theirInsight)] {
+                let path = route.path.replacingOccurrences(of: "{id}", with: String(id))
+                    .replacingOccurrences(of: "{fingerprint}", with: fingerprint).replacingOccurrences(of: "{service}", with: service)
+                for query in ["", "?service=team-b-billing", "?limit=200"] {
+                    let body = route.path == "/v1/deployments"
+                        ? #"{"service": "\#(service)", "environment": "production", "version": "2.0.0", "started_at": "2026-11-22T05:00:00Z"}"# : "{}"
+                    let reply = await fixture.call(route.method, path + query, key: key, body: body)
+                    walked += 1
+                    let where_ = "\(route.method) \(path + query) (\(label))"
+                    // What the request itself named may come back (a problem's `instance`).
+                    for secret in secrets where !(path + query + body).contains(secret) {
+                        #expect(!reply.text.contains(secret), "\(where_) shows \(secret): \(reply.text)")
+                    }
+                    let theirID = path.hasSuffix("/\(theirInsight)") || path.contains("/\(theirInsight)/")
+                    if path.contains("team-b") || path.contains(theirs) || theirID || (route.method == "POST" && body.contains("team-b")) {
+                        #expect([403, 404].contains(reply.status), "\(where_): \(reply.status) \(reply.text)")
+                    } else if query.contains("team-b") {
+                        // Refused, or (where the route has no such filter) answered as without it.
+                        #expect(reply.status < 500, "\(where_): \(reply.status) \(reply.text)")
+                    } else {
+                        #expect(reply.status < 400, "\(where_): \(reply.status) \(reply.text)")
+                    }
+                }
+            }
+        }
+        #expect(walked > 60)
+        // The key does see its own tenant's data.
+        #expect(await fixture.call("GET", "/v1/insights/\(myInsight)", key: key).status == 200)
+        #expect(await fixture.call("GET", "/v1/groups", key: key).items.count == 1)
+        #expect(await fixture.call("GET", "/v1/clusters", key: key).items.count == 1)
     }
 }

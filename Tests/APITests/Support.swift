@@ -69,6 +69,8 @@ final class Fixture: Sendable {
             adminToken: adminToken, openAPIPath: repositoryRoot.appendingPathComponent("openapi/openapi.yaml").path)
         configuration.cachedInsights = cachedInsights
         configuration.maxBodyBytes = 64 * 1024
+        // Readiness semantics, not timing: a loaded test machine may take seconds to connect.
+        configuration.readinessTimeout = .seconds(30)
         let replayer = RecordingReplayer()
         let readiness = Flag()
         self.replayer = replayer

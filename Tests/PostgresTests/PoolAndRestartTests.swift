@@ -25,6 +25,41 @@ import Testing
     }
 }
 
+extension PoolTests {
+    /// With an acquire timeout, a borrower that finds every connection busy gives up with
+    /// `poolExhausted` instead of queueing; the connection it waited for is still handed on to
+    /// the next borrower once it is free, and no borrower is resumed twice.
+    @Test func borrowersGiveUpAfterTheAcquireTimeout() async throws {
+        let url = try TestDatabase.url()
+        let pool = PostgresPool(configuration: PostgresConfiguration(url: url, poolSize: 1), acquireTimeout: .milliseconds(300), logger: testLogger)
+        let lock = try PostgresConnection.connect(PostgresConfiguration(url: url), logger: testLogger)
+        try lock.query("SELECT pg_advisory_lock(4711)")
+        // The pool's one connection waits for the lock this test holds.
+        let holder = Task { try await pool.withConnection { try $0.query("SELECT pg_advisory_lock(4711), pg_advisory_unlock(4711)").count } }
+        try await Task.sleep(for: .milliseconds(200))
+        let waiting = await withTaskGroup(of: PostgresError.Code?.self) { group in
+            for _ in 0..<5 {
+                group.addTask {
+                    do {
+                        _ = try await pool.withConnection { _ in 1 }
+                        return nil
+                    } catch let error as PostgresError {
+                        return error.code
+                    } catch {
+                        return nil
+                    }
+                }
+            }
+            return await group.reduce(into: [PostgresError.Code?]()) { $0.append($1) }
+        }
+        #expect(waiting == Array(repeating: .poolExhausted, count: 5), "\(waiting)")
+        try lock.query("SELECT pg_advisory_unlock(4711)")
+        #expect(try await holder.value == 1)
+        #expect(try await pool.withConnection { try $0.query("SELECT 7").first!.int(0) } == 7)
+        await pool.close()
+    }
+}
+
 /// These restart a server, so they use one of their own, not the shared test server.
 @Suite struct RestartTests {
     @Test func connectionsComeBackAfterTheServerRestarts() async throws {
