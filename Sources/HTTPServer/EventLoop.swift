@@ -21,6 +21,8 @@ final class Connection {
     let id: UInt64
     let fd: Int32
     let remoteAddress: String
+    /// The client's address without the port: what the per-client connection cap counts.
+    let clientAddress: String
     var parser: HTTPRequestParser
     /// The request whose head arrived and whose body is still being received.
     var receiving: (head: HTTPRequestHead, body: [UInt8])?
@@ -50,10 +52,20 @@ final class Connection {
         self.id = id
         self.fd = fd
         self.remoteAddress = remoteAddress
+        self.clientAddress = Self.host(of: remoteAddress)
         self.parser = HTTPRequestParser(limits: limits)
     }
 
     var hasPendingOutput: Bool { outputOffset < output.count }
+
+    /// `192.0.2.1` of `192.0.2.1:5000`, `2001:db8::1` of `[2001:db8::1]:5000`.
+    static func host(of address: String) -> String {
+        if address.hasPrefix("["), let end = address.firstIndex(of: "]") {
+            return String(address[address.index(after: address.startIndex)..<end])
+        }
+        if let colon = address.lastIndex(of: ":") { return String(address[..<colon]) }
+        return address
+    }
 
     /// No request is partly read, waiting, running or being written.
     var isIdle: Bool {
@@ -81,6 +93,8 @@ final class EventLoop {
     var listenerPaused = false
     var acceptResumeAt: ContinuousClock.Instant?
     var connections: [UInt64: Connection] = [:]
+    /// Open connections per client address (``Connection/clientAddress``).
+    var connectionsPerClient: [String: Int] = [:]
     var nextID: UInt64 = 2
     var now = ContinuousClock.now
     var lastSweep = ContinuousClock.now
@@ -187,17 +201,53 @@ final class EventLoop {
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let connection = Connection(id: nextID, fd: fd, remoteAddress: socketAddressText(address), limits: limits)
+            let fromClient = connectionsPerClient[connection.clientAddress, default: 0]
+            guard fromClient < configuration.maxConnectionsPerClient else {
+                refuseTooMany(fd, client: connection.clientAddress)
+                continue
+            }
             nextID += 1
             connection.idleSince = now
             guard CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), fd, readable, connection.id) == 0 else {
                 Glibc.close(fd)
                 continue
             }
+            connectionsPerClient[connection.clientAddress] = fromClient + 1
             connection.registered = readable
             connections[connection.id] = connection
             server.countOpened()
         }
     }
+
+    /// Answers a connection over the per-client cap with a 503 and closes it. The answer is
+    /// written at once (it fits any socket buffer); what the client sent is read and dropped
+    /// first, so that the close does not turn into a reset that loses the answer.
+    func refuseTooMany(_ fd: Int32, client: String) {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        _ = read(fd, &scratch, scratch.count)
+        _ = Self.tooManyConnections.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        _ = shutdown(fd, Int32(SHUT_WR))
+        Glibc.close(fd)
+        configuration.onRefused?(503)
+        let last = refusedClients[client]
+        if last.map({ now - $0 >= .seconds(60) }) ?? true {
+            if refusedClients.count > 1_000 { refusedClients.removeAll() }
+            refusedClients[client] = now
+            logger.warning(
+                "connection refused: too many open connections from one client",
+                metadata: ["client": "\(client)", "limit": "\(configuration.maxConnectionsPerClient)"])
+        }
+    }
+
+    /// When each refused client was last logged (at most once a minute each).
+    var refusedClients: [String: ContinuousClock.Instant] = [:]
+
+    static let tooManyConnections: [UInt8] = {
+        let body = #"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many open connections from this address; close idle ones or try again shortly"}"#
+        return Array((
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n"
+            + "Connection: close\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
+    }()
 
     func pauseListener(until resume: ContinuousClock.Instant?) {
         acceptResumeAt = resume
@@ -531,6 +581,8 @@ final class EventLoop {
 
     func close(_ connection: Connection) {
         guard connections.removeValue(forKey: connection.id) != nil else { return }
+        let remaining = connectionsPerClient[connection.clientAddress, default: 1] - 1
+        connectionsPerClient[connection.clientAddress] = remaining > 0 ? remaining : nil
         connection.closed = true
         Glibc.close(connection.fd)  // also removes it from the epoll set
         server.countClosed()

@@ -30,6 +30,8 @@ public final class HTTPServer: Sendable {
         var completions: [(UInt64, HTTPResponse)] = []
         var wakeFD: Int32 = -1
         var wakePending = false
+        /// Bound by ``bind()`` ahead of ``run()``.
+        var bound: Listener?
     }
 
     let shared = Mutex(Shared())
@@ -79,6 +81,24 @@ public final class HTTPServer: Sendable {
         }
     }
 
+    /// Binds and listens now, before ``run()``, which then serves on this listener: a process
+    /// learns that its port is taken before it does anything else (such as joining a consumer
+    /// group). Returns the bound port; calling it again returns the same.
+    ///
+    /// - Throws: ``PosixError`` when the address cannot be bound.
+    @discardableResult
+    public func bind() throws -> Int {
+        if let port = shared.withLock({ $0.bound?.port }) { return port }
+        let listener = try makeListener()
+        shared.withLock { $0.bound = listener }
+        return listener.port
+    }
+
+    private func makeListener() throws -> Listener {
+        raiseOpenFileLimit(logger: logger)
+        return try Listener(host: configuration.host, port: configuration.port, backlog: configuration.listenBacklog)
+    }
+
     /// Listens and serves until ``beginShutdown()`` (or cancellation of the calling task) and
     /// the graceful shutdown that follows are complete.
     ///
@@ -86,8 +106,7 @@ public final class HTTPServer: Sendable {
     public func run() async throws {
         let listener: Listener
         do {
-            raiseOpenFileLimit(logger: logger)
-            listener = try Listener(host: configuration.host, port: configuration.port, backlog: configuration.listenBacklog)
+            listener = try shared.withLock { $0.bound.take() } ?? makeListener()
         } catch {
             let waiters = shared.withLock { shared in
                 shared.phase = .failed(error)

@@ -28,6 +28,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// Most open connections; beyond it new connections wait in the listen backlog.
     /// Default 10,000.
     public var maxConnections: Int = 10_000
+    /// Most open connections from one client address (the peer's address as the socket
+    /// reports it, without the port). A new connection beyond it is answered 503 and
+    /// closed, so one client cannot hold the whole of ``maxConnections``. Behind a load
+    /// balancer that connects from few addresses, raise it. Default 1,000.
+    public var maxConnectionsPerClient: Int = 1_000
     /// After ``HTTPServer/beginShutdown()``, how long in-flight requests may take before every
     /// connection is closed and ``HTTPServer/run()`` returns. Default 10 s.
     public var shutdownGrace: Duration = .seconds(10)

@@ -147,14 +147,17 @@ func runPython(_ script: String, _ arguments: [String]) async throws -> ProcessR
     try await runProcess("/usr/bin/env", ["python3", "-c", script] + arguments)
 }
 
-/// A blocking loopback TCP client for raw bytes. Its calls run on a thread of their own.
+/// A blocking loopback TCP client for raw bytes. Each client's calls run on a thread of its own,
+/// so one that blocks (a send into a server that applies backpressure) holds up no other.
 final class RawClient: Sendable {
-    static let thread = DedicatedThread(name: "raw-client")
+    let thread: DedicatedThread
     let fd: Int32
 
     /// Connects to 127.0.0.1:`port`; throws `PosixError` (e.g. ECONNREFUSED).
     init(port: Int) async throws {
-        fd = try await Self.thread.run {
+        let thread = DedicatedThread(name: "raw-client")
+        self.thread = thread
+        fd = try await thread.run {
             let fd = try blockingSyscall("socket") { socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
             var timeout = timeval(tv_sec: 10, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -176,13 +179,16 @@ final class RawClient: Sendable {
         }
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        thread.shutdown()
+    }
 
     func send(_ text: String) async throws { try await send(Array(text.utf8)) }
 
     func send(_ bytes: [UInt8]) async throws {
         let fd = self.fd
-        try await Self.thread.run {
+        try await thread.run {
             var offset = 0
             while offset < bytes.count {
                 let sent = try bytes.withUnsafeBytes { raw in
@@ -199,7 +205,7 @@ final class RawClient: Sendable {
     /// the connection was closed by the server.
     func readToEnd() async throws -> (text: String, closed: Bool) {
         let fd = self.fd
-        return try await Self.thread.run {
+        return try await thread.run {
             var all: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -216,7 +222,7 @@ final class RawClient: Sendable {
     /// Reads until `marker` has been seen `count` times, the connection ends, or 10 s pass.
     func read(until marker: String, count: Int = 1) async throws -> String {
         let fd = self.fd
-        return try await Self.thread.run {
+        return try await thread.run {
             var all: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65536)
             while String(decoding: all, as: UTF8.self).components(separatedBy: marker).count - 1 < count {
