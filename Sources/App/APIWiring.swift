@@ -1,5 +1,6 @@
 import API
 import Foundation
+import HTTPClient
 import Kafka
 import Logging
 import Postgres
@@ -82,7 +83,19 @@ extension Faultline {
         _ configuration: FaultlineConfiguration, pool: PostgresPool, producer: KafkaProducer?,
         readiness: @escaping @Sendable () -> Bool, metrics: @escaping @Sendable () -> String = { "" }, logger: Logger
     ) -> FaultlineAPI {
-        FaultlineAPI(pool: pool, configuration: configuration.api, readiness: readiness, metrics: metrics,
-                     replayer: producer.map(KafkaDeadLetterReplayer.init(producer:)), logger: logger)
+        let allowPrivate = configuration.webhookAllowPrivate
+        return FaultlineAPI(
+            pool: pool, configuration: configuration.api, readiness: readiness, metrics: metrics,
+            replayer: producer.map(KafkaDeadLetterReplayer.init(producer:)),
+            webhookCheck: { url in
+                let refusal = try? await offloaded("webhook-check") { WebhookTarget.refusal(url: url, allowPrivate: allowPrivate) }
+                guard let refusal = refusal ?? nil else { return nil }
+                switch refusal.code {
+                case .refusedAddress:
+                    return "\(refusal.message); set FAULTLINE_WEBHOOK_ALLOW_PRIVATE=true where the service runs to allow private receivers"
+                default:
+                    return refusal.message
+                }
+            }, logger: logger)
     }
 }

@@ -15,6 +15,12 @@ public struct HTTPClientConfiguration: Sendable {
     /// receivers). Off by default: a webhook URL must not become a way into the private network.
     public var allowPrivateAddresses = false
     public var userAgent = "Faultline-Webhooks/1"
+    /// An HTTP proxy every request goes through (`http://proxy.internal:3128`); `nil`: none.
+    /// Proxies named by the environment (`HTTPS_PROXY`, `ALL_PROXY`…) are never used. Through a
+    /// proxy, the target's addresses are checked as this machine resolves them, before the
+    /// request (the proxy resolves the name again: have it refuse private ranges too), and
+    /// the proxy's own address is not checked.
+    public var proxy: String?
 
     public init() {}
 }
@@ -90,6 +96,7 @@ public final class CurlClient {
         self.context = RequestContext(allowPrivate: configuration.allowPrivateAddresses)
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        context.proxied = configuration.proxy != nil
         configure()
     }
 
@@ -115,9 +122,10 @@ public final class CurlClient {
         _ = CCurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(configuration.connectTimeout))
         _ = CCurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(configuration.totalTimeout))
         _ = CCurl_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent)
-        // No proxy from the environment (http_proxy, HTTPS_PROXY, ALL_PROXY): through a proxy,
-        // the address check below would judge the proxy instead of the webhook's target.
-        _ = CCurl_setopt_string(handle, CURLOPT_PROXY, "")
+        // No proxy from the environment (http_proxy, HTTPS_PROXY, ALL_PROXY): only the one
+        // configured, whose address the check below then leaves alone (the target's addresses
+        // are checked in `post` instead).
+        _ = CCurl_setopt_string(handle, CURLOPT_PROXY, configuration.proxy ?? "")
         _ = CCurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer)
         _ = CCurl_setopt_write_function(handle, CURLOPT_WRITEFUNCTION, curlWriteBody)
         _ = CCurl_setopt_pointer(handle, CURLOPT_WRITEDATA, opaque)
@@ -138,6 +146,9 @@ public final class CurlClient {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https",
             parsed.host?.isEmpty == false
         else { throw HTTPClientError(.invalidURL, "only absolute http and https URLs are allowed") }
+        if configuration.proxy != nil, let refusal = WebhookTarget.refusal(url: url, allowPrivate: configuration.allowPrivateAddresses) {
+            throw refusal
+        }
         context.reset()
         errorBuffer[0] = 0
         var list: UnsafeMutablePointer<curl_slist>?
@@ -160,8 +171,10 @@ public final class CurlClient {
         guard code == CURLE_OK else {
             let detail = String(cString: errorBuffer)
             let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            if let refused = context.refused {
-                throw HTTPClientError(.refusedAddress, curlCode: Int(code.rawValue), "\(refused) is a private, loopback or link-local address")
+            // What the name resolved to stays out of the message (it may reach API callers).
+            if context.refused != nil {
+                throw HTTPClientError(
+                    .refusedAddress, curlCode: Int(code.rawValue), "the host is or resolves to a private, loopback, link-local or reserved address")
             }
             switch code {
             case CURLE_OPERATION_TIMEDOUT: throw HTTPClientError(.timeout, curlCode: Int(code.rawValue), text)
@@ -184,6 +197,8 @@ public final class CurlClient {
 /// unretained pointer; the client that owns it outlives every request.
 final class RequestContext {
     let allowPrivate: Bool
+    /// Connections go to the configured proxy, whose address is not checked.
+    var proxied = false
     var refused: String?
     var headers: [String: String] = [:]
     var body: [UInt8] = []
@@ -235,7 +250,7 @@ private let curlOpenSocket: CCurl_opensocket_callback = { clientp, _, address in
         context.refused = "an address of family \(family)"
         return -1
     }
-    if !context.allowPrivate && resolved.isPrivate {
+    if !context.allowPrivate && !context.proxied && resolved.isPrivate {
         context.refused = resolved.description
         return -1
     }

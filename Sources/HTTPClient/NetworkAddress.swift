@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,5 +97,68 @@ public enum NetworkAddress: Sendable, Equatable, CustomStringConvertible {
             guard inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)) != nil else { return "an IPv6 address" }
             return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
+    }
+}
+
+/// Where a webhook may be sent, checked before any request: the host's addresses as this
+/// machine resolves them.
+public enum WebhookTarget {
+    /// Why `url` may not be posted to, or `nil` when it may. The refusal never says what a name
+    /// resolved to: an API caller must not learn the private network's layout from it.
+    ///
+    /// Blocks while the name is resolved (`getaddrinfo`): call it off Swift's cooperative pool.
+    public static func refusal(url: String, allowPrivate: Bool) -> HTTPClientError? {
+        guard let parsed = URLParts(url) else {
+            return HTTPClientError(.invalidURL, "only absolute http and https URLs are allowed")
+        }
+        if allowPrivate { return nil }
+        let addresses: [NetworkAddress]
+        if let literal = NetworkAddress(parsed.host) {
+            addresses = [literal]
+        } else {
+            guard let resolved = resolve(parsed.host), !resolved.isEmpty else {
+                return HTTPClientError(.connect, "the host name does not resolve")
+            }
+            addresses = resolved
+        }
+        if addresses.contains(where: \.isPrivate) {
+            return HTTPClientError(.refusedAddress, "the host is or resolves to a private, loopback, link-local or reserved address")
+        }
+        return nil
+    }
+
+    /// Every address `host` resolves to, or `nil` when it does not resolve.
+    static func resolve(_ host: String) -> [NetworkAddress]? {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &list) == 0 else { return nil }
+        defer { freeaddrinfo(list) }
+        var addresses: [NetworkAddress] = []
+        var entry = list
+        while let current = entry {
+            if let address = current.pointee.ai_addr,
+                let parsed = NetworkAddress(family: current.pointee.ai_family, UnsafeRawPointer(address)) {
+                addresses.append(parsed)
+            }
+            entry = current.pointee.ai_next
+        }
+        return addresses
+    }
+}
+
+/// The scheme and host of an absolute http(s) URL; IPv6 literals without their brackets.
+struct URLParts {
+    var scheme: String
+    var host: String
+
+    init?(_ url: String) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", var host = components.host, !host.isEmpty
+        else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.scheme = scheme
+        self.host = host
     }
 }

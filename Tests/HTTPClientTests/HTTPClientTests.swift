@@ -1,4 +1,8 @@
+import Foundation
 import HTTPClient
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @Suite struct HTTPClientUnitTests {
@@ -63,6 +67,106 @@ import Testing
             Issue.record("expected a refusal")
         } catch {
             #expect(error.code == .refusedAddress, "\(error)")
+            // What the name resolved to is not told.
+            #expect(!error.message.contains("127.0.0.1") && !error.message.contains("::1"), "\(error)")
         }
     }
+
+    /// The check made before a subscription is stored: literal and resolved addresses, and
+    /// names that do not resolve; the refusal never names the address.
+    @Test func webhookTargetsAreCheckedAsThisMachineResolvesThem() {
+        #expect(WebhookTarget.refusal(url: "http://localhost:9/hook", allowPrivate: false)?.code == .refusedAddress)
+        #expect(WebhookTarget.refusal(url: "http://10.1.2.3/hook", allowPrivate: false)?.code == .refusedAddress)
+        #expect(WebhookTarget.refusal(url: "http://[::1]:8080/hook", allowPrivate: false)?.code == .refusedAddress)
+        #expect(WebhookTarget.refusal(url: "http://[64:ff9b::a00:1]/hook", allowPrivate: false)?.code == .refusedAddress)
+        #expect(WebhookTarget.refusal(url: "https://8.8.8.8/hook", allowPrivate: false) == nil)
+        #expect(WebhookTarget.refusal(url: "http://localhost:9/hook", allowPrivate: true) == nil)
+        #expect(WebhookTarget.refusal(url: "http://no-such-host.invalid/hook", allowPrivate: false)?.code == .connect)
+        #expect(WebhookTarget.refusal(url: "ftp://example.com/x", allowPrivate: false)?.code == .invalidURL)
+        let refusal = WebhookTarget.refusal(url: "http://localhost:9/hook", allowPrivate: false)
+        #expect(refusal.map { !$0.message.contains("127.0.0.1") } == true)
+    }
+
+    /// A configured proxy (tinyproxy, a real one) carries the request: its answer comes back
+    /// and its log shows the request. Through it, a private target is still refused unless
+    /// allowed, before the proxy is contacted.
+    @Test func aConfiguredProxyCarriesRequestsAndTheTargetIsStillChecked() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-proxy-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try freeLoopbackPort()
+        try """
+            Port \(port)
+            Listen 127.0.0.1
+            Timeout 10
+            LogFile "\(directory)/proxy.log"
+            LogLevel Info
+            MaxClients 20
+            Allow 127.0.0.1
+            """.write(toFile: "\(directory)/proxy.conf", atomically: true, encoding: .utf8)
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/tinyproxy")
+        proxy.arguments = ["-d", "-c", "\(directory)/proxy.conf"]
+        proxy.standardOutput = FileHandle.nullDevice
+        proxy.standardError = FileHandle.nullDevice
+        try proxy.run()
+        defer { kill(proxy.processIdentifier, SIGKILL); proxy.waitUntilExit() }
+        var configuration = HTTPClientConfiguration()
+        configuration.proxy = "http://127.0.0.1:\(port)"
+        configuration.totalTimeout = .seconds(5)
+        // Refused before the proxy is asked.
+        let checked = try CurlClient(configuration: configuration)
+        do {
+            _ = try checked.post(url: "http://localhost:9/refused", headers: [], body: [])
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.code == .refusedAddress, "\(error)")
+        }
+        // Allowed: the request reaches a receiver on loopback (Python's http.server, which
+        // answers a POST with 501) through the proxy.
+        let receiverPort = try freeLoopbackPort()
+        let receiver = Process()
+        receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        receiver.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", String(receiverPort)]
+        receiver.standardOutput = FileHandle.nullDevice
+        receiver.standardError = FileHandle.nullDevice
+        try receiver.run()
+        defer { kill(receiver.processIdentifier, SIGKILL); receiver.waitUntilExit() }
+        configuration.allowPrivateAddresses = true
+        let allowed = try CurlClient(configuration: configuration)
+        var response: HTTPResponse?
+        var failure: HTTPClientError?
+        for _ in 0..<50 where response == nil {
+            do {
+                let answer = try allowed.post(url: "http://127.0.0.1:\(receiverPort)/through", headers: [], body: Array("{}".utf8))
+                // 502/503: the proxy is up, the receiver still starting.
+                if answer.status == 501 { response = answer } else { usleep(100_000) }
+            } catch {
+                failure = error
+                usleep(100_000)  // the proxy is still starting
+            }
+        }
+        #expect(response?.status == 501, "\(String(describing: response)) \(String(describing: failure))")
+        let log = (try? String(contentsOfFile: "\(directory)/proxy.log", encoding: .utf8)) ?? ""
+        #expect(log.contains("127.0.0.1:\(receiverPort)/through"), "\(log)")
+        #expect(!log.contains("/refused"), "\(log)")
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
+        }
+    }
+    guard bound else { throw CocoaError(.fileNoSuchFile) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -1,6 +1,6 @@
 # Installs what building and testing Faultline needs, when it is missing. Sourced by scripts/*.
 
-FAULTLINE_APT_PACKAGES=(pkg-config librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev postgresql kcat curl python3)
+FAULTLINE_APT_PACKAGES=(pkg-config librdkafka-dev libpq-dev libcurl4-openssl-dev libssl-dev postgresql kcat curl python3 tinyproxy)
 
 faultline_ensure_deps() {
     local missing=()
