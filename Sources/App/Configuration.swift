@@ -19,6 +19,7 @@ public struct FaultlineConfiguration: Sendable {
     public var kafkaProperties: [String: String] = [:]
     public var httpHost = "0.0.0.0"
     public var httpPort = 8080
+    public var httpMaxConnectionsPerClient = 1_000
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .json
     public var migrateOnStart = true
@@ -43,6 +44,7 @@ public struct FaultlineConfiguration: Sendable {
     /// The external base URL of the REST API, for links in alerts.
     public var publicURL = "http://localhost:8080"
     public var webhookAllowPrivate = false
+    public var webhookProxy: String?
     public var webhookConnectTimeout: Duration = .seconds(5)
     public var webhookTimeout: Duration = .seconds(10)
     public var webhookMaxAge: Duration = .seconds(86_400)
@@ -89,6 +91,7 @@ public struct FaultlineConfiguration: Sendable {
         var http = HTTPServerConfiguration()
         http.host = httpHost
         http.port = httpPort
+        http.maxConnectionsPerClient = httpMaxConnectionsPerClient
         // The server's own shutdown fits inside the process's budget.
         http.shutdownGrace = min(.seconds(10), shutdownGracePeriod)
         return http
@@ -166,7 +169,7 @@ extension FaultlineConfiguration {
             }
             config.databaseURL = value
         },
-        .init(name: "FAULTLINE_DATABASE_POOL_SIZE", defaultValue: "8", meaning: "PostgreSQL connections per process (1–100).") {
+        .init(name: "FAULTLINE_DATABASE_POOL_SIZE", defaultValue: "8", meaning: "PostgreSQL connections of the REST API's pool (1–100). Ingest has a pool of 2 of its own; a request waits at most 2 s for a connection, then gets 503.") {
             config, value throws(ConfigurationError) in
             config.databasePoolSize = try parseInt("FAULTLINE_DATABASE_POOL_SIZE", value, 1...100)
         },
@@ -255,7 +258,11 @@ extension FaultlineConfiguration {
             config, value throws(ConfigurationError) in
             config.httpPort = try parseInt("FAULTLINE_HTTP_PORT", value, 0...65535)
         },
-        .init(name: "FAULTLINE_ADMIN_TOKEN", defaultValue: "(none)", meaning: "A bootstrap REST API key with every scope (at least 16 characters), for creating the first API keys; compared in constant time and never logged. Without it, keys are created with `faultline keys create`.") {
+.init(name: "FAULTLINE_HTTP_MAX_CONNECTIONS_PER_CLIENT", defaultValue: "1000", meaning: "Most open HTTP connections from one client address (1–100000); beyond it a new connection is answered 503 and closed. Raise it behind a load balancer that connects from few addresses.") {
+            config, value throws(ConfigurationError) in
+            config.httpMaxConnectionsPerClient = try parseInt("FAULTLINE_HTTP_MAX_CONNECTIONS_PER_CLIENT", value, 1...100_000)
+        },
+                .init(name: "FAULTLINE_ADMIN_TOKEN", defaultValue: "(none)", meaning: "A bootstrap REST API key with every scope (at least 16 characters), for creating the first API keys; compared in constant time and never logged. Without it, keys are created with `faultline keys create`.") {
             config, value throws(ConfigurationError) in
             guard value.count >= 16, value.count <= 256, !value.contains(where: { $0.isWhitespace }) else {
                 throw ConfigurationError(variable: "FAULTLINE_ADMIN_TOKEN", reason: "must be 16 to 256 characters without spaces")
@@ -275,7 +282,16 @@ extension FaultlineConfiguration {
             }
             config.publicURL = value
         },
-        .init(name: "FAULTLINE_WEBHOOK_ALLOW_PRIVATE", defaultValue: "false", meaning: "Let webhooks reach private, loopback and link-local addresses (checked after DNS resolution); off so a webhook URL cannot reach into the private network.") {
+.init(name: "FAULTLINE_WEBHOOK_PROXY", defaultValue: "(none)", meaning: "An HTTP proxy for webhook deliveries (`http://proxy.internal:3128`). Proxies in the environment (`HTTPS_PROXY`, `ALL_PROXY`) are never used. Through the proxy, webhook hosts are checked as this process resolves them; have the proxy refuse private ranges too.") {
+            config, value throws(ConfigurationError) in
+            guard let url = URLComponents(string: value), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                url.host?.isEmpty == false, url.path.isEmpty || url.path == "/", url.query == nil
+            else {
+                throw ConfigurationError(variable: "FAULTLINE_WEBHOOK_PROXY", reason: "must be an http:// or https:// URL of a proxy, such as http://proxy.internal:3128")
+            }
+            config.webhookProxy = value
+        },
+                .init(name: "FAULTLINE_WEBHOOK_ALLOW_PRIVATE", defaultValue: "false", meaning: "Let webhooks reach private, loopback and link-local addresses (checked after DNS resolution); off so a webhook URL cannot reach into the private network.") {
             config, value throws(ConfigurationError) in
             config.webhookAllowPrivate = try parseBool("FAULTLINE_WEBHOOK_ALLOW_PRIVATE", value)
         },
@@ -352,9 +368,14 @@ extension FaultlineConfiguration {
                 guard !property.isEmpty, property.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." }) else {
                     throw ConfigurationError(variable: name, reason: "does not name a librdkafka property")
                 }
+                if let problem = KafkaConfiguration.problem(property: property, value: value) {
+                    let hint = nearestSetting(to: name).map { "; did you mean \($0)?" } ?? ""
+                    throw ConfigurationError(variable: name, reason: "librdkafka refuses it as \(property): \(problem)\(hint)")
+                }
                 config.kafkaProperties[property] = value
             } else {
-                warn("\(name) is not a Faultline setting and is ignored")
+                let hint = nearestSetting(to: name).map { " (did you mean \($0)?)" } ?? ""
+                warn("\(name) is not a Faultline setting and is ignored\(hint)")
             }
         }
         if environment["FAULTLINE_SHUTDOWN_DRAIN"] == nil {
@@ -369,6 +390,29 @@ extension FaultlineConfiguration {
     }
 
     /// `FAULTLINE_KAFKA_SASL_MECHANISM` → `sasl.mechanism`.
+    /// The known setting nearest to a misspelt `name` (at most three edits away), if any.
+    public static func nearestSetting(to name: String) -> String? {
+        let candidates = settings.map { ($0.name, editDistance(Array(name.utf8), Array($0.name.utf8))) }
+        guard let best = candidates.min(by: { $0.1 < $1.1 }), best.1 <= 3, best.1 > 0 else { return nil }
+        return best.0
+    }
+
+    /// Levenshtein distance between two byte strings.
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+
     public static func librdkafkaProperty(_ variable: String) -> String {
         variable.dropFirst(kafkaPassthroughPrefix.count).lowercased().replacingOccurrences(of: "_", with: ".")
     }

@@ -34,7 +34,8 @@ public enum Faultline {
                     "database schema is current",
                     metadata: ["applied": "\(report.applied.count)", "already_applied": "\(report.alreadyApplied)"])
                 return report
-            } catch let error as PostgresError where error.isConnectionError && ContinuousClock.now + delay < deadline {
+            } catch let error as PostgresError
+                where error.isConnectionError && !error.isPermanentConnectionError && ContinuousClock.now + delay < deadline {
                 logger.warning("database not reachable, retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
@@ -42,24 +43,31 @@ public enum Faultline {
         }
     }
 
+    /// Longest an API request waits for a database connection before it is answered 503.
+    public static let apiDatabaseWait: Duration = .seconds(2)
+
     /// Runs the service until SIGTERM or SIGINT, then shuts down gracefully.
     public static func serve(_ configuration: FaultlineConfiguration, logger: Logger) async throws {
         logger.info("starting faultline", metadata: configuration.redactedSummary)
-        if configuration.migrateOnStart {
-            try await migrate(configuration, logger: logger)
-        }
-        let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
+        let roles = configuration.roles
+        // Ingest and the API have pools of their own, so requests never make ingest wait for a
+        // connection. Ingest writes one batch at a time: two connections serve it (the second
+        // for the deployment records read alongside). An API request waits at most 2 s for a
+        // connection, then is answered 503 with Retry-After.
+        let ingestPool = roles.contains(.ingest)
+            ? PostgresPool(configuration: configuration.postgres, size: 2, name: "postgres-ingest", logger: logger) : nil
+        let pool = PostgresPool(
+            configuration: configuration.postgres, name: "postgres-api", acquireTimeout: Self.apiDatabaseWait, logger: logger)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
         let lifecycle = Lifecycle()
-        let roles = configuration.roles
         // Started in this order, stopped in the reverse: HTTP first (readiness turns 503, the
         // server goes on answering for the drain period, then in-flight requests finish), then
         // webhook deliveries in flight, then the analysis, then ingest (its batch is written and
         // committed, and it leaves the consumer group).
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var ingestStatus: IngestStatus?
-        if roles.contains(.ingest) {
-            let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        if let ingestPool {
+            let ingest = IngestService(configuration: configuration.ingest, pool: ingestPool, producer: producer, logger: logger)
             ingestStatus = ingest.status
             services.append(.init(service: ingest))
         }
@@ -87,6 +95,19 @@ public enum Faultline {
             drain: configuration.shutdownDrain, logger: Logger(label: "faultline.http"))
         server.withLock { $0 = http.server }
         services.append(.init(service: http))
+        // Everything that can be refused is refused before any side effect: the port is bound
+        // before migrations run and before ingest joins the consumer group, so a second
+        // process on a taken port takes no partition from the one that holds it.
+        do {
+            try http.server.bind()
+        } catch {
+            throw ConfigurationError(
+                variable: "FAULTLINE_HTTP_PORT",
+                reason: "cannot listen on \(configuration.httpHost):\(configuration.httpPort): \(error)")
+        }
+        if configuration.migrateOnStart {
+            try await migrate(configuration, logger: logger)
+        }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
@@ -94,6 +115,7 @@ public enum Faultline {
         try await group.run()
         try? await producer.flush(timeout: .seconds(5))
         await pool.close()
+        await ingestPool?.close()
         logger.info("faultline stopped")
     }
 
@@ -127,6 +149,7 @@ extension FaultlineConfiguration {
         var alerts = AlertDispatcherConfiguration()
         alerts.publicURL = publicURL
         alerts.http.allowPrivateAddresses = webhookAllowPrivate
+        alerts.http.proxy = webhookProxy
         alerts.http.connectTimeout = webhookConnectTimeout
         alerts.http.totalTimeout = webhookTimeout
         alerts.retryMaxDelay = webhookRetryMaxDelay

@@ -180,6 +180,7 @@ public final class IngestService: Service {
     /// This process's mark on the offsets it is decoding (``DecodingLedger``).
     private let owner = UUID()
     private let lastDeploymentID = Mutex<Int64>(0)
+    private let deadLetterLog = DeadLetterLog()
 
     public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
                 status: IngestStatus = IngestStatus()) {
@@ -387,10 +388,15 @@ public final class IngestService: Service {
 
     private func deliverDeadLetters(_ letters: [DeadLetter]) async throws {
         for letter in letters {
-            logger.notice("message set aside", metadata: [
+            logger.debug("message set aside", metadata: [
                 "topic": "\(letter.origin.topic)", "partition": "\(letter.origin.partition)",
                 "offset": "\(letter.origin.offset)", "reason": "\(letter.reason)",
             ])
+            if let summary = deadLetterLog.note(letter.reason, at: .now) {
+                logger.warning("messages set aside in the dead-letter topic (see GET /v1/dead-letters)", metadata: [
+                    "count": "\(summary.count)", "topic": "\(configuration.deadLetterTopic)", "reasons": "\(summary.reasons)",
+                ])
+            }
             let message = DeadLetterHeaders.message(for: letter, topic: configuration.deadLetterTopic)
             _ = try await retrying("dead-letter delivery") { try await producer.send(message) }
         }
@@ -470,6 +476,43 @@ public final class IngestService: Service {
             }
         } catch {
             logger.warning("retention failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Dead letters summed up for the log: the first is told at once, the rest at most once a
+/// minute as a count with the commonest reasons, so a flood of bad messages is visible without
+/// flooding the log.
+final class DeadLetterLog: Sendable {
+    struct Summary: Equatable {
+        var count: Int
+        /// `reason ×count`, commonest first, at most five.
+        var reasons: String
+    }
+
+    private struct State {
+        var count = 0
+        var reasons: [String: Int] = [:]
+        var lastTold: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
+    let interval: Duration
+
+    init(interval: Duration = .seconds(60)) { self.interval = interval }
+
+    /// Notes one dead letter; returns what to log now, if anything.
+    func note(_ reason: String, at now: ContinuousClock.Instant) -> Summary? {
+        state.withLock { state in
+            state.count += 1
+            // Reasons may quote the input: the first 80 bytes of each, at most 50 kinds.
+            let short = String(decoding: reason.utf8.prefix(80), as: UTF8.self)
+            if state.reasons[short] != nil || state.reasons.count < 50 { state.reasons[short, default: 0] += 1 }
+            if let last = state.lastTold, now - last < interval { return nil }
+            let reasons = state.reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(5)
+                .map { "\($0.key) ×\($0.value)" }.joined(separator: "; ")
+            defer { state = State(lastTold: now) }
+            return Summary(count: state.count, reasons: reasons)
         }
     }
 }

@@ -65,6 +65,16 @@ public struct KafkaConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Why librdkafka refuses `name = value` (an unknown property, a value out of range), or
+    /// `nil` when it takes it. Checked on a configuration of its own, so nothing is created.
+    public static func problem(property name: String, value: String) -> String? {
+        guard let conf = rd_kafka_conf_new() else { return "librdkafka could not make a configuration" }
+        defer { rd_kafka_conf_destroy(conf) }
+        var errstr = [CChar](repeating: 0, count: 512)
+        guard rd_kafka_conf_set(conf, name, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK else { return nil }
+        return isSecret(name) ? "invalid value" : String(errorBuffer: errstr)
+    }
+
     static func set(_ conf: OpaquePointer, _ name: String, _ value: String) throws {
         var errstr = [CChar](repeating: 0, count: 512)
         let result = rd_kafka_conf_set(conf, name, value, &errstr, errstr.count)

@@ -1,6 +1,10 @@
 import CRdKafka
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An embedded Kafka cluster: librdkafka's mock cluster, a real Kafka-protocol broker set on
 /// 127.0.0.1 that any Kafka client can use. For the demo, development and tests.
 ///
@@ -45,10 +49,41 @@ public final class KafkaMockCluster: Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "broker down") }
     }
 
-    /// Brings broker `id` back up.
+    /// Brings broker `id` back up, on the port it had.
+    ///
+    /// While the broker was down its port was free, and any socket of the process may have
+    /// taken it meanwhile; librdkafka then aborts the process when it cannot listen again. So
+    /// this waits (up to 30 s) until the port can be bound, and throws if it never can.
     public func setBrokerUp(_ id: Int32) throws {
+        let addresses = bootstrapServers.split(separator: ",")
+        if id >= 1, Int(id) <= addresses.count, let port = addresses[Int(id) - 1].split(separator: ":").last.flatMap({ UInt16($0) }) {
+            var waited = 0
+            while !Self.canListen(port: port) {
+                guard waited < 3000 else {
+                    throw KafkaError(.mockCluster, "port \(port) of broker \(id) stayed taken", operation: "broker up")
+                }
+                usleep(10_000)
+                waited += 1
+            }
+        }
         let err = rd_kafka_mock_broker_set_up(cluster.pointer, id)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "broker up") }
+    }
+
+    /// Whether 127.0.0.1:`port` can be bound as the mock broker binds it (SO_REUSEADDR).
+    private static func canListen(port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return true }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     /// Adds a round-trip delay to every response of broker `id`.

@@ -112,7 +112,26 @@ import Testing
             "FAULTLINE_DATABSE_URL": "postgres://typo",
         ]) { warnings.append($0) }
         #expect(configuration.kafkaProperties.isEmpty)
-        #expect(warnings == ["FAULTLINE_DATABSE_URL is not a Faultline setting and is ignored"])
+        #expect(warnings == ["FAULTLINE_DATABSE_URL is not a Faultline setting and is ignored (did you mean FAULTLINE_DATABASE_URL?)"])
+        var far: [String] = []
+        _ = try FaultlineConfiguration.fromEnvironment(["FAULTLINE_NOTHING_LIKE_IT": "1"]) { far.append($0) }
+        #expect(far == ["FAULTLINE_NOTHING_LIKE_IT is not a Faultline setting and is ignored"])
+    }
+
+    /// A misspelt Kafka setting falls under the librdkafka pass-through; librdkafka's refusal is
+    /// raised while the configuration is read (before any migration or connection), naming
+    /// the variable and the setting it was probably meant to be.
+    @Test func aMisspeltKafkaSettingIsRefusedAtOnceWithTheNearestName() throws {
+        let error = #expect(throws: ConfigurationError.self) {
+            try FaultlineConfiguration.fromEnvironment(["FAULTLINE_KAFKA_BROKER": "kafka:9092"])
+        }
+        #expect(error?.variable == "FAULTLINE_KAFKA_BROKER")
+        #expect(error?.reason.contains("did you mean FAULTLINE_KAFKA_BROKERS?") == true, "\(String(describing: error))")
+        let range = #expect(throws: ConfigurationError.self) {
+            try FaultlineConfiguration.fromEnvironment(["FAULTLINE_KAFKA_FETCH_WAIT_MAX_MS": "-5"])
+        }
+        #expect(range?.variable == "FAULTLINE_KAFKA_FETCH_WAIT_MAX_MS")
+        #expect(FaultlineConfiguration.nearestSetting(to: "FAULTLINE_HTTP_PORTS") == "FAULTLINE_HTTP_PORT")
     }
 
     @Test func durations() throws {
