@@ -169,7 +169,7 @@ extension FaultlineConfiguration {
             }
             config.databaseURL = value
         },
-        .init(name: "FAULTLINE_DATABASE_POOL_SIZE", defaultValue: "8", meaning: "PostgreSQL connections of the REST API's pool (1–100). Ingest has a pool of 2 of its own; a request waits at most 2 s for a connection, then gets 503.") {
+        .init(name: "FAULTLINE_DATABASE_POOL_SIZE", defaultValue: "8", meaning: "PostgreSQL connections per pool (1–100): the REST API and ingest each have a pool of this size, opened as needed; an API request waits at most 2 s for a connection, then gets 503.") {
             config, value throws(ConfigurationError) in
             config.databasePoolSize = try parseInt("FAULTLINE_DATABASE_POOL_SIZE", value, 1...100)
         },

@@ -51,11 +51,10 @@ public enum Faultline {
         logger.info("starting faultline", metadata: configuration.redactedSummary)
         let roles = configuration.roles
         // Ingest and the API have pools of their own, so requests never make ingest wait for a
-        // connection. Ingest writes one batch at a time: two connections serve it (the second
-        // for the deployment records read alongside). An API request waits at most 2 s for a
-        // connection, then is answered 503 with Retry-After.
+        // connection. Connections open as they are first needed. An API request waits at most
+        // 2 s for a connection, then is answered 503 with Retry-After.
         let ingestPool = roles.contains(.ingest)
-            ? PostgresPool(configuration: configuration.postgres, size: 2, name: "postgres-ingest", logger: logger) : nil
+            ? PostgresPool(configuration: configuration.postgres, name: "postgres-ingest", logger: logger) : nil
         let pool = PostgresPool(
             configuration: configuration.postgres, name: "postgres-api", acquireTimeout: Self.apiDatabaseWait, logger: logger)
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)

@@ -104,7 +104,7 @@ import TestSupport
         let group = ServiceGroup(configuration: .init(services: [.init(service: analysis), .init(service: alerts)], logger: logger))
         let task = Task { try await group.run() }
         defer { task.cancel() }
-        #expect(try await eventually(.seconds(60)) { try await receiver.requests().count >= 1 })
+        #expect(try await eventually(.seconds(180)) { try await receiver.requests().count >= 1 })
         let first = ContinuousClock.now
         // Later buckets of the same outage grow the same insights; nothing more is sent for a while.
         try await Task.sleep(for: .seconds(10))
