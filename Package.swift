@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Posix"]),
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
-        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient"]),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "Posix"]),
         .testTarget(name: "AlertsTests", dependencies: [
             "Alerts", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
         ], exclude: ["receiver.py"]),

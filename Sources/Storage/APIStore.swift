@@ -570,20 +570,4 @@ public enum APIKeyStore {
         let array = "{" + ids.map(String.init).joined(separator: ",") + "}"
         try connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1::bigint[])", [.text(array)])
     }
-
-    /// The key that `key` is, unless unknown or revoked. Notes its use at most once a minute.
-    public static func authenticate(_ key: String, on connection: PostgresConnection) throws -> APIKeyRecord? {
-        guard key.hasPrefix("flt_"), key.utf8.count < 200 else { return nil }
-        guard let row = try connection.query("""
-            SELECT id, name, array_to_json(scopes)::text, service_prefix,
-                   last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
-            FROM api_keys WHERE key_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL
-            """, [.text(key)]).first else { return nil }
-        let record = APIKeyRecord(id: Int64(try row.int(0)), name: try row.string(1),
-                                  scopes: try decodeJSON([String].self, row.string(2)), servicePrefix: row.optionalString(3))
-        if try row.bool(4) {
-            try connection.query("UPDATE api_keys SET last_used_at = now() WHERE id = $1", [.int(record.id)])
-        }
-        return record
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPClient
+import Posix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -94,7 +95,7 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-proxy-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try freeLoopbackPort()
+        let port = try Loopback.freePort()
         try """
             Port \(port)
             Listen 127.0.0.1
@@ -124,7 +125,7 @@ import Testing
         }
         // Allowed: the request reaches a receiver on loopback (Python's http.server, which
         // answers a POST with 501) through the proxy.
-        let receiverPort = try freeLoopbackPort()
+        let receiverPort = try Loopback.freePort()
         let receiver = Process()
         receiver.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         receiver.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", String(receiverPort)]
@@ -151,22 +152,4 @@ import Testing
         #expect(log.contains("127.0.0.1:\(receiverPort)/through"), "\(log)")
         #expect(!log.contains("/refused"), "\(log)")
     }
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            bind(fd, raw, length) == 0 && getsockname(fd, raw, &length) == 0
-        }
-    }
-    guard bound else { throw CocoaError(.fileNoSuchFile) }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
