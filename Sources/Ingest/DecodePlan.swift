@@ -52,7 +52,19 @@ public struct DecodePlan: Sendable {
     /// - Parameters:
     ///   - leftovers: the records that were there when this batch's claims were written.
     ///   - owner: this process's id.
-    public init(messages: [KafkaMessage], leftovers: [DecodingRecord], owner: UUID) {
+    ///   - setAside: messages of the batch already set aside (their commit was lost): set
+    ///     aside again, never decoded.
+    public init(messages: [KafkaMessage], leftovers: [DecodingRecord], setAside: Set<DecodingLedger.Position> = [], owner: UUID) {
+        var messages = messages
+        if !setAside.isEmpty {
+            messages.removeAll { message in
+                guard setAside.contains(DecodingLedger.Position(topic: message.topic, partition: message.partition, offset: message.offset)) else {
+                    return false
+                }
+                crashed.append(message)
+                return true
+            }
+        }
         var suspect: [KafkaTopicPartition: DecodingRecord] = [:]
         var ownStale: Set<KafkaTopicPartition> = []
         for record in leftovers {

@@ -278,10 +278,13 @@ public final class IngestService: Service {
     /// to read it, decoded alone, and set aside after a second stop (``DecodePlan``).
     private func decodeGuarded(_ messages: [KafkaMessage], index: DeploymentIndex) async throws -> (IngestBatch, Int) {
         let claims = DecodePlan.claims(for: messages, owner: owner)
-        let leftovers = try await retrying("recording the offsets to decode") {
-            try await pool.withConnection { try DecodingLedger.claim(claims, on: $0) }
+        let (leftovers, setAside) = try await retrying("recording the offsets to decode") {
+            try await pool.withConnection { connection in
+                (try DecodingLedger.claim(claims, on: connection),
+                 try DecodingLedger.setAside(within: claims, reason: DecodePlan.crashedReason, on: connection))
+            }
         }
-        let plan = DecodePlan(messages: messages, leftovers: leftovers, owner: owner)
+        let plan = DecodePlan(messages: messages, leftovers: leftovers, setAside: setAside, owner: owner)
         guard !plan.isPlain else {
             let decoded = processor.process(messages, index: index)
             try await retrying("recording the decoded offsets") { try await pool.withConnection { try DecodingLedger.release(owner: self.owner, on: $0) } }

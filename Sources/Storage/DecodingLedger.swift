@@ -57,6 +57,42 @@ public enum DecodingLedger {
         return try rows.map(record)
     }
 
+    /// One message's place in its topic.
+    public struct Position: Hashable, Sendable {
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+
+        public init(topic: String, partition: Int32, offset: Int64) {
+            self.topic = topic
+            self.partition = partition
+            self.offset = offset
+        }
+    }
+
+    /// The messages inside `ranges` already set aside because they stopped a process twice
+    /// (dead letters whose reason starts with `reason`). Read with every claim: a message set
+    /// aside whose offset commit was lost (a rebalance, a crash before the commit) comes back,
+    /// and the decoding records no longer say that it kills.
+    public static func setAside(within ranges: [DecodingRecord], reason: String, on connection: PostgresConnection) throws -> Set<Position> {
+        guard !ranges.isEmpty else { return [] }
+        var values: [String] = []
+        var parameters: [PostgresValue] = [.text(reason + "%")]
+        for range in ranges {
+            let n = parameters.count
+            values.append("($\(n + 1)::text, $\(n + 2)::integer, $\(n + 3)::bigint, $\(n + 4)::bigint)")
+            parameters += [.text(range.topic), .int(Int64(range.partition)), .int(range.first), .int(range.last)]
+        }
+        let rows = try connection.query("""
+            WITH input (topic, kafka_partition, first_offset, last_offset) AS (VALUES \(values.joined(separator: ", ")))
+            SELECT l.source_topic, l.source_partition, l.source_offset FROM dead_letters l
+            JOIN input i ON l.source_topic = i.topic AND l.source_partition = i.kafka_partition
+                AND l.source_offset BETWEEN i.first_offset AND i.last_offset
+            WHERE l.reason LIKE $1
+            """, parameters)
+        return Set(try rows.map { Position(topic: try $0.string(0), partition: Int32(clamping: try $0.int(1)), offset: Int64(try $0.int(2))) })
+    }
+
     /// Sets (or replaces) one partition's record.
     public static func set(_ record: DecodingRecord, on connection: PostgresConnection) throws {
         try connection.query("""

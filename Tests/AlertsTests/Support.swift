@@ -14,7 +14,7 @@ import FoundationNetworking
 
 let logger: Logger = {
     var logger = Logger(label: "alerts-tests")
-    logger.logLevel = .error
+    logger.logLevel = ProcessInfo.processInfo.environment["FAULTLINE_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
     return logger
 }()
 

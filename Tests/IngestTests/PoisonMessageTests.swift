@@ -70,6 +70,14 @@ import Glibc
         #expect(plan.batch.isEmpty && plan.removed == [KafkaTopicPartition(topic: "errors", partition: 0)])
     }
 
+    @Test func aMessageAlreadySetAsideIsSetAsideAgainWithoutAnyRecord() {
+        let setAside: Set<DecodingLedger.Position> = [.init(topic: "errors", partition: 0, offset: 5)]
+        let plan = DecodePlan(messages: messages(3...7), leftovers: [], setAside: setAside, owner: me)
+        #expect(!plan.isPlain)
+        #expect(plan.crashed.map(\.offset) == [5])
+        #expect(plan.batch.map(\.offset) == [3, 4, 6, 7] && plan.careful.isEmpty)
+    }
+
     @Test func ourOwnStaleRecordIsNoCrash() {
         let left = DecodingRecord(topic: "errors", partition: 0, first: 0, last: 3, owner: me)
         let plan = DecodePlan(messages: messages(0...3), leftovers: [left], owner: me)
@@ -82,6 +90,8 @@ import Glibc
 final class Supervision: Sendable {
     let crashes = Mutex(0)
     let stop = Mutex(false)
+    /// The end of each dead replica's log, for the failure message.
+    let deaths = Mutex<[String]>([])
 }
 
 @Suite struct PoisonMessageTests {
@@ -115,6 +125,13 @@ final class Supervision: Sendable {
                     _ = try await waitForExit(replica.process, .seconds(5))
                     if replica.process.terminationStatus != 0 || replica.process.terminationReason == .uncaughtSignal {
                         supervision.crashes.withLock { $0 += 1 }
+                        let log = (try? String(contentsOfFile: replica.log, encoding: .utf8)) ?? ""
+                        try? log.write(toFile: NSTemporaryDirectory() + "poison-death-\(replica.pid).log", atomically: true, encoding: .utf8)
+                        let telling = log.split(separator: "\n").filter {
+                            ["Fatal", "decod", "assigned", "revoked", "dead", "crash"].contains(where: $0.contains)
+                        }
+                        let tail = "pid \(replica.pid) status \(replica.process.terminationStatus):\n" + telling.suffix(10).joined(separator: "\n")
+                        supervision.deaths.withLock { $0.append(tail) }
                     }
                 }
             }
@@ -147,8 +164,43 @@ final class Supervision: Sendable {
         #expect(stored == 4000 && distinct == 4000)
         #expect(letters.count == 1 && letters.first?.1.contains(trap) == true)
         let crashCount = supervision.crashes.withLock { $0 }
-        #expect(crashCount >= 1 && crashCount <= 2, "crashes: \(crashCount)")
+        #expect(crashCount >= 1 && crashCount <= 2, "crashes: \(crashCount)\n\(supervision.deaths.withLock { $0 }.joined(separator: "\n---\n"))")
         // Nothing is left suspect once the range is behind every replica.
         #expect(try await eventually(.seconds(30)) { try count(url, "SELECT count(*) FROM ingest_decoding") == 0 })
+    }
+
+    /// A message set aside whose offset commit was lost (a rebalance or a crash came first)
+    /// is read again with no decoding record left to warn of it: it is set aside again from
+    /// its dead letter, never decoded a third time.
+    @Test func aMessageSetAsideWhoseCommitWasLostIsNotDecodedAgain() async throws {
+        let url = try migratedDatabaseURL()
+        let cluster = try KafkaMockCluster(brokers: 1, logger: logger)
+        for topic in ["errors", "deployments", "errors.dlq"] { try cluster.createTopic(topic, partitions: 1) }
+        let trap = "poison-\(UUID().uuidString.prefix(8))"
+        let now = Date()
+        var events = backgroundEvents(0..<50, seed: "set-aside", now: now)
+        let poisonLine = eventLine(id: UUID().uuidString, at: now, service: "checkout", errorType: "Trap", message: trap, version: "1.0.0")
+        events.insert((id: "poison", line: poisonLine), at: 20)
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: cluster.bootstrapServers), logger: logger)
+        try await Deliveries().produce(producer, events, partitions: 1)
+        try await producer.flush(timeout: .seconds(30))
+        // What the replica that set it aside stored before its commit was lost.
+        try PostgresConnection.connect(.init(url: url), logger: logger).query("""
+            INSERT INTO dead_letters (source_topic, source_partition, source_offset, message_value, reason)
+            VALUES ('errors', 0, 20, $1, 'crashed-decoder: the process stopped while decoding this message, twice')
+            """, [.bytes(Array(poisonLine.utf8))])
+
+        let replicas = Replicas(environment: [
+            "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
+            "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000", "FAULTLINE_ROLES": "ingest", "FAULTLINE_HTTP_HOST": "127.0.0.1",
+            "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
+            "FAULTLINE_FAILPOINTS": "decode-trap=\(trap)",
+        ])
+        let replica = try replicas.start()
+        defer { kill(replica.pid, SIGKILL) }
+        let stored = try await eventually(.seconds(90)) { try count(url, "SELECT count(*) FROM events") == 50 || !replica.process.isRunning }
+        #expect(stored && replica.process.isRunning, "the replica died: \(replicas.tail(replica))")
+        #expect(try count(url, "SELECT count(*) FROM events") == 50)
+        #expect(try count(url, "SELECT count(*) FROM dead_letters") == 1)
     }
 }

@@ -32,7 +32,8 @@ import Testing
         try await producer.flush(timeout: .seconds(30))
 
         try await withIngest(configuration) { status async throws in
-            #expect(try await eventually { status.eventsInserted == 19 && status.deadLetters == 1 })
+            #expect(try await eventually(.seconds(120)) { status.eventsInserted == 19 && status.deadLetters == 1 },
+                    "\(status.eventsInserted) stored, \(status.deadLetters) dead letters")
         }
         #expect(try count(url, "SELECT count(*) FROM events") == 19)
         #expect(try count(url, "SELECT sum(event_count) FROM groups") == 19)
