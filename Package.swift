@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "Posix"]),
         .testTarget(name: "AlertsTests", dependencies: [
-            "Alerts", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
+            "Alerts", "API", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
         ], exclude: ["receiver.py"]),
         .testTarget(name: "AppTests", dependencies: ["App", "API", "Analysis", "Domain", "Kafka", "Posix", "Postgres", "TestSupport"]),
     ],

@@ -89,6 +89,7 @@ main { max-width: 1280px; margin: 0 auto; padding: 18px 24px 40px; }
 .panel-head { display: flex; align-items: baseline; gap: 12px; flex-wrap: wrap; margin-bottom: 10px; }
 .panel-head h2 { font-size: 15px; margin: 0; }
 .panel-head .sub { color: var(--muted); font-size: 12.5px; }
+.learning { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; }
 .panel-head .right { margin-left: auto; display: flex; align-items: center; gap: 8px; }
 .grid { display: grid; grid-template-columns: minmax(0, 1.9fr) minmax(0, 1fr); gap: 16px; margin-top: 16px; align-items: start; }
 .grid .panel { margin-top: 0; }
@@ -1120,6 +1121,18 @@ footer { color: var(--faint); font-size: 12px; text-align: center; margin-top: 2
 
   // ---- services ----
 
+  // While the analysis learns a service, when it reports what.
+  function learningEl(learning) {
+    if (!learning || learning.state !== 'learning') return null;
+    var spikes = parseTime(learning.spikes_from), fresh = parseTime(learning.new_errors_from);
+    var parts = [];
+    if (isFinite(spikes) && spikes > Date.now()) parts.push('spikes from ' + clock(spikes));
+    if (isFinite(fresh) && fresh > Date.now()) parts.push('new errors from ' + clock(fresh));
+    if (!parts.length) return null;
+    return el('span', { 'class': 'learning', title: 'The analysis is learning what is usual for this service: ' + parts.join(', ') +
+      ' (errors new in a release are reported at once).' }, 'learning · ' + parts.join(' · '));
+  }
+
   function renderServices(result) {
     var box = $('services');
     if (!result.ok) {
@@ -1138,7 +1151,8 @@ footer { color: var(--faint); font-size: 12px; text-align: center; margin-top: 2
     var body = el('tbody', null, list.map(function (s) {
       var name = str(s.name);
       return el('tr', null,
-        el('td', null, colors[name] ? el('span', { 'class': 'swatch', style: 'margin-right: 7px; background:' + colors[name] }) : null, name),
+        el('td', null, colors[name] ? el('span', { 'class': 'swatch', style: 'margin-right: 7px; background:' + colors[name] }) : null, name,
+          learningEl(s.learning)),
         el('td', { 'class': 'num', title: numberFormat.format(Number(s.groups) || 0) + ' groups in all' }, numberFormat.format(Number(s.open_groups) || 0)),
         el('td', { 'class': 'num', title: numberFormat.format(Number(s.events_last_24h) || 0) + ' errors' }, compactFormat.format(Number(s.events_last_24h) || 0)),
         el('td', null, timeEl(s.last_seen)));

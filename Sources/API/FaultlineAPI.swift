@@ -27,11 +27,26 @@ public struct APIConfiguration: Sendable {
     public var defaultEnvironment = "production"
     /// How long `/readyz` waits for the database.
     public var readinessTimeout: Duration = .seconds(2)
+    /// How long the analysis learns before each kind of finding, shown per service.
+    public var learning = LearningWindows()
 
     public init(adminToken: String? = nil, openAPIPath: String? = nil) {
         self.adminToken = adminToken
         self.openAPIPath = openAPIPath
     }
+}
+
+/// How much history the analysis needs before each kind of finding (from the analysis
+/// settings); `/v1/services` shows from when each applies to a service.
+public struct LearningWindows: Sendable {
+    /// A service's spikes and level shifts: its detector's warm-up.
+    public var spikes: Duration = .seconds(30 * 60)
+    /// New error groups: counted from the first error stored at all.
+    public var newErrors: Duration = .seconds(3600)
+    /// The daily pattern of a service's errors.
+    public var dailyPattern: Duration = .seconds(86_400)
+
+    public init() {}
 }
 
 /// An endpoint as the route table lists it (for documentation checks and tests).
@@ -158,11 +173,14 @@ public final class FaultlineAPI: Sendable {
         self.logger = logger
         self.openAPIDocument = configuration.openAPIPath.flatMap { FileManager.default.contents(atPath: $0) }.map { Array($0) }
         let cachedInsights = configuration.cachedInsights
+        let seconds = { (duration: Duration) in Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+        let learning = (spikes: seconds(configuration.learning.spikes), newErrors: seconds(configuration.learning.newErrors),
+                        dailyPattern: seconds(configuration.learning.dailyPattern))
         self.cache = HotCache(timeToLive: configuration.cacheTimeToLive) { [pool] in
             try await pool.withConnection { connection in
                 let insights = try APIStore.recentInsights(limit: cachedInsights, on: connection)
                 return HotCache.Snapshot(insights: insights.entries, complete: insights.complete,
-                                         services: try APIStore.services(on: connection), loadedAt: .now)
+                                         services: try APIStore.services(learning: learning, on: connection), loadedAt: .now)
             }
         }
         self.router = Router(routes: Self.routeTable)

@@ -112,6 +112,22 @@ extension FaultlineAPI {
             }) else { throw APIProblem.notFound("no webhook \(id)") }
             return api.pageResponse(page)
         },
+        Route("POST", "/v1/webhooks/{id}/deliveries/{delivery}/retry", .admin, allServices: true) { api, c in
+            let id = try c.id()
+            guard let delivery = UUID(uuidString: c.parameter("delivery")) else {
+                throw APIProblem.badRequest("delivery must be a delivery_id (a UUID) from the delivery log")
+            }
+            let (outcome, json) = try await api.db { connection in
+                let outcome = try AlertStore.retry(webhookID: id, deliveryID: delivery, on: connection)
+                return (outcome, try AlertStore.delivery(webhookID: id, deliveryID: delivery, on: connection))
+            }
+            switch outcome {
+            case .notFound: throw APIProblem.notFound("no delivery \(delivery.uuidString.lowercased()) of webhook \(id)")
+            case .notFailed(let status):
+                throw APIProblem(409, "delivery \(delivery.uuidString.lowercased()) is \(status); only a failed delivery is retried")
+            case .retried: return .json(202, json ?? "{}")
+            }
+        },
         Route("DELETE", "/v1/webhooks/{id}", .admin, allServices: true) { api, c in
             let id = try c.id()
             guard try await api.db({ try WebhookStore.delete(id: id, on: $0) }) else { throw APIProblem.notFound("no webhook \(id)") }

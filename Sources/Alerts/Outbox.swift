@@ -13,10 +13,14 @@ public enum AlertOutbox {
     ///
     /// - Returns: the insight's id and whether it is new.
     @discardableResult
-    public static func record(_ insight: Insight, on connection: PostgresConnection, logger: Logger? = nil) throws -> (id: Int64, created: Bool) {
+    ///
+    /// - Parameter alerting: `false` for an insight that is only shown (the API, the dashboard),
+    ///   never sent: what the analysis says while it learns.
+    public static func record(_ insight: Insight, alerting: Bool = true, on connection: PostgresConnection,
+                              logger: Logger? = nil) throws -> (id: Int64, created: Bool) {
         try connection.transaction { connection in
             let (id, created) = try AnalysisStore.upsertInsight(insight, on: connection)
-            guard created else { return (id, false) }
+            guard created, alerting else { return (id, created) }
             for subscription in try AlertStore.enabledSubscriptions(on: connection) {
                 let rule = AlertRule(filtersJSON: subscription.filtersJSON)
                 guard rule.matches(insight) else { continue }

@@ -156,17 +156,21 @@ public enum Regression {
 /// Whether a group appeared with a deployment.
 public enum NewInVersion {
     public static let defaultWindow: TimeInterval = 30 * 60
-    /// Event clocks and the deployment record's clock may disagree by this much.
-    public static let clockSkew: TimeInterval = 60
+    /// Event clocks and the deployment record's clock may disagree by this much, by default.
+    public static let defaultClockSkew: TimeInterval = 60
 
     /// A group first seen within `window` after the rollout of version X, where X is the version
     /// it was first seen in, is new in X. Returns X and the version the service ran before X
     /// (nil when X is the first known deployment). With `firstVersion` unknown, the rollout running
     /// when the group appeared stands in for it.
     ///
-    /// - Parameter deployments: the rollouts of the group's service and environment, any order.
+    /// - Parameters:
+    ///   - deployments: the rollouts of the group's service and environment, any order.
+    ///   - clockSkew: a group first seen up to this long before a rollout's recorded start
+    ///     still counts as after it (the event's clock and the deployment's may differ).
     public static func check(groupFirstSeen: Date, firstVersion: String?, deployments: [(version: String, startedAt: Date)],
-                             window: TimeInterval = defaultWindow) -> (version: String, previousVersion: String?)? {
+                             window: TimeInterval = defaultWindow,
+                             clockSkew: TimeInterval = defaultClockSkew) -> (version: String, previousVersion: String?)? {
         let sorted = deployments.enumerated().sorted {
             $0.element.startedAt != $1.element.startedAt ? $0.element.startedAt < $1.element.startedAt : $0.offset < $1.offset
         }.map(\.element)

@@ -40,12 +40,16 @@ public struct AnalysisConfiguration: Sendable {
     public var clusterK: ClosedRange<Int> = 2...30
     /// A group first seen this soon after a rollout is "new in" that version.
     public var newInVersionWindow: Duration = .seconds(1800)
+    /// How far an event's clock and a deployment record's may disagree: a group first seen
+    /// this long before a rollout's recorded start still counts as new in it.
+    public var clockSkew: Duration = .seconds(60)
     /// A spike this soon after a rollout suggests rolling it back.
     public var rollbackWindow: Duration = .seconds(7200)
     /// New groups (and new cross-service patterns) raise insights only this long after the
     /// first error stored: before that every group is "new". A group new in a release is
     /// reported whenever it appears.
-    public var newGroupWarmup: Duration = .seconds(3600)
+    public var newGroupWarmup: Duration = Self.defaultNewGroupWarmup
+    public static let defaultNewGroupWarmup: Duration = .seconds(3600)
     /// The recommendation rules (shipped, plus the user's file).
     public var rules: RuleSet
     /// Seed of k-means: the same data gives the same clusters.

@@ -113,6 +113,8 @@ public final class AnalysisEngine {
     private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
         let groups = try AnalysisStore.unanalyzedGroups(limit: 5000, on: connection)
         guard !groups.isEmpty else { return }
+        introducedServices = Set(try AnalysisStore.insightKeys(prefix: Self.firstErrorsKey, on: connection)
+            .map { String($0.dropFirst(Self.firstErrorsKey.count)) })
         // What was learned is restored from the table (the truth every replica shares), so a
         // new leader continues where the last one stopped.
         let stored = try AnalysisStore.templates(on: connection)
@@ -139,6 +141,7 @@ public final class AnalysisEngine {
         }
 
         let window = seconds(configuration.newInVersionWindow)
+        let skew = seconds(configuration.clockSkew)
         let templateOf = Dictionary(resolved, uniquingKeysWith: { first, _ in first })
         for group in groups {
             guard let environment = try AnalysisStore.firstEnvironment(of: group.fingerprint, on: connection) else { continue }
@@ -151,9 +154,11 @@ public final class AnalysisEngine {
             } ?? false
             if !shared, let found = NewInVersion.check(
                 groupFirstSeen: group.firstSeen, firstVersion: group.firstVersion,
-                deployments: rollouts.map { ($0.version, $0.startedAt) }, window: window)
+                deployments: rollouts.map { ($0.version, $0.startedAt) }, window: window, clockSkew: skew)
             {
-                let deployedAt = rollouts.last { $0.version == found.version && $0.startedAt <= group.firstSeen }?.startedAt
+                let deployedAt = rollouts.last {
+                    $0.version == found.version && $0.startedAt <= group.firstSeen.addingTimeInterval(skew)
+                }?.startedAt
                 let evidence = Evidence(
                     kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
                     template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
@@ -165,7 +170,7 @@ public final class AnalysisEngine {
                     environment: environment, fingerprint: group.fingerprint, version: found.version,
                     previousVersion: found.previousVersion,
                     title: "New in \(group.service) \(found.version): \(label(group))",
-                    summary: "\(label(group)) was first seen \(minutes(evidence.secondsSinceDeploy)) after \(group.service) \(found.version) was deployed\(found.previousVersion.map { " (previously \($0))" } ?? ""); never seen before.",
+                    summary: "\(label(group)) was first seen \(sinceRollout(evidence.secondsSinceDeploy, service: group.service, version: found.version))\(found.previousVersion.map { " (previously \($0))" } ?? ""); never seen before.",
                     eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
                     recommendations: configuration.rules.recommend(for: evidence))
                 try record(insight, connection, report: &report)
@@ -183,9 +188,46 @@ public final class AnalysisEngine {
                     eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
                     recommendations: configuration.rules.recommend(for: evidence))
                 try record(insight, connection, report: &report)
+            } else if now < newAfter && !introduced(group.service) {
+                // Still learning what is usual: every group is "new", so say once per service
+                // what was seen and when the analysis will say more.
+                try recordFirstErrors(group, environment: environment, connection, report: &report)
             }
         }
     }
+
+    /// The services that already have their "first errors" insight.
+    private var introducedServices: Set<String>?
+
+    private func introduced(_ service: String) -> Bool {
+        introducedServices?.contains(service) ?? false
+    }
+
+    /// One insight per service while the analysis learns: its first error group, and from when
+    /// new errors and spikes are reported.
+    private func recordFirstErrors(_ group: GroupRecord, environment: String, _ connection: PostgresConnection,
+                                   report: inout CycleReport) throws {
+        let spikesFrom = group.firstSeen.addingTimeInterval(Double(configuration.serviceDetector.warmup * configuration.bucketSeconds))
+        let evidence = Evidence(
+            kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
+            template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+            version: group.firstVersion, observed: Double(group.eventCount), expected: 0, count: group.eventCount)
+        let insight = Insight(
+            dedupeKey: Self.firstErrorsKey + group.service, kind: .newGroup, severity: .info, service: group.service,
+            environment: environment, fingerprint: group.fingerprint, version: group.firstVersion,
+            title: "First errors from \(group.service): \(label(group))",
+            summary: "Faultline is learning \(group.service): its first error group, first seen at \(RFC3339.format(group.firstSeen)). "
+                + "Other new groups are reported from \(RFC3339.format(newAfter)) (until then every group is new; errors new in a "
+                + "release are reported at once), spikes from about \(RFC3339.format(spikesFrom)); GET /v1/services shows when.",
+            eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
+            recommendations: configuration.rules.recommend(for: evidence))
+        // Shown in the API and on the dashboard, never sent: news of the installation, not of
+        // the service.
+        try record(insight, alerting: false, connection, report: &report)
+        introducedServices?.insert(group.service)
+    }
+
+    static let firstErrorsKey = "first_errors:"
 
     // MARK: Regressions
 
@@ -529,9 +571,10 @@ public final class AnalysisEngine {
     }
 
     @discardableResult
-    private func record(_ insight: Insight, _ connection: PostgresConnection, report: inout CycleReport) throws -> Int64 {
+    private func record(_ insight: Insight, alerting: Bool = true, _ connection: PostgresConnection,
+                        report: inout CycleReport) throws -> Int64 {
         // A new insight and the alerts it causes are written in one transaction (the outbox).
-        let (id, created) = try AlertOutbox.record(insight, on: connection, logger: logger)
+        let (id, created) = try AlertOutbox.record(insight, alerting: alerting, on: connection, logger: logger)
         if created {
             report.insightsCreated += 1
             logger.notice("insight", metadata: ["kind": "\(insight.kind.rawValue)", "title": "\(insight.title)", "id": "\(id)"])
@@ -552,6 +595,14 @@ public final class AnalysisEngine {
 
     private func format(_ value: Double) -> String {
         value >= 10 || value == value.rounded() ? String(Int(value.rounded())) : String(format: "%.1f", value)
+    }
+
+    /// When a group appeared against its rollout, in words; "before" within the clock-skew
+    /// allowance says so rather than pretending it came after.
+    private func sinceRollout(_ seconds: Int?, service: String, version: String) -> String {
+        guard let seconds, seconds < 0 else { return "\(minutes(seconds)) after \(service) \(version) was deployed" }
+        return "\(-seconds) s before \(service) \(version)'s recorded rollout, within the \(Int(self.seconds(configuration.clockSkew))) s "
+            + "allowed for clocks that differ (FAULTLINE_CLOCK_SKEW)"
     }
 
     private func minutes(_ seconds: Int?) -> String {

@@ -1,4 +1,6 @@
 import API
+import Analysis
+import AnalysisJob
 import Foundation
 import HTTPClient
 import Kafka
@@ -27,6 +29,11 @@ extension FaultlineConfiguration {
             "openapi", configured: nil, variable: "FAULTLINE_OPENAPI_DIR") + "/openapi.yaml")
         api.cacheTimeToLive = apiCacheTimeToLive
         api.defaultEnvironment = defaultEnvironment
+        // What the analysis needs (its defaults: a bucket is a minute).
+        let detector = SpikeDetector.Configuration.default
+        api.learning.spikes = .seconds(detector.warmup * 60)
+        api.learning.newErrors = AnalysisConfiguration.defaultNewGroupWarmup
+        api.learning.dailyPattern = .seconds((detector.seasonPeriod ?? 1440) * 60)
         return api
     }
 }

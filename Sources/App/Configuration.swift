@@ -36,6 +36,8 @@ public struct FaultlineConfiguration: Sendable {
     public var analysisInterval: Duration = .seconds(15)
     public var forecastThreshold: Double = 60
     public var forecastHorizon: Duration = .seconds(3600)
+    /// How far event clocks and deployment records' clocks may disagree.
+    public var clockSkew: Duration = .seconds(60)
     public var rulesFile: String?
     public var roles: Set<Role> = Set(Role.allCases)
     /// The bootstrap admin key of the REST API; never logged.
@@ -241,6 +243,10 @@ extension FaultlineConfiguration {
         .init(name: "FAULTLINE_FORECAST_HORIZON", defaultValue: "1h", meaning: "How far ahead forecasts look (5m–24h).") {
             config, value throws(ConfigurationError) in
             config.forecastHorizon = try parseDuration("FAULTLINE_FORECAST_HORIZON", value, .seconds(300)...(.seconds(86_400)))
+        },
+        .init(name: "FAULTLINE_CLOCK_SKEW", defaultValue: "60s", meaning: "How far the clocks of error events and of deployment records may disagree (0s–10m): an error group first seen up to this long before a rollout's recorded start is still reported as new in that version, and its insight says it came before the recorded start.") {
+            config, value throws(ConfigurationError) in
+            config.clockSkew = try parseDuration("FAULTLINE_CLOCK_SKEW", value, .zero...(.seconds(600)))
         },
         .init(name: "FAULTLINE_RULES_FILE", defaultValue: "(none)", meaning: "A JSON file of recommendation rules laid over the shipped `rules/recommendations.json`: a rule with a shipped id replaces it, `\"enabled\": false` turns it off, new ids add rules (docs/recommendations.md).") {
             config, value throws(ConfigurationError) in

@@ -137,6 +137,7 @@ public enum Faultline {
         var analysis = AnalysisConfiguration(rules: rules)
         analysis.interval = configuration.analysisInterval
         analysis.forecastThreshold = configuration.forecastThreshold
+        analysis.clockSkew = configuration.clockSkew
         analysis.forecastHorizonBuckets = Int(configuration.forecastHorizon.components.seconds) / analysis.bucketSeconds
         return analysis
     }

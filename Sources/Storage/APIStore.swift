@@ -309,16 +309,33 @@ public enum APIStore {
     }
 
     /// Every service with its groups, events in the last 24 hours and last error, by name.
-    public static func services(on connection: PostgresConnection) throws -> [(name: String, json: String)] {
+    ///
+    /// - Parameter learning: seconds of history the analysis needs before it reports a
+    ///   service's spikes, new error groups (counted from the first error stored at all), and
+    ///   before it knows the service's daily pattern.
+    public static func services(learning: (spikes: Double, newErrors: Double, dailyPattern: Double),
+                                on connection: PostgresConnection) throws -> [(name: String, json: String)] {
         try connection.query("""
-            SELECT g.service, json_build_object('name', g.service, 'groups', count(*),
-                       'open_groups', count(*) FILTER (WHERE g.status = 'open'), 'events_total', sum(g.event_count),
-                       'events_last_24h', coalesce(max(c.n), 0), 'last_seen', api_time(max(g.last_seen)))::text
-            FROM groups g
+            WITH origin AS (SELECT min(first_seen) + make_interval(secs => $2) AS new_errors_from FROM groups),
+            services AS (
+                SELECT g.service, count(*) AS groups, count(*) FILTER (WHERE g.status = 'open') AS open_groups,
+                       sum(g.event_count) AS events_total, max(g.last_seen) AS last_seen, min(g.first_seen) AS first_seen,
+                       min(g.first_seen) + make_interval(secs => $1) AS spikes_from
+                FROM groups g GROUP BY g.service)
+            SELECT s.service, json_build_object('name', s.service, 'groups', s.groups, 'open_groups', s.open_groups,
+                       'events_total', s.events_total, 'events_last_24h', coalesce(c.n, 0), 'last_seen', api_time(s.last_seen),
+                       'first_seen', api_time(s.first_seen),
+                       'learning', json_build_object(
+                           'state', CASE WHEN now() < greatest(s.spikes_from, o.new_errors_from) THEN 'learning' ELSE 'ready' END,
+                           'spikes_from', api_time(s.spikes_from), 'new_errors_from', api_time(o.new_errors_from),
+                           'daily_pattern_from', api_time(s.first_seen + make_interval(secs => $3))))::text
+            FROM services s CROSS JOIN origin o
             LEFT JOIN (SELECT service, sum(count) AS n FROM event_counts WHERE bucket >= now() - interval '24 hours'
-                       GROUP BY service) c ON c.service = g.service
-            GROUP BY g.service ORDER BY g.service
-            """).rows.map { (try $0.string(0), try $0.string(1)) }
+                       GROUP BY service) c ON c.service = s.service
+            ORDER BY s.service
+            """, [.double(learning.spikes), .double(learning.newErrors), .double(learning.dailyPattern)]).rows.map {
+            (try $0.string(0), try $0.string(1))
+        }
     }
 
     /// Error counts of a service (or of one group) in `[from, to)` summed into buckets of

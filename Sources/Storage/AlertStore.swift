@@ -18,6 +18,7 @@ public struct ClaimedDelivery: Sendable {
     public var deliveryID: String
     public var webhookID: Int64
     public var attempts: Int
+    /// When it was made, or retried through the API: its age counts from here.
     public var createdAt: Date
     /// `nil` until the first claim renders it.
     public var body: String?
@@ -121,7 +122,7 @@ public enum AlertStore {
                 FOR UPDATE OF o SKIP LOCKED)
             UPDATE alert_outbox o SET locked_until = now() + make_interval(secs => $2), updated_at = now()
             FROM due WHERE o.id = due.id
-            RETURNING o.id, o.delivery_id::text, o.webhook_id, o.attempts, o.created_at, o.body
+            RETURNING o.id, o.delivery_id::text, o.webhook_id, o.attempts, coalesce(o.retried_at, o.created_at), o.body
             """, [.int(Int64(limit)), .double(seconds(lease))]).rows.map { row in
             ClaimedDelivery(id: Int64(try row.int(0)), deliveryID: try row.string(1), webhookID: Int64(try row.int(2)),
                             attempts: try row.int(3), createdAt: try row.date(4), body: row.optionalString(5))
@@ -213,18 +214,58 @@ public enum AlertStore {
     // MARK: API
 
     /// A subscription's deliveries, newest first.
+    /// A delivery of `alert_outbox o` as the delivery log shows it.
+    private static let deliveryJSON = """
+        json_build_object('id', o.id, 'delivery_id', o.delivery_id, 'webhook_id', o.webhook_id, 'status', o.status,
+            'attempts', o.attempts, 'last_status_code', o.last_status_code, 'last_error', o.last_error,
+            'next_attempt_at', CASE WHEN o.status = 'pending' THEN api_time(o.next_attempt_at) END,
+            'created_at', api_time(o.created_at), 'retried_at', api_time(o.retried_at), 'delivered_at', api_time(o.delivered_at),
+            'insight_ids', coalesce((SELECT json_agg(i.insight_id ORDER BY i.added_at, i.insight_id)
+                                     FROM alert_items i WHERE i.outbox_id = o.id), '[]'))::text
+        """
+
     public static func deliveries(webhookID: Int64, after: Cursor?, limit: Int, on connection: PostgresConnection) throws -> JSONPage {
         try page("""
-            SELECT json_build_object('id', o.id, 'delivery_id', o.delivery_id, 'webhook_id', o.webhook_id, 'status', o.status,
-                       'attempts', o.attempts, 'last_status_code', o.last_status_code, 'last_error', o.last_error,
-                       'next_attempt_at', CASE WHEN o.status = 'pending' THEN api_time(o.next_attempt_at) END,
-                       'created_at', api_time(o.created_at), 'delivered_at', api_time(o.delivered_at),
-                       'insight_ids', coalesce((SELECT json_agg(i.insight_id ORDER BY i.added_at, i.insight_id)
-                                                FROM alert_items i WHERE i.outbox_id = o.id), '[]'))::text, o.id
+            SELECT \(deliveryJSON), o.id
             FROM alert_outbox o WHERE o.webhook_id = $1 AND ($2::bigint IS NULL OR o.id < $2::bigint)
             ORDER BY o.id DESC LIMIT $3
             """, [.int(webhookID), try .optional(after) { try $0.int(0) }, .int(Int64(limit + 1))], limit: limit, keyColumns: 1,
             on: connection)
+    }
+
+    /// What a request to retry a delivery found.
+    public enum RetryOutcome: Sendable, Equatable {
+        case retried
+        case notFound
+        /// Only a delivery that failed for good is retried; this one is `status`.
+        case notFailed(status: String)
+    }
+
+    /// Puts a delivery that failed for good back in the queue, due now, with the same id and
+    /// body (its receiver never took it); its age counts again from now.
+    public static func retry(webhookID: Int64, deliveryID: UUID, on connection: PostgresConnection) throws -> RetryOutcome {
+        try connection.transaction { connection in
+            let rows = try connection.query("""
+                SELECT id, status FROM alert_outbox WHERE webhook_id = $1 AND delivery_id = $2 FOR UPDATE
+                """, [.int(webhookID), .uuid(deliveryID)]).rows
+            guard let row = rows.first else { return .notFound }
+            let status = try row.string(1)
+            guard status == "failed" else { return .notFailed(status: status) }
+            try connection.query("""
+                UPDATE alert_outbox SET status = 'pending', next_attempt_at = now(), retried_at = now(), locked_until = NULL,
+                    updated_at = now()
+                WHERE id = $1
+                """, [.int(Int64(try row.int(0)))])
+            return .retried
+        }
+    }
+
+    /// One delivery as the delivery log shows it.
+    public static func delivery(webhookID: Int64, deliveryID: UUID, on connection: PostgresConnection) throws -> String? {
+        try connection.query("""
+            SELECT \(deliveryJSON)
+            FROM alert_outbox o WHERE o.webhook_id = $1 AND o.delivery_id = $2
+            """, [.int(webhookID), .uuid(deliveryID)]).rows.first.map { try $0.string(0) }
     }
 
     /// Whether a subscription exists.

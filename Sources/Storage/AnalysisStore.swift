@@ -210,6 +210,11 @@ public enum AnalysisStore {
             """, [.json(json)])
     }
 
+    /// The dedupe keys of insights that start with `prefix`.
+    public static func insightKeys(prefix: String, on connection: PostgresConnection) throws -> [String] {
+        try connection.query("SELECT dedupe_key FROM insights WHERE starts_with(dedupe_key, $1)", [.text(prefix)]).rows.map { try $0.string(0) }
+    }
+
     /// When the first group was first seen: the start of the baseline new errors are new against.
     public static func earliestFirstSeen(on connection: PostgresConnection) throws -> Date? {
         let row = try connection.query("SELECT min(first_seen) FROM groups").first

@@ -281,6 +281,28 @@ import TestSupport
         expectProblem(await fixture.call("POST", "/v1/groups/unknown/resolve"), 404)
     }
 
+    /// Each service says when the analysis reports its spikes and new errors: a service seen
+    /// for two hours is ready, one first seen a minute ago is still learning.
+    @Test func servicesSayWhatTheAnalysisIsStillLearning() async throws {
+        let fixture = try Fixture()
+        _ = try fixture.events(service: "billing", message: "card declined", at: [fixture.base])
+        let recent = Date().addingTimeInterval(-60)
+        _ = try fixture.events(service: "checkout", message: "timed out", at: [recent])
+        let services = await fixture.call("GET", "/v1/services")
+        let byName = Dictionary(uniqueKeysWithValues: services.items.compactMap { item in (item["name"] as? String).map { ($0, item) } })
+        let billing = try #require(byName["billing"]?["learning"] as? [String: Any])
+        let checkout = try #require(byName["checkout"]?["learning"] as? [String: Any])
+        #expect(billing["state"] as? String == "ready", "\(billing)")
+        #expect(checkout["state"] as? String == "learning", "\(checkout)")
+        func time(_ value: Any?) -> Date? { (value as? String).flatMap { RFC3339.parse($0) } }
+        let spikesFrom = try #require(time(checkout["spikes_from"]))
+        #expect(abs(spikesFrom.timeIntervalSince(recent.addingTimeInterval(1800))) < 2, "30 minutes after its first error")
+        // New errors count from the first error stored at all: billing's, two hours ago.
+        #expect(time(checkout["new_errors_from"]) == time(billing["new_errors_from"]))
+        #expect(abs((time(checkout["new_errors_from"]) ?? .distantPast).timeIntervalSince(fixture.base.addingTimeInterval(3600))) < 2)
+        #expect(time(byName["checkout"]?["first_seen"]) != nil && time(checkout["daily_pattern_from"]) != nil)
+    }
+
     @Test func eventsOfAGroupNewestFirstAndSeriesZeroFilled() async throws {
         let fixture = try Fixture()
         let times = (0..<9).map { fixture.base.addingTimeInterval(Double($0) * 20) }  // three minutes

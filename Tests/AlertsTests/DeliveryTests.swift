@@ -1,3 +1,5 @@
+import API
+import App
 import Alerts
 import Domain
 import Foundation
@@ -209,6 +211,55 @@ func expectValidTeams(_ object: [String: Any]) {
             #expect(limitedRequests[1].attempt == "2")
         }
         #expect(try fixture.deliveries(limited).first?.status == "delivered")
+    }
+
+    /// A delivery that failed for good is queued again through the API and arrives with the
+    /// same delivery id and body; only a failed one can be retried.
+    @Test func aFailedDeliveryRetriedThroughTheAPIArrivesWithTheSameID() async throws {
+        let fixture = try Fixture()
+        let receiver = try Receiver()
+        defer { kill(receiver.process.processIdentifier, SIGKILL) }
+        let webhook = try fixture.webhook(receiver.base + "/hook")
+        try fixture.insight(1)
+        try await receiver.script([["status": 400]])
+        try await withDispatcher(fixture) { status async throws in
+            #expect(try await eventually { status.failed == 1 })
+        }
+        let failed = try #require(try fixture.deliveries(webhook).first)
+        #expect(failed.status == "failed" && failed.code == 400)
+
+        let token = "retry-admin-token"
+        let configuration = try FaultlineConfiguration.fromEnvironment([
+            "FAULTLINE_DATABASE_URL": fixture.url, "FAULTLINE_ADMIN_TOKEN": token, "FAULTLINE_WEBHOOK_ALLOW_PRIVATE": "true",
+        ])
+        let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
+        defer { Task { await pool.close() } }
+        let api = Faultline.makeAPI(configuration, pool: pool, producer: nil, readiness: { true }, logger: logger)
+        func retry(_ delivery: String, webhook: Int64 = webhook) async -> (status: Int, body: String) {
+            let response = await api.handle(APIRequest(
+                method: "POST", target: "/v1/webhooks/\(webhook)/deliveries/\(delivery)/retry",
+                headers: ["authorization": "Bearer \(token)"], body: []))
+            return (response.status, String(decoding: response.body, as: UTF8.self))
+        }
+        let accepted = await retry(failed.delivery)
+        #expect(accepted.status == 202, "\(accepted.body)")
+        #expect(accepted.body.contains(#""status" : "pending""#) || accepted.body.contains(#""status":"pending""#), "\(accepted.body)")
+        #expect(!accepted.body.contains(#""retried_at" : null"#) && !accepted.body.contains(#""retried_at":null"#), "\(accepted.body)")
+        let again = await retry(failed.delivery)
+        #expect(again.status == 409 && again.body.contains("pending"), "\(again.body)")
+        #expect(await retry(UUID().uuidString).status == 404)
+        #expect(await retry(failed.delivery, webhook: webhook + 1).status == 404)
+        #expect(await retry("not-a-uuid").status == 400)
+
+        try await withDispatcher(fixture) { status async throws in
+            #expect(try await eventually { status.delivered == 1 })
+        }
+        let requests = try await receiver.requests()
+        #expect(requests.count == 2 && Set(requests.compactMap(\.delivery)) == [failed.delivery])
+        #expect(requests.count == 2 && requests[0].body == requests[1].body, "the same message")
+        let delivered = try #require(try fixture.deliveries(webhook).first)
+        #expect(delivered.status == "delivered" && delivered.attempts == 2)
+        #expect(await retry(failed.delivery).status == 409)
     }
 
     /// Two replicas' dispatchers on one outbox: every delivery is sent once.

@@ -207,6 +207,73 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// A group first seen 7 s before the deployment record's start is new in that version, and
+    /// says it came before the recorded start instead of "soon after"; with no allowance for
+    /// clock skew it is only a new error.
+    @Test func aGroupSeenJustBeforeTheRecordedRolloutSaysSo() async throws {
+        try await onThread { check in
+            for skew in [60, 0] {
+                var fixture = try Fixture()
+                let t0 = start
+                try fixture.deploy("checkout", "1.8.2", at: t0.addingTimeInterval(-86_400))
+                try fixture.deploy("checkout", "1.8.3", at: t0.addingTimeInterval(600))
+                try fixture.events(service: "checkout", version: "1.8.3", errorType: "NullPointerException",
+                                   message: "cart was null", at: [t0.addingTimeInterval(593), t0.addingTimeInterval(620)])
+                var settings = configuration(try shippedRules())
+                settings.clockSkew = .seconds(skew)
+                let engine = AnalysisEngine(configuration: settings, logger: logger)
+                _ = try engine.run(on: fixture.connection, now: t0.addingTimeInterval(700))
+                let insight = try check.require(try fixture.insights().first { $0.kind == .newGroup })
+                if skew == 60 {
+                    check.expect(insight.version == "1.8.3" && insight.previousVersion == "1.8.2", "\(insight)")
+                    check.expect(insight.summary.contains("7 s before checkout 1.8.3's recorded rollout"), "\(insight.summary)")
+                    check.expect(insight.summary.contains("FAULTLINE_CLOCK_SKEW") && !insight.summary.contains("soon"), "\(insight.summary)")
+                } else {
+                    check.expect(insight.title.hasPrefix("New error in checkout") && insight.previousVersion == nil, "\(insight.title)")
+                }
+            }
+        }
+    }
+
+    /// A new installation's first errors: one info insight per service within the run that
+    /// sees them, with its recommendation and when the rest starts; nothing more for later
+    /// groups while learning, and nothing of the kind for back-filled history.
+    @Test func aServicesFirstErrorsGiveOneInsightWhileTheAnalysisLearns() async throws {
+        try await onThread { check in
+            var fixture = try Fixture()
+            _ = try WebhookStore.create(WebhookInput(url: "https://hooks.example.com/all", secret: nil, format: "generic",
+                                                     filtersJSON: "{}", enabled: true), on: fixture.connection)
+            let now = Date()
+            try fixture.events(service: "checkout", errorType: "TimeoutError", message: "upstream payments timed out after 30s",
+                               at: [now.addingTimeInterval(-40)])
+            try fixture.events(service: "checkout", errorType: "KeyError", message: "missing key 'currency'", at: [now.addingTimeInterval(-30)])
+            try fixture.events(service: "billing", errorType: "ValueError", message: "bad amount", at: [now.addingTimeInterval(-20)])
+            let engine = AnalysisEngine(configuration: AnalysisConfiguration(rules: try shippedRules()), logger: logger)
+            _ = try engine.run(on: fixture.connection, now: now)
+            var first = try fixture.insights().filter { $0.kind == .newGroup }
+            check.expect(first.count == 2, "\(first.map(\.title))")
+            check.expect(Set(first.map(\.service)) == ["checkout", "billing"] && first.allSatisfy { $0.severity == .info })
+            let checkout = try check.require(first.first { $0.service == "checkout" })
+            check.expect(checkout.title.hasPrefix("First errors from checkout: TimeoutError: upstream payments timed out"), "\(checkout.title)")
+            check.expect(checkout.summary.contains("learning") && checkout.summary.contains("/v1/services"), "\(checkout.summary)")
+            check.expect(!checkout.recommendations.isEmpty, "a timeout has its recommendation")
+            let queued = try fixture.connection.query("SELECT count(*) FROM alert_outbox").first?.int(0)
+            check.expect(queued == 0, "shown, never sent: \(queued ?? -1) deliveries")
+
+            try fixture.events(service: "checkout", errorType: "IOError", message: "disk full", at: [now.addingTimeInterval(5)])
+            _ = try engine.run(on: fixture.connection, now: now.addingTimeInterval(15))
+            first = try fixture.insights().filter { $0.kind == .newGroup }
+            check.expect(first.count == 2, "still one per service: \(first.map(\.title))")
+
+            // History loaded before the analysis ran: the learning is long over.
+            var backfilled = try Fixture()
+            try backfilled.events(service: "orders", errorType: "TimeoutError", message: "db timed out", at: [now.addingTimeInterval(-3 * 3600)])
+            _ = try AnalysisEngine(configuration: AnalysisConfiguration(rules: try shippedRules()), logger: logger)
+                .run(on: backfilled.connection, now: now)
+            check.expect(try backfilled.insights().isEmpty)
+        }
+    }
+
     @Test func timeoutsTowardsOneDependencyFromThreeServicesFormOneCrossServiceCluster() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
         try await onThread { check in

@@ -118,6 +118,16 @@ import Testing
                                    window: 7200)?.version == "1.8.3")
     }
 
+    @Test func firstSeenJustBeforeTheRecordedRolloutCountsOnlyWithinTheClockSkew() {
+        // 7 s before the deployment record's start: clocks differ; 90 s before: it was there already.
+        #expect(NewInVersion.check(groupFirstSeen: t0.addingTimeInterval(-7), firstVersion: "1.8.3", deployments: deployments)?.version == "1.8.3")
+        #expect(NewInVersion.check(groupFirstSeen: t0.addingTimeInterval(-7), firstVersion: "1.8.3", deployments: deployments,
+                                   clockSkew: 0) == nil)
+        #expect(NewInVersion.check(groupFirstSeen: t0.addingTimeInterval(-90), firstVersion: nil, deployments: deployments) == nil)
+        #expect(NewInVersion.check(groupFirstSeen: t0.addingTimeInterval(-90), firstVersion: nil, deployments: deployments,
+                                   clockSkew: 120)?.version == "1.8.3")
+    }
+
     @Test func firstSeenInAnotherVersionIsNotNewInTheDeployedOne() {
         // An old pod still running 1.8.2 during the rollout: not caused by 1.8.3, and 1.8.2 is a day old.
         #expect(NewInVersion.check(groupFirstSeen: t0.addingTimeInterval(120), firstVersion: "1.8.2", deployments: deployments) == nil)
