@@ -42,6 +42,10 @@ public final class AnalysisEngine {
         var recent: [Double] = []
         /// The alert being followed: its insight grows while the series stays high.
         var episode: Episode?
+        /// The insight of the series' last alert, as last written, and the bucket it alerted in:
+        /// a burst in the detector's quiet period after it grows it.
+        var lastAlert: Insight?
+        var lastAlertBucket = Int.min
     }
 
     struct Episode {
@@ -330,6 +334,11 @@ public final class AnalysisEngine {
                 if excess > 0 { series[key]!.recent.removeFirst(excess) }
                 if point.isAlert && (point.isSpike || point.isLevelShift) { alerting.append((key, point)) }
                 if b >= alertFrom, series[key]!.episode != nil { try follow(key, bucket: b, point: point, connection, report: &report) }
+                if b >= alertFrom, !point.isAlert, series[key]!.episode == nil,
+                    let spike = try recur(key, bucket: b, point: point, connection, report: &report)
+                {
+                    spikes.append(spike)
+                }
             }
             report.bucketsScored += 1
             guard b >= alertFrom else { continue }
@@ -345,12 +354,41 @@ public final class AnalysisEngine {
                     let insight = try spikeInsight(key, state, kind: kind, bucket: b, point: point, connection)
                     spike.insightID = try record(insight, connection, report: &report)
                     series[key]?.episode = Episode(insight: insight, startBucket: b, total: point.value, peak: point.value)
+                    series[key]?.lastAlert = insight
+                    series[key]?.lastAlertBucket = b
                 }
                 spikes.append(spike)
             }
         }
         try AnalysisStore.insertSpikes(spikes, on: connection)
         report.spikes += spikes.count
+    }
+
+    /// A burst in the detector's quiet period after the series' last alert (it mutes the series,
+    /// and a burst that recurs is no longer news to it): a bucket as far above what was expected
+    /// as an alert is followed grows that alert's insight — its count, peak, last seen and
+    /// number of bursts — and is followed again while it lasts; the bucket is recorded as a
+    /// suppressed spike. An update sends nothing, so webhooks stay as quiet as the detector.
+    private func recur(_ key: String, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection,
+                       report: inout CycleReport) throws -> SpikeRecord? {
+        guard let state = series[key], var insight = state.lastAlert else { return nil }
+        let quiet = state.detector.configuration.refractoryBuckets
+        let expected = insight.expected ?? 0
+        guard b - state.lastAlertBucket <= quiet, point.value > max(expected * 1.5, expected + 3),
+            point.value >= state.detector.configuration.minimumCount
+        else { return nil }
+        let bursts = (Int(insight.details["bursts"] ?? "") ?? 1) + 1
+        insight.details["bursts"] = String(bursts)
+        insight.eventCount = (insight.eventCount ?? 0) + Int(point.value)
+        insight.observed = max(insight.observed ?? 0, point.value)
+        insight.lastSeenAt = date(of: b + 1)
+        let id = try record(insight, connection, report: &report)
+        series[key]?.lastAlert = insight
+        series[key]?.episode = Episode(insight: insight, startBucket: b, total: Double(insight.eventCount ?? 0),
+                                       peak: insight.observed ?? point.value)
+        return SpikeRecord(series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: insight.kind,
+                           observed: point.value, expected: point.expected, score: point.score, pValue: point.pValue,
+                           insightID: id, suppressed: true)
     }
 
     /// Grows the insight of an ongoing alert while the series stays above what was expected.
@@ -367,6 +405,7 @@ public final class AnalysisEngine {
         episode.insight.eventCount = Int(episode.total)
         episode.insight.lastSeenAt = date(of: b + 1)
         series[key]?.episode = episode
+        series[key]?.lastAlert = episode.insight
         try record(episode.insight, connection, report: &report)
     }
 

@@ -279,7 +279,7 @@ public enum APIStore {
         try page("""
             SELECT json_build_object('id', s.id, 'series', s.series, 'service', s.service, 'fingerprint', s.fingerprint,
                        'bucket', api_time(s.bucket), 'kind', s.kind, 'observed', s.observed, 'expected', s.expected,
-                       'score', s.score, 'p_value', s.p_value, 'insight_id', s.insight_id,
+                       'score', s.score, 'p_value', s.p_value, 'insight_id', s.insight_id, 'suppressed', s.suppressed,
                        'detected_at', api_time(s.detected_at))::text,
                    api_time(s.bucket), s.id
             FROM spikes s

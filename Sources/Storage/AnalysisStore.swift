@@ -75,9 +75,12 @@ public struct SpikeRecord: Sendable, Equatable {
     public var score: Double
     public var pValue: Double
     public var insightID: Int64?
+    /// A burst in the quiet period after an alert: it grew `insightID`, nothing was sent.
+    public var suppressed: Bool
 
     public init(series: String, service: String, fingerprint: String?, bucket: Date, kind: Insight.Kind, observed: Double,
-                expected: Double, score: Double, pValue: Double, insightID: Int64? = nil) {
+                expected: Double, score: Double, pValue: Double, insightID: Int64? = nil, suppressed: Bool = false) {
+        self.suppressed = suppressed
         self.series = series
         self.service = service
         self.fingerprint = fingerprint
@@ -392,21 +395,22 @@ public enum AnalysisStore {
         guard !spikes.isEmpty else { return }
         struct Row: Encodable {
             let series: String, service: String, fingerprint: String?, bucket: String, kind: String
-            let observed: Double, expected: Double, score: Double, p_value: Double, insight_id: Int64?
+            let observed: Double, expected: Double, score: Double, p_value: Double, insight_id: Int64?, suppressed: Bool
         }
         let json = try encodeJSON(spikes.map {
             Row(series: $0.series, service: $0.service, fingerprint: $0.fingerprint, bucket: PostgresTimestamp.format($0.bucket),
                 kind: $0.kind.rawValue, observed: $0.observed, expected: $0.expected, score: $0.score, p_value: $0.pValue,
-                insight_id: $0.insightID)
+                insight_id: $0.insightID, suppressed: $0.suppressed)
         })
         try connection.query("""
-            INSERT INTO spikes AS s (series, service, fingerprint, bucket, kind, observed, expected, score, p_value, insight_id)
-            SELECT series, service, fingerprint, bucket, kind, observed, expected, score, p_value, insight_id
+            INSERT INTO spikes AS s (series, service, fingerprint, bucket, kind, observed, expected, score, p_value, insight_id,
+                                     suppressed)
+            SELECT series, service, fingerprint, bucket, kind, observed, expected, score, p_value, insight_id, suppressed
             FROM jsonb_to_recordset($1::jsonb) AS x(series text, service text, fingerprint text, bucket timestamptz, kind text,
                  observed double precision, expected double precision, score double precision, p_value double precision,
-                 insight_id bigint)
+                 insight_id bigint, suppressed boolean)
             ON CONFLICT (series, bucket) DO UPDATE SET observed = EXCLUDED.observed, expected = EXCLUDED.expected,
-                score = EXCLUDED.score, p_value = EXCLUDED.p_value, kind = EXCLUDED.kind,
+                score = EXCLUDED.score, p_value = EXCLUDED.p_value, kind = EXCLUDED.kind, suppressed = EXCLUDED.suppressed,
                 insight_id = coalesce(EXCLUDED.insight_id, s.insight_id)
             """, [.json(json)])
     }

@@ -132,6 +132,44 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// A service whose errors burst for 2 minutes every 4 minutes: one spike insight and one
+    /// alert, and every later burst inside the detector's quiet period grows that insight and
+    /// is listed as a suppressed spike.
+    @Test func burstsInTheQuietPeriodGrowTheirInsightAndAreListedButNotSent() async throws {
+        try await onThread { check in
+            var fixture = try Fixture()
+            _ = try WebhookStore.create(WebhookInput(url: "https://hooks.example.com/all", secret: nil, format: "generic",
+                                                     filtersJSON: #"{"kinds": ["spike"]}"#, enabled: true), on: fixture.connection)
+            for minute in 0..<180 {
+                try fixture.events(service: "orders", errorType: "TimeoutError", message: "db timed out after \(minute % 7 + 1)s",
+                                   at: spread(noisy(8, minute), in: start.addingTimeInterval(Double(minute) * 60)))
+            }
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let burstsStart = start.addingTimeInterval(180 * 60)
+            _ = try engine.run(on: fixture.connection, now: burstsStart)
+            // Five bursts of two minutes at ~130/min, four minutes apart, with the usual 8/min between.
+            for minute in 0..<20 {
+                let time = burstsStart.addingTimeInterval(Double(minute) * 60)
+                let bursting = minute % 4 < 2
+                try fixture.events(service: "orders", errorType: "TimeoutError", message: "db timed out after 3s",
+                                   at: spread(bursting ? 130 : noisy(8, minute), in: time))
+                _ = try engine.run(on: fixture.connection, now: time.addingTimeInterval(66))
+            }
+            let spikes = try fixture.insights().filter { $0.kind == .spike && $0.service == "orders" }
+            check.expect(spikes.count == 1, "\(spikes.map(\.title))")
+            let insight = try check.require(spikes.first)
+            check.expect(insight.details["bursts"] == "5", "\(insight.details)")
+            check.expect((insight.eventCount ?? 0) >= 5 * 2 * 120, "\(insight.eventCount ?? 0) events")
+            check.expect(insight.lastSeenAt >= burstsStart.addingTimeInterval(17 * 60), "\(insight.lastSeenAt)")
+            let rows = try fixture.connection.query(
+                "SELECT suppressed, count(DISTINCT bucket) FROM spikes WHERE service = 'orders' AND fingerprint IS NULL GROUP BY suppressed ORDER BY suppressed"
+            ).rows.map { (try $0.bool(0), try $0.int(1)) }
+            check.expect(rows.count == 2 && rows[0] == (false, 1) && rows[1].0 && rows[1].1 >= 4, "\(rows)")
+            let queued = try fixture.connection.query("SELECT count(*) FROM alert_items").first?.int(0)
+            check.expect(queued == 1, "one alert for all the bursts: \(queued ?? -1)")
+        }
+    }
+
     /// A new insight queues its alert in the insight's own transaction; an update queues nothing.
     @Test func newInsightsAndOnlyNewOnesQueueAlertsForMatchingSubscriptions() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.

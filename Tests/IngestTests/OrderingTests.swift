@@ -58,7 +58,7 @@ import TestSupport
         try await produce(producer, events(0..<10, prefix: "ordering/first"))
         try await withIngest(configuration) { _ async throws in
             // A first batch creates today's partition and commits.
-            #expect(try await eventually(.seconds(60)) { try await committed(observer) == 10 })
+            #expect(try await eventually(.seconds(120)) { try await committed(observer) == 10 })
 
             let lock = try TableLock(url: url, table: "events")
             try await produce(producer, events(10..<30, prefix: "ordering/second"))
