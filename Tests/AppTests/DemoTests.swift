@@ -66,7 +66,8 @@ import Glibc
         var missing: [String] = ["the rollout", "the outage", "the leak"]
         var insights: [[String: Any]] = []
         var recommendations: [[String: Any]] = []
-        let deadline = ContinuousClock.now + .seconds(150)
+        // About three minutes on a quiet machine (README); a loaded one gets longer.
+        let deadline = ContinuousClock.now + .seconds(240)
         while !missing.isEmpty && ContinuousClock.now < deadline && demo.isRunning {
             try await Task.sleep(for: .seconds(2))
             insights = try await items("/v1/insights?limit=200")
