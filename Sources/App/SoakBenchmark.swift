@@ -290,12 +290,21 @@ final class APILoad: @unchecked Sendable {
     private let port: Int
     private let key: String
     private let clients: Int
+    private let paths: [String]
+    private let pause: Duration
     private let state = Mutex<(latencies: [Double], errors: Int, running: Bool)>(([], 0, false))
 
-    init(port: Int, key: String, clients: Int) {
+    /// - Parameters:
+    ///   - paths: requested in turn by each client.
+    ///   - pause: how long a client waits after each answer (none: one request after another).
+    init(port: Int, key: String, clients: Int,
+         paths: [String] = ["/v1/insights", "/v1/groups?limit=50", "/v1/services", "/v1/spikes", "/healthz"],
+         pause: Duration = .zero) {
         self.port = port
         self.key = key
         self.clients = clients
+        self.paths = paths
+        self.pause = pause
     }
 
     var latencies: [Double] { state.withLock { $0.latencies } }
@@ -303,7 +312,7 @@ final class APILoad: @unchecked Sendable {
 
     func start() {
         state.withLock { $0.running = true }
-        let paths = ["/v1/insights", "/v1/groups?limit=50", "/v1/services", "/v1/spikes", "/healthz"]
+        let pauseMicroseconds = useconds_t(pause.seconds * 1_000_000)
         for client in 0..<clients {
             let thread = Thread { [self] in
                 var n = client
@@ -326,6 +335,7 @@ final class APILoad: @unchecked Sendable {
                         socket = -1
                         state.withLock { $0.errors += 1 }
                     }
+                    if pauseMicroseconds > 0 { usleep(pauseMicroseconds) }
                 }
                 if socket >= 0 { close(socket) }
             }
@@ -338,8 +348,21 @@ final class APILoad: @unchecked Sendable {
     /// One request and its whole answer (headers and Content-Length body); false when the
     /// connection failed or the status was not 2xx.
     private func exchange(_ socket: Int32, path: String) -> Bool {
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ write(socket, $0.baseAddress, $0.count) }) == request.count else { return false }
+        exchangeBody(socket, path: path) != nil
+    }
+
+    /// The body of a 2xx answer to one request, on a connection of its own.
+    func get(_ path: String) -> String? {
+        let socket = connectLoopback(port)
+        guard socket >= 0 else { return nil }
+        defer { close(socket) }
+        return exchangeBody(socket, path: path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private func exchangeBody(_ socket: Int32, path: String) -> ArraySlice<UInt8>? {
+        let authorization = key.isEmpty ? "" : "Authorization: Bearer \(key)\r\n"
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\(authorization)\r\n".utf8)
+        guard request.withUnsafeBytes({ write(socket, $0.baseAddress, $0.count) }) == request.count else { return nil }
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -347,10 +370,12 @@ final class APILoad: @unchecked Sendable {
                 let head = String(decoding: buffer[..<end], as: UTF8.self).lowercased()
                 let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-                if buffer.count >= end + 4 + length { return head.hasPrefix("http/1.1 2") }
+                if buffer.count >= end + 4 + length {
+                    return head.hasPrefix("http/1.1 2") ? buffer[(end + 4)..<(end + 4 + length)] : nil
+                }
             }
             let count = chunk.withUnsafeMutableBytes { read(socket, $0.baseAddress, $0.count) }
-            if count <= 0 { return false }
+            if count <= 0 { return nil }
             buffer.append(contentsOf: chunk[0..<count])
         }
     }

@@ -6,7 +6,7 @@ import Logging
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints a final JSON line.",
-        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self])
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self, BenchIsolation.self])
 }
 
 /// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
@@ -157,6 +157,33 @@ struct BenchIngest: AsyncParsableCommand {
     func run() async throws {
         Logging.bootstrap(format: .text, level: .error)
         let result = try await IngestBenchmark.run(events: events, directory: directory, logger: Logger(label: "faultline.bench")) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        print(result.json)
+    }
+}
+
+struct BenchIsolation: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "isolation",
+        abstract: "Ingest the same events with no API load, under wrk on /healthz, with made-up keys and with a valid key on the list endpoints (apt-get install wrk; use a release build).")
+    @Option(help: "Number of events.") var events = 200_000
+    @Option(help: "wrk connections.") var connections = 64
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-isolation"
+
+    func validate() throws {
+        guard (1...10_000_000).contains(events), (1...1000).contains(connections) else {
+            throw ValidationError("need 1 ≤ events ≤ 10,000,000 and 1 ≤ connections ≤ 1000")
+        }
+    }
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        var options = IsolationBenchmark.Options(binary: Bundle.main.executablePath ?? CommandLine.arguments[0])
+        options.events = events
+        options.connections = connections
+        options.directory = directory
+        let result = try await IsolationBenchmark.run(options, logger: Logger(label: "faultline.bench")) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         print(result.json)

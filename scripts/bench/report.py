@@ -145,6 +145,21 @@ API clients on the list endpoints, and a webhook receiver flapping every 20 s be
 | {number(r['produced'])} | {number(r['stored'])} | {number(r['dead_lettered'])} ({number(r['hostile'])}) | **{r['accounted']}** | **{r['restarts']}** | {r['rss_first_mib']} → {r['rss_last_mib']} MiB | {number(r['api_requests'])}, {r['api_p99_ms']} ms | {r['webhook_requests']} |
 """)
 
+section("API isolation", "isolation", lambda r, _: f"""
+`faultline serve --role ingest,api` ingests the same {number(r['events'])} events four times (a fresh database
+and consumer group each): with no API load, while wrk sends `/healthz` from {r['connections']} connections, while
+it sends `/v1/insights` with made-up keys, and while it sends the list endpoints with a valid key.
+A probe asks `/healthz` every 100 ms throughout. Ingest time runs from the first event stored to the
+last. Goal: made-up and valid keys at most 1.2× the `/healthz` time; `/healthz` within 250 ms.
+
+| load | ingest | load served | `/healthz` p99 | `/healthz` max |
+|---|---|---|---|---|
+| none | {r['none_seconds']:.2f} s | | {r['none_healthz_p99_ms']:.1f} ms | {r['none_healthz_max_ms']:.1f} ms |
+| `/healthz` | {r['healthz_seconds']:.2f} s | {number(r['healthz_load_rps'])} req/s | {r['healthz_healthz_p99_ms']:.1f} ms | {r['healthz_healthz_max_ms']:.1f} ms |
+| made-up keys | {r['random_keys_seconds']:.2f} s (**{r['random_keys_ratio']:.2f}×**) | {number(r['random_keys_load_rps'])} req/s | {r['random_keys_healthz_p99_ms']:.1f} ms | {r['random_keys_healthz_max_ms']:.1f} ms |
+| valid key, list endpoints | {r['valid_keys_seconds']:.2f} s (**{r['valid_keys_ratio']:.2f}×**) | {number(r['valid_keys_load_rps'])} req/s | {r['valid_keys_healthz_p99_ms']:.1f} ms | {r['valid_keys_healthz_max_ms']:.1f} ms |
+""")
+
 section("Template mining speed", "templates", lambda r, _: f"""
 {number(r['messages'])} Loghub-2k messages (the eight systems repeated) through Faultline's miner and
 through Drain3 with its defaults, each timed in its own thread's CPU time, taking turns; medians.
