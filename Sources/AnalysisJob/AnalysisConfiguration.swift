@@ -7,14 +7,19 @@ public struct AnalysisConfiguration: Sendable {
     public var interval: Duration = .seconds(15)
     /// Width of a count bucket in seconds (the series are per-minute counts).
     public var bucketSeconds = 60
-    /// A bucket is scored as closed this long after it ends, so late events still count.
-    public var lateness: Duration = .seconds(5)
+    /// A bucket is scored once event time is complete (the watermark ingest publishes) this
+    /// far past its end: room for events a producer sends out of order. Counts that arrive
+    /// later still are late data: their series are scored again.
+    public var grace: Duration = .seconds(10)
     /// Buckets of history a detector is rebuilt from when this replica becomes the analysis
     /// leader (a day and two hours: the daily season needs a day).
     public var historyBuckets = 26 * 60
     /// Only buckets this recent raise insights; older ones (a first start, a takeover) only
     /// teach the detectors.
     public var alertLookbackBuckets = 5
+    /// A bucket scored late (ingest lagged, or its counts came late) raises insights only when
+    /// it is at most this old; older ones only teach the detectors.
+    public var alertMaxAgeBuckets = 60
     /// The detector for a service's total error count.
     public var serviceDetector = SpikeDetector.Configuration.default
     /// The detector for one group's count.

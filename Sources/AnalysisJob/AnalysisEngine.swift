@@ -17,6 +17,11 @@ public struct CycleReport: Sendable, Equatable {
     public var predictions = 0
     public var regressions = 0
     public var rebuilt = false
+    /// Services whose series were scored again because counts of scored minutes came late.
+    public var servicesRescored = 0
+    /// The first minute not scored yet: event time is not complete there (the watermark, less
+    /// the grace period).
+    public var scoredUntil: Date?
 
     public init() {}
 }
@@ -84,10 +89,13 @@ public final class AnalysisEngine {
         // New errors are news only once there is a baseline to be new against.
         newAfter = try AnalysisStore.earliestFirstSeen(on: connection)
             .map { $0.addingTimeInterval(seconds(configuration.newGroupWarmup)) } ?? .distantFuture
-        try analyzeNewGroups(connection, now: now, report: &report)
+        // Event time is complete up to here, less the grace period: a group first seen later
+        // may still have earlier events to come, and a bucket later may still fill.
+        let complete = try completeUntil(connection, now: now).map { $0.addingTimeInterval(-seconds(configuration.grace)) }
+        try analyzeNewGroups(connection, now: now, completeUntil: complete, report: &report)
         issueOf = try AnalysisStore.issueMap(on: connection)
         try findRegressions(connection, now: now, report: &report)
-        try scoreBuckets(connection, now: now, report: &report)
+        try scoreBuckets(connection, now: now, completeUntil: complete, report: &report)
         if lastForecast.map({ now.timeIntervalSince($0) >= seconds(configuration.forecastEvery) }) ?? true {
             try forecast(connection, now: now, report: &report)
             lastForecast = now
@@ -114,8 +122,11 @@ public final class AnalysisEngine {
 
     // MARK: Templates, new groups, new in a version
 
-    private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
-        let groups = try AnalysisStore.unanalyzedGroups(limit: 5000, on: connection)
+    private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, completeUntil: Date?, report: inout CycleReport) throws {
+        // A group is judged once its first minute is complete: until then an earlier event of
+        // it may still arrive (a lagging partition), and "new" would be a guess.
+        guard let completeUntil else { return }
+        let groups = Array(try AnalysisStore.unanalyzedGroups(limit: 5000, on: connection).prefix { $0.firstSeen < completeUntil })
         guard !groups.isEmpty else { return }
         introducedServices = Set(try AnalysisStore.insightKeys(prefix: Self.firstErrorsKey, on: connection)
             .map { String($0.dropFirst(Self.firstErrorsKey.count)) })
@@ -270,11 +281,29 @@ public final class AnalysisEngine {
 
     // MARK: Spikes and level shifts
 
-    private func scoreBuckets(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
-        let lateness = seconds(configuration.lateness)
-        let open = bucket(of: now.addingTimeInterval(-lateness))
+    /// Where event time is complete: the lowest watermark of the partitions ingest reads
+    /// (``EventTimeStore``), never later than `now`; the clock itself when no ingest publishes
+    /// one (the counts are all there is); `nil` while a lagging partition has told nothing yet.
+    private func completeUntil(_ connection: PostgresConnection, now: Date) throws -> Date? {
+        let watermark = try EventTimeStore.watermark(on: connection)
+        guard watermark.partitions > 0 else { return now }
+        guard watermark.unknown == 0, let until = watermark.completeUntil else { return nil }
+        return min(now, until)
+    }
+
+    /// - Parameter completeUntil: event time is complete up to here, grace period deducted;
+    ///   `nil` while a lagging partition has told nothing yet.
+    private func scoreBuckets(_ connection: PostgresConnection, now: Date, completeUntil complete: Date?, report: inout CycleReport) throws {
         let persisted = try AnalysisStore.state("scored_until", on: connection).flatMap { Int($0) }
-        let alertFrom = open - configuration.alertLookbackBuckets
+        // The first bucket whose events may not all be in. It never moves back.
+        var open = complete.map { bucket(of: $0) } ?? persisted ?? bucket(of: now) - configuration.historyBuckets
+        open = max(open, persisted ?? open, scoredUntil ?? open)
+        // Every bucket scored now for the first time may raise insights, unless it is old news
+        // (ingest lagged far behind): then it only teaches the detectors.
+        let alertFrom = max(open - configuration.alertMaxAgeBuckets, min(persisted ?? open, open) - configuration.alertLookbackBuckets)
+        // From here on, counts stored for buckets before `open` are late: they are noted for
+        // the re-scoring below instead of falling between two runs.
+        try EventTimeStore.publishScored(until: date(of: open), on: connection)
         if persisted == nil || scoredUntil != persisted {
             // First run, a restart, or another replica ran in between: rebuild from the counts.
             series = [:]
@@ -288,16 +317,42 @@ public final class AnalysisEngine {
             scoredUntil = open
         }
         try AnalysisStore.setState("scored_until", json: String(open), on: connection)
+        report.scoredUntil = date(of: open)
+        try rescoreLate(open: open, connection, report: &report)
         try peek(at: open, connection, report: &report)
+    }
+
+    /// Late data: counts stored for buckets already scored. Each service they belong to has its
+    /// series rebuilt from the stored counts, which now hold them, over the detectors' history
+    /// (a day and two hours); buckets from the first late one on may raise insights (the same
+    /// minute gives the same insight, updated rather than repeated) unless older than
+    /// `alertMaxAgeBuckets`. Late counts older than the history change nothing scored.
+    private func rescoreLate(open: Int, _ connection: PostgresConnection, report: inout CycleReport) throws {
+        let late = try EventTimeStore.lateCounts(on: connection)
+        guard !late.isEmpty else { return }
+        var earliest: [String: Int] = [:]
+        for count in late { earliest[count.service] = min(earliest[count.service] ?? .max, bucket(of: count.bucket)) }
+        for (service, first) in earliest.sorted(by: { $0.key < $1.key }) {
+            series = series.filter { $0.value.service != service }
+            let from = open - configuration.historyBuckets
+            guard first < open else { continue }
+            try score(from: from, to: open, alertFrom: max(first, open - configuration.alertMaxAgeBuckets), service: service,
+                      connection, report: &report)
+            report.servicesRescored += 1
+            logger.info("late counts: series scored again", metadata: [
+                "service": "\(service)", "from": "\(RFC3339.format(date(of: max(first, from))))",
+            ])
+        }
+        try EventTimeStore.forget(late, on: connection)
     }
 
     private func seriesKey(service: String) -> String { "service:\(service)" }
     private func seriesKey(group: String) -> String { "group:\(group)" }
 
     /// Per-bucket values of every series in `[from, to)`.
-    private func loadCounts(from: Int, to: Int, _ connection: PostgresConnection) throws -> [Int: [String: (service: String, fingerprint: String?, value: Double)]] {
+    private func loadCounts(from: Int, to: Int, service: String? = nil, _ connection: PostgresConnection) throws -> [Int: [String: (service: String, fingerprint: String?, value: Double)]] {
         var byBucket: [Int: [String: (service: String, fingerprint: String?, value: Double)]] = [:]
-        for row in try AnalysisStore.counts(from: date(of: from), to: date(of: to), on: connection) {
+        for row in try AnalysisStore.counts(from: date(of: from), to: date(of: to), service: service, on: connection) {
             let b = bucket(of: row.bucket)
             let issue = issueOf[row.fingerprint] ?? row.fingerprint
             byBucket[b, default: [:]][seriesKey(service: row.service), default: (row.service, nil, 0)].value += Double(row.count)
@@ -306,9 +361,11 @@ public final class AnalysisEngine {
         return byBucket
     }
 
-    private func score(from: Int, to: Int, alertFrom: Int, _ connection: PostgresConnection, report: inout CycleReport) throws {
+    /// Scores `[from, to)` for every series, or for one service's.
+    private func score(from: Int, to: Int, alertFrom: Int, service: String? = nil, _ connection: PostgresConnection,
+                       report: inout CycleReport) throws {
         guard from < to else { return }
-        let byBucket = try loadCounts(from: from, to: to, connection)
+        let byBucket = try loadCounts(from: from, to: to, service: service, connection)
         var spikes: [SpikeRecord] = []
         for b in from..<to {
             let values = byBucket[b] ?? [:]
@@ -321,7 +378,7 @@ public final class AnalysisEngine {
             var alerting: [(key: String, point: SpikeDetector.Point)] = []
             // Updated in place: a detector holds a day of values, and a copy per update would
             // copy them all (a snapshot of the keys keeps the dictionary's storage unshared).
-            for key in Array(series.keys) {
+            for key in Array(series.keys) where service == nil || series[key]!.service == service {
                 let value = values[key]?.value ?? 0
                 if value > 0 { series[key]!.lastActive = b }
                 if b - series[key]!.lastActive > configuration.historyBuckets {

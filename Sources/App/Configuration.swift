@@ -38,6 +38,8 @@ public struct FaultlineConfiguration: Sendable {
     public var forecastHorizon: Duration = .seconds(3600)
     /// How far event clocks and deployment records' clocks may disagree.
     public var clockSkew: Duration = .seconds(60)
+    /// How long past a minute's end event time must be complete before the minute is scored.
+    public var analysisGrace: Duration = .seconds(10)
     public var rulesFile: String?
     public var roles: Set<Role> = Set(Role.allCases)
     /// The bootstrap admin key of the REST API; never logged.
@@ -232,6 +234,10 @@ extension FaultlineConfiguration {
         .init(name: "FAULTLINE_ANALYSIS_INTERVAL", defaultValue: "15s", meaning: "How often the analysis runs (on one replica at a time); below a minute so a spike is reported within a minute of its start.") {
             config, value throws(ConfigurationError) in
             config.analysisInterval = try parseDuration("FAULTLINE_ANALYSIS_INTERVAL", value, .seconds(1)...(.seconds(600)))
+        },
+        .init(name: "FAULTLINE_ANALYSIS_GRACE", defaultValue: "10s", meaning: "How long past a minute's end event time must be complete before the analysis scores the minute (0s–10m): room for events that producers send out of order. Event time is complete where every partition's watermark is (faultline_event_time_lag_seconds); counts that arrive later still are late data, and their series are scored again.") {
+            config, value throws(ConfigurationError) in
+            config.analysisGrace = try parseDuration("FAULTLINE_ANALYSIS_GRACE", value, .zero...(.seconds(600)))
         },
         .init(name: "FAULTLINE_FORECAST_THRESHOLD", defaultValue: "60", meaning: "Errors per minute, of a service or a group, that a forecast warns about before they are reached.") {
             config, value throws(ConfigurationError) in

@@ -19,9 +19,9 @@ import Glibc
 ///
 /// The order matters. The analysis needs history (30 minutes per series for spikes, an hour of
 /// baseline for new errors and patterns, up to three hours for forecasts), so the simulator
-/// first back-fills hours of past-dated traffic. While that is being ingested the demo holds the
-/// analysis job's advisory lock — as another replica would — so the job starts on complete
-/// per-minute counts instead of learning from half-filled minutes. Then the scenarios start.
+/// first back-fills hours of past-dated traffic. The analysis runs meanwhile, as it would for
+/// any back-fill: it scores each minute once ingest's watermark says the minute is complete.
+/// The scenarios start once the history is in.
 public enum DemoRun {
     public struct Options: Sendable {
         /// The demo's folder: the database, the service's log and the webhook log.
@@ -95,11 +95,9 @@ public enum DemoRun {
         try await Faultline.migrate(configuration, logger: logger)
         if stop.requested { return }
 
-        // The analysis waits for the history: the demo holds its lock until it is ingested.
         let database = try await DemoDatabase.open(configuration.postgres, logger: logger)
         defer { database.close() }
         let simulating = options.rate > 0
-        if simulating { try await database.holdAnalysisLock() }
 
         // The webhook receiver, subscribed through the REST API once the service answers.
         let webhookLog = options.directory + "/webhooks.log"
@@ -278,10 +276,9 @@ public enum DemoRun {
                         if stalled {
                             console.say("the history stopped at \(ingested) of \(history) events ingested; starting the scenarios anyway")
                         }
-                        try await database.releaseAnalysisLock()
                         progress.startScenarios()
                         released = true
-                        console.say("history ingested (\(ingested) events in \(Int((ContinuousClock.now - started).seconds)) s): the analysis starts, scenarios start now")
+                        console.say("history ingested (\(ingested) events in \(Int((ContinuousClock.now - started).seconds)) s): scenarios start now")
                     }
                 }
                 lastIngested = ingested
@@ -337,8 +334,8 @@ final class DemoConsole: Sendable {
     }
 }
 
-/// The demo's own database session: counts for the progress display, new insights, and the
-/// analysis lock held while the history is ingested. Every call runs on the session's thread.
+/// The demo's own database session: counts for the progress display and new insights. Every
+/// call runs on the session's thread.
 final class DemoDatabase: Sendable {
     /// Touched only on `thread` (every use is a job submitted to it).
     final class Box: @unchecked Sendable {
@@ -370,14 +367,6 @@ final class DemoDatabase: Sendable {
             guard let connection = box.connection else { throw ToolError("the demo's database session is closed") }
             return try body(connection)
         }
-    }
-
-    func holdAnalysisLock() async throws {
-        _ = try await with { try $0.query("SELECT pg_advisory_lock($1, $2)", [.int(AnalysisService.lockKey.0), .int(AnalysisService.lockKey.1)]) }
-    }
-
-    func releaseAnalysisLock() async throws {
-        _ = try await with { try $0.query("SELECT pg_advisory_unlock($1, $2)", [.int(AnalysisService.lockKey.0), .int(AnalysisService.lockKey.1)]) }
     }
 
     /// Events stored (group counters move only for rows really inserted).

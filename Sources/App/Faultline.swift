@@ -138,6 +138,7 @@ public enum Faultline {
         analysis.interval = configuration.analysisInterval
         analysis.forecastThreshold = configuration.forecastThreshold
         analysis.clockSkew = configuration.clockSkew
+        analysis.grace = configuration.analysisGrace
         analysis.forecastHorizonBuckets = Int(configuration.forecastHorizon.components.seconds) / analysis.bucketSeconds
         return analysis
     }

@@ -41,6 +41,8 @@ public enum FaultlineMetrics {
         Metric("faultline_batch_write_seconds", .histogram, [], "Time to write one batch to PostgreSQL in one transaction.", buckets: fast),
         Metric("faultline_consumer_lag", .gauge, ["topic", "partition"],
                "Messages behind the end of each partition this replica consumes."),
+        Metric("faultline_event_time_lag_seconds", .gauge, [],
+               "How far behind the clock event time is complete on the least complete errors partition this replica consumes (the watermark the analysis scores by)."),
         Metric("faultline_assigned_partitions", .gauge, [], "Kafka partitions this replica consumes."),
         Metric("faultline_dead_letters_total", .counter, [], "Messages set aside in the dead-letter topic."),
         Metric("faultline_database_available", .gauge, [], "1 while ingest reaches PostgreSQL."),

@@ -202,6 +202,7 @@ public final class IngestService: Service {
             status.partitions(event)
         }
         let lag = IngestMetrics.Lag()
+        let eventTime = EventTimeLag()
         var lastLag = ContinuousClock.now - .seconds(60)
         var partitions: Set<String> = []
         var lastRefresh = ContinuousClock.now - configuration.deploymentsRefresh
@@ -215,7 +216,10 @@ public final class IngestService: Service {
                     if (try? await refreshDeployments()) != nil { lastRefresh = .now }
                 }
                 if ContinuousClock.now - lastLag >= .seconds(5) {
-                    if let current = try? await consumer.lag() { lag.update(current) }
+                    if let current = try? await consumer.lag() {
+                        lag.update(current)
+                        await markCaughtUp(current, unwritten: prepared, eventTime: eventTime)
+                    }
                     lastLag = .now
                 }
                 if ContinuousClock.now - lastRetention >= .seconds(3600) {
@@ -223,13 +227,14 @@ public final class IngestService: Service {
                     lastRetention = .now
                 }
                 guard let current = prepared else {
-                    prepared = try await prepare(try await collectBatch(consumer), partitions: &partitions)
+                    prepared = try await prepare(try await read(consumer), partitions: &partitions)
                     continue
                 }
                 async let written = store(current)
-                let next = try await prepare(try await collectBatch(consumer), partitions: &partitions)
+                let next = try await prepare(try await read(consumer), partitions: &partitions)
                 let result = try await written
                 try await finish(current, result, consumer)
+                eventTime.stored(current.batch.progress)
                 prepared = next
             }
             if let last = prepared {
@@ -240,6 +245,7 @@ public final class IngestService: Service {
         }
         try await consumer.close()
         lag.update([:])
+        eventTime.reset()
         status.stopped()
         logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
     }
@@ -253,11 +259,13 @@ public final class IngestService: Service {
 
     /// Decodes a batch, sends its dead letters and creates the partitions it needs; `nil` for
     /// an empty poll.
-    private func prepare(_ messages: [KafkaMessage], partitions: inout Set<String>) async throws -> Prepared? {
+    private func prepare(_ read: Read, partitions: inout Set<String>) async throws -> Prepared? {
+        let messages = read.messages
         guard !messages.isEmpty else { return nil }
         let index = deployments.withLock { $0 }
         let started = ContinuousClock.now
-        let (batch, skipped) = try await decodeGuarded(messages, index: index)
+        var (batch, skipped) = try await decodeGuarded(messages, index: index)
+        batch.progress = EventTimeProgress.of(messages, events: batch.events, topic: configuration.topic, lag: read.lag, readAt: read.at)
         let elapsed = ContinuousClock.now - started
         status.decoded(in: elapsed)
         for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
@@ -351,6 +359,38 @@ public final class IngestService: Service {
         ])
     }
 
+    /// A batch as read: its messages, and the consumer's lag and the time right after it was read.
+    struct Read: Sendable {
+        var messages: [KafkaMessage]
+        var lag: [KafkaTopicPartition: Int64]?
+        var at: Date
+    }
+
+    private func read(_ consumer: KafkaConsumer) async throws -> Read {
+        let messages = try await collectBatch(consumer)
+        guard !messages.isEmpty else { return Read(messages: [], lag: nil, at: Date()) }
+        let at = Date()
+        return Read(messages: messages, lag: try? await consumer.lag(), at: at)
+    }
+
+    /// Partitions of the errors topic with nothing left to read and nothing read but unwritten
+    /// are complete in event time up to now (``EventTimeStore/caughtUp(topic:partitions:at:)``).
+    private func markCaughtUp(_ lag: [KafkaTopicPartition: Int64], unwritten: Prepared?, eventTime: EventTimeLag) async {
+        let pending = Set(unwritten?.messages.filter { $0.topic == configuration.topic }.map(\.partition) ?? [])
+        let owned = lag.keys.filter { $0.topic == configuration.topic }
+        let caughtUp = owned.filter { lag[$0] == 0 && !pending.contains($0.partition) }.map(\.partition).sorted()
+        let now = Date()
+        if !caughtUp.isEmpty {
+            do {
+                try await pool.withConnection { try EventTimeStore.caughtUp(topic: self.configuration.topic, partitions: caughtUp, at: now, on: $0) }
+                eventTime.caughtUp(caughtUp, at: now)
+            } catch {
+                logger.debug("event-time progress not recorded", metadata: ["error": "\(error)"])
+            }
+        }
+        eventTime.publish(owned: Set(owned.map(\.partition)), now: now)
+    }
+
     /// Polls until the batch is full or `maxBatchDelay` has passed since its first message.
     private func collectBatch(_ consumer: KafkaConsumer) async throws -> [KafkaMessage] {
         var messages = try await consumer.poll(maxMessages: configuration.maxBatchMessages, timeout: .milliseconds(200))
@@ -427,6 +467,7 @@ public final class IngestService: Service {
         var rest = IngestBatch()
         rest.deadLetters = batch.deadLetters
         rest.deployments = batch.deployments
+        rest.progress = batch.progress
         var refused: [DeadLetter] = []
         for item in batch.events {
             var one = IngestBatch()

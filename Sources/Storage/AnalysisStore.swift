@@ -308,10 +308,12 @@ public enum AnalysisStore {
     // MARK: Series
 
     /// Per-minute counts of every group in `[from, to)`.
-    public static func counts(from: Date, to: Date, on connection: PostgresConnection) throws -> [CountRecord] {
+    /// Per-minute counts in `[from, to)`, of every service or of one.
+    public static func counts(from: Date, to: Date, service: String? = nil, on connection: PostgresConnection) throws -> [CountRecord] {
         try connection.query("""
-            SELECT fingerprint, service, bucket, count FROM event_counts WHERE bucket >= $1 AND bucket < $2 ORDER BY bucket
-            """, [.timestamp(from), .timestamp(to)]).rows.map { row in
+            SELECT fingerprint, service, bucket, count FROM event_counts
+            WHERE bucket >= $1 AND bucket < $2 AND ($3::text IS NULL OR service = $3) ORDER BY bucket
+            """, [.timestamp(from), .timestamp(to), .optional(service)]).rows.map { row in
             CountRecord(fingerprint: try row.string(0), service: try row.string(1), bucket: try row.date(2), count: try row.int(3))
         }
     }

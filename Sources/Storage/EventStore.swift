@@ -25,6 +25,8 @@ public struct IngestBatch: Sendable {
     public var events: [EnrichedEvent] = []
     public var deadLetters: [DeadLetter] = []
     public var deployments: [Deployment] = []
+    /// How far event time is complete in each partition the batch read (the watermark).
+    public var progress: [PartitionProgress] = []
 
     public init() {}
 }
@@ -57,6 +59,7 @@ public enum EventStore {
                 result.inserted = try insertEvents(batch.events, on: connection)
                 result.duplicates = batch.events.count - result.inserted
             }
+            try EventTimeStore.record(batch.progress, on: connection)
             return result
         }
     }
@@ -233,7 +236,8 @@ public enum EventStore {
                 updated_at = now();
             INSERT INTO event_counts AS c (fingerprint, service, bucket, count)
             SELECT fingerprint, service, bucket, n FROM ingest_counts ORDER BY fingerprint, bucket
-            ON CONFLICT (fingerprint, bucket) DO UPDATE SET count = c.count + EXCLUDED.count
+            ON CONFLICT (fingerprint, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;
+            \(EventTimeStore.markLate)
             """)
     }
 }

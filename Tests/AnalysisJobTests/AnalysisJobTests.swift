@@ -33,9 +33,10 @@ struct Fixture {
 
     mutating func events(
         service: String, environment: String = "production", version: String? = nil, errorType: String, message: String,
-        at times: [Date], frames: [StackFrame] = []
+        at times: [Date], frames: [StackFrame] = [], progress: PartitionProgress? = nil
     ) throws {
         var batch = IngestBatch()
+        batch.progress = progress.map { [$0] } ?? []
         for time in times {
             sequence += 1
             let event = ErrorEvent(
@@ -105,7 +106,7 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
             }
             try fixture.events(service: "checkout", version: "1.8.3", errorType: "NullPointerException",
                                message: "Cannot invoke \"Cart.total()\" because \"cart\" is null", at: spread(180, in: spikeStart))
-            // One bucket after the spike began (the bucket has closed, plus the lateness allowance).
+            // One bucket after the spike began (the bucket has closed, plus the grace period).
             let report = try engine.run(on: fixture.connection, now: spikeStart.addingTimeInterval(66))
             check.expect(report.spikes >= 1)
             let insights = try fixture.insights()

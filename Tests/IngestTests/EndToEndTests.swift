@@ -72,6 +72,11 @@ import Testing
 
             #expect(try await eventually { try count(url, "SELECT count(*) FROM events") == 13 && count(url, "SELECT count(*) FROM dead_letters") == 11 })
             #expect(try await eventually { status.eventsInserted == 13 })
+            // The watermark: every partition, caught up, is complete in event time up to a
+            // moment after the last event (those it never read from included).
+            #expect(try await eventually {
+                try count(url, "SELECT count(*) FROM ingest_progress WHERE topic = 'errors' AND complete_until >= '\(rfc3339(now))'") == 3
+            })
         }
 
         // Exactly the expected rows, groups and enrichment.

@@ -1,0 +1,68 @@
+import Domain
+import Foundation
+import Kafka
+import Metrics
+import Storage
+
+/// How far event time is complete in each partition a batch read: the watermark the analysis
+/// scores by (``EventTimeStore``).
+///
+/// A partition the batch leaves caught up (the consumer's position at the end of the broker's
+/// log as the batch was read) is complete up to the moment it was read. One that lags is
+/// complete up to the earliest event time in the batch: a partition is read in order, and
+/// producers send events roughly in the order they happen; an event dated later than the read
+/// counts as read then.
+public enum EventTimeProgress {
+    public static func of(
+        _ messages: [KafkaMessage], events: [EnrichedEvent], topic: String, lag: [KafkaTopicPartition: Int64]?, readAt: Date
+    ) -> [PartitionProgress] {
+        var next: [Int32: Int64] = [:]
+        for message in messages where message.topic == topic {
+            next[message.partition] = max(next[message.partition] ?? 0, message.offset + 1)
+        }
+        var earliest: [Int32: Date] = [:]
+        for item in events where item.origin.topic == topic {
+            let time = min(item.event.timestamp, readAt)
+            earliest[item.origin.partition] = min(earliest[item.origin.partition] ?? time, time)
+        }
+        return next.keys.sorted().map { partition in
+            let caughtUp = lag?[KafkaTopicPartition(topic: topic, partition: partition)] == 0
+            return PartitionProgress(topic: topic, partition: partition, nextOffset: next[partition]!,
+                                     completeUntil: caughtUp ? readAt : earliest[partition])
+        }
+    }
+}
+
+/// This replica's view of its partitions' event time, for `faultline_event_time_lag_seconds`:
+/// how far behind the wall clock the least complete partition it owns is.
+final class EventTimeLag: @unchecked Sendable {
+    // Unchecked: used only by the consumer loop, one call at a time.
+    private var complete: [Int32: Date] = [:]
+    private let gauge = Gauge(label: "faultline_event_time_lag_seconds")
+
+    init() { gauge.record(0) }
+
+    func stored(_ progress: [PartitionProgress]) {
+        for p in progress {
+            guard let time = p.completeUntil else { continue }
+            complete[p.partition] = max(complete[p.partition] ?? time, time)
+        }
+    }
+
+    func caughtUp(_ partitions: [Int32], at time: Date) {
+        for partition in partitions { complete[partition] = max(complete[partition] ?? time, time) }
+    }
+
+    /// Publishes the lag over the partitions owned now (others are forgotten); a partition with
+    /// nothing stored yet does not count.
+    func publish(owned: Set<Int32>, now: Date) {
+        complete = complete.filter { owned.contains($0.key) }
+        let least = complete.values.min()
+        gauge.record(least.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+    }
+
+    func reset() {
+        complete = [:]
+        gauge.record(0)
+    }
+}
