@@ -370,7 +370,8 @@ public final class IngestService: Service {
         let messages = try await collectBatch(consumer)
         guard !messages.isEmpty else { return Read(messages: [], lag: nil, at: Date()) }
         let at = Date()
-        return Read(messages: messages, lag: try? await consumer.lag(), at: at)
+        let read = Set(messages.map { KafkaTopicPartition(topic: $0.topic, partition: $0.partition) })
+        return Read(messages: messages, lag: try? await consumer.lag(of: read), at: at)
     }
 
     /// Partitions of the errors topic with nothing left to read and nothing read but unwritten

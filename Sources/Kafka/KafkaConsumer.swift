@@ -286,6 +286,29 @@ public final class KafkaConsumer: Sendable {
         return result
     }
 
+    /// The lag of partitions this member has consumed from (each has a position): like
+    /// ``lag()`` for them alone, from what the client knows, never asking the broker. A partition
+    /// with no position or no known watermark is left out.
+    public func lag(of partitions: Set<KafkaTopicPartition>) async throws -> [KafkaTopicPartition: Int64] {
+        try checkOpen("lag")
+        guard !partitions.isEmpty else { return [:] }
+        return try await thread.run { [client] in
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in partitions { rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition) }
+            _ = rd_kafka_position(client.pointer, list)
+            var result: [KafkaTopicPartition: Int64] = [:]
+            for element in UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt)) where element.offset >= 0 {
+                var low: Int64 = 0
+                var high: Int64 = 0
+                guard rd_kafka_get_watermark_offsets(client.pointer, element.topic, element.partition, &low, &high)
+                    == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
+                result[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] = max(0, high - element.offset)
+            }
+            return result
+        }
+    }
+
     /// Broker-side metadata: topic names and partition counts.
     public func topics(timeout: Duration = .seconds(10)) async throws -> [String: Int] {
         try await thread.run { [client] in try client.metadata(timeout: timeout) }
