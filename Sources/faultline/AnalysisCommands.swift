@@ -6,7 +6,7 @@ import Logging
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints a final JSON line.",
-        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self, BenchIsolation.self])
+        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self, BenchIsolation.self, BenchAnalysis.self])
 }
 
 /// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
@@ -184,6 +184,37 @@ struct BenchIsolation: AsyncParsableCommand {
         options.connections = connections
         options.directory = directory
         let result = try await IsolationBenchmark.run(options, logger: Logger(label: "faultline.bench")) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        print(result.json)
+    }
+}
+
+struct BenchAnalysis: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analysis",
+        abstract: "The analysis at a real installation's size: fills a fresh database with Zipf-shaped groups and per-minute counts, then times a leader takeover and a steady run, their peak memory, and the API's list endpoints (use a release build).")
+    @Option(help: "Services.") var services = 1000
+    @Option(help: "Error groups.") var groups = 100_000
+    @Option(help: "Days of per-minute counts.") var days = 7
+    @Option(help: "Errors per second over all groups.") var rate = 200.0
+    @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-analysis-bench"
+
+    func validate() throws {
+        guard (1...100_000).contains(services), (1...10_000_000).contains(groups), (1...90).contains(days), rate > 0, rate <= 1_000_000 else {
+            throw ValidationError("need 1 ≤ services ≤ 100,000, 1 ≤ groups ≤ 10,000,000, 1 ≤ days ≤ 90 and 0 < rate ≤ 1,000,000")
+        }
+    }
+
+    func run() async throws {
+        Logging.bootstrap(format: .text, level: .error)
+        var options = AnalysisBenchmark.Options(binary: Bundle.main.executablePath ?? CommandLine.arguments[0])
+        options.services = services
+        options.groups = groups
+        options.days = days
+        options.errorsPerSecond = rate
+        options.directory = directory
+        let result = try await AnalysisBenchmark.run(options, logger: Logger(label: "faultline.bench")) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         print(result.json)
