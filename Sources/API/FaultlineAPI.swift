@@ -192,6 +192,9 @@ public final class FaultlineAPI: Sendable {
     /// The keys that are not revoked, in memory.
     let keys: KeyDirectory
 
+    /// Answers to the read endpoints, shared between identical requests for a second.
+    let sharedReads = SharedReads()
+
     /// `/readyz`'s database check, shared by the requests that come while it runs.
     let readinessProbe = SharedCheck(reuseFor: .seconds(1))
 
@@ -204,6 +207,7 @@ public final class FaultlineAPI: Sendable {
     /// when the analysis job finishes a run).
     public func invalidateCache() async {
         await cache.invalidate()
+        sharedReads.invalidate()
     }
 
     /// Answers one request. Never throws: every failure becomes a problem+json response.
@@ -236,13 +240,37 @@ public final class FaultlineAPI: Sendable {
                     }
                     principal = caller
                 }
-                return try await route.handler(self, RequestContext(request: request, parameters: parameters, principal: principal))
+                let context = RequestContext(request: request, parameters: parameters, principal: principal)
+                if route.scope == .read && request.method == "GET" {
+                    return await sharedReads.answer(SharedReads.Key(request, servicePrefix: principal?.servicePrefix)) {
+                        await self.run(route, context)
+                    }
+                }
+                let response = await run(route, context)
+                if request.method != "GET" && request.method != "HEAD" { sharedReads.invalidate() }
+                return response
             }
-        } catch let problem as APIProblem {
+        } catch {
+            return failure(error, request)
+        }
+    }
+
+    private func run(_ route: Route, _ context: RequestContext) async -> APIResponse {
+        do {
+            return try await route.handler(self, context)
+        } catch {
+            return failure(error, context.request)
+        }
+    }
+
+    /// The problem+json answer to a request that failed with `error`.
+    private func failure(_ error: Error, _ request: APIRequest) -> APIResponse {
+        switch error {
+        case let problem as APIProblem:
             return problem.response(instance: request.path)
-        } catch let invalid as InvalidQuery {
+        case let invalid as InvalidQuery:
             return APIProblem.badRequest(invalid.description).response(instance: request.path)
-        } catch let error as PostgresError {
+        case let error as PostgresError:
             if error.code == .poolExhausted {
                 logger.warning("database busy", metadata: ["error": "\(error)", "path": "\(request.path)"])
                 return APIProblem(503, "the database is busy; try again shortly", headers: [("Retry-After", "1")])
@@ -263,7 +291,7 @@ public final class FaultlineAPI: Sendable {
             }
             logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.path)"])
             return APIProblem(500, "the request could not be completed").response(instance: request.path)
-        } catch {
+        default:
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.path)"])
             return APIProblem(500, "the request could not be completed").response(instance: request.path)
         }

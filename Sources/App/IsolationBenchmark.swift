@@ -141,8 +141,12 @@ public enum IsolationBenchmark {
         probe.start()
         defer {
             probe.stop()
-            // SIGTERM ends wrk at once (it finishes its run on SIGINT, which can take a while).
-            if let wrk, wrk.isRunning { kill(wrk.processIdentifier, SIGTERM) }
+            // SIGKILL: wrk started from here has SIGTERM blocked (a child inherits the signal
+            // mask of the thread that spawned it), and one left running loads the next scenario.
+            if let wrk, wrk.isRunning {
+                kill(wrk.processIdentifier, SIGKILL)
+                wrk.waitUntilExit()
+            }
         }
 
         let requestsBefore = try await servedRequests(port)
@@ -187,28 +191,46 @@ public enum IsolationBenchmark {
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0) { $0 + Int($1) }
     }
 
-    /// A wrk script per load.
+    /// A wrk script per load. Every request is made before the run (in `init`) and `request`
+    /// only hands the next one out, so wrk spends the same on each load. The made-up keys look
+    /// like real ones (`flt_` and 43 base64url characters), so each is hashed and looked up.
     static func script(_ name: String, key: String) -> String {
+        let requests: String
         switch name {
         case "healthz":
-            return #"wrk.path = "/healthz""#
+            requests = """
+                  requests[1] = wrk.format("GET", "/healthz")
+                """
         case "random-keys":
-            return """
-                math.randomseed(7)
-                request = function()
-                  local key = string.format("flk_%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
-                  return wrk.format("GET", "/v1/insights", { ["Authorization"] = "Bearer " .. key })
-                end
+            requests = """
+                  local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                  for i = 1, 4096 do
+                    local chars = {}
+                    for c = 1, 43 do
+                      local k = math.random(1, 64)
+                      chars[c] = alphabet:sub(k, k)
+                    end
+                    requests[i] = wrk.format("GET", "/v1/insights", { ["Authorization"] = "Bearer flt_" .. table.concat(chars) })
+                  end
                 """
         default:
-            return """
-                local paths = { "/v1/insights", "/v1/groups?limit=50", "/v1/services", "/v1/spikes" }
-                local n = 0
-                request = function()
-                  n = n + 1
-                  return wrk.format("GET", paths[n % #paths + 1], { ["Authorization"] = "Bearer \(key)" })
-                end
+            requests = """
+                  for i, path in ipairs({ "/v1/insights", "/v1/groups?limit=50", "/v1/services", "/v1/spikes" }) do
+                    requests[i] = wrk.format("GET", path, { ["Authorization"] = "Bearer \(key)" })
+                  end
                 """
         }
+        return """
+            local requests = {}
+            local n = 0
+            init = function(args)
+              math.randomseed(7)
+            \(requests)
+            end
+            request = function()
+              n = n + 1
+              return requests[n % #requests + 1]
+            end
+            """
     }
 }
