@@ -336,8 +336,8 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         let rawStrength = max(pointStrength, 1.5 * shiftStrength, volatilityStrength)
         var tail = 0.0
         if strengths.count >= config.warmup {
-            let sorted = strengths.storage.sorted()
-            tail = sorted[min(sorted.count - 1, Int(Double(sorted.count) * config.calibrationQuantile))]
+            let count = strengths.count
+            tail = Self.orderStatistic(strengths.storage, min(count - 1, Int(Double(count) * config.calibrationQuantile)))
         }
         let combined = rawStrength / max(1, tail / config.calibrationZ)
         let oneSided = config.direction != .both
@@ -388,17 +388,80 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
     /// fraction of the level so that a flat history does not give an infinite z).
     static func location(_ xs: [Double], centred: Bool = false) -> (Double, Double) {
         let m = centred ? 0 : median(xs)
-        let deviations = xs.map { abs($0 - m) }
-        let mad = 1.4826 * median(deviations)
-        let meanAbs = deviations.reduce(0, +) / Double(max(deviations.count, 1))
+        var meanAbs = 0.0
+        for x in xs { meanAbs += abs(x - m) }
+        meanAbs /= Double(max(xs.count, 1))
+        let mad = 1.4826 * withUnsafeTemporaryAllocation(of: Double.self, capacity: max(xs.count, 1)) { scratch -> Double in
+            for (i, x) in xs.enumerated() { scratch[i] = abs(x - m) }
+            return OrderStatistics.median(UnsafeMutableBufferPointer(rebasing: scratch[0..<xs.count]))
+        }
         let scale = max(mad, 1.2533 * meanAbs * 0.5, 1e-3 * abs(m), 1e-6)
         return (m, scale)
     }
 
     static func median(_ xs: [Double]) -> Double {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: max(xs.count, 1)) { scratch in
+            _ = scratch.initialize(fromContentsOf: xs)
+            return OrderStatistics.median(UnsafeMutableBufferPointer(rebasing: scratch[0..<xs.count]))
+        }
+    }
+
+    /// The `k`-th smallest (from 0) of `xs`, as `xs.sorted()[k]`.
+    static func orderStatistic(_ xs: [Double], _ k: Int) -> Double {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: max(xs.count, 1)) { scratch in
+            _ = scratch.initialize(fromContentsOf: xs)
+            return OrderStatistics.select(UnsafeMutableBufferPointer(rebasing: scratch[0..<xs.count]), k)
+        }
+    }
+}
+
+/// Order statistics by selection (Hoare's quickselect), linear on average where sorting is
+/// `n log n`: the detector takes several medians of a few hundred values and a quantile of a
+/// few thousand at every step. The values are those `sorted()` would give, bit for bit.
+enum OrderStatistics {
+    /// The `k`-th smallest (from 0) of `xs`, rearranging `xs` so that no element before index
+    /// `k` is larger and none after it smaller. `xs` must hold no NaN.
+    static func select(_ xs: UnsafeMutableBufferPointer<Double>, _ k: Int) -> Double {
+        precondition(k >= 0 && k < xs.count)
+        var lo = 0
+        var hi = xs.count - 1
+        while hi > lo {
+            let mid = lo + (hi - lo) / 2
+            if xs[mid] < xs[lo] { xs.swapAt(mid, lo) }
+            if xs[hi] < xs[lo] { xs.swapAt(hi, lo) }
+            if xs[hi] < xs[mid] { xs.swapAt(hi, mid) }
+            let pivot = xs[mid]
+            var i = lo
+            var j = hi
+            while i <= j {
+                while xs[i] < pivot { i += 1 }
+                while pivot < xs[j] { j -= 1 }
+                if i <= j {
+                    xs.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
+            }
+            // xs[lo...j] <= pivot <= xs[i...hi], and everything between equals the pivot.
+            if k <= j {
+                hi = j
+            } else if k >= i {
+                lo = i
+            } else {
+                break
+            }
+        }
+        return xs[k]
+    }
+
+    /// The median (the mean of the middle two for an even count; 0 when empty), rearranging `xs`.
+    static func median(_ xs: UnsafeMutableBufferPointer<Double>) -> Double {
         guard !xs.isEmpty else { return 0 }
-        let sorted = xs.sorted()
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+        let mid = xs.count / 2
+        let upper = select(xs, mid)
+        guard xs.count % 2 == 0 else { return upper }
+        var lower = xs[0]
+        for i in 1..<mid where xs[i] > lower { lower = xs[i] }
+        return (lower + upper) / 2
     }
 }

@@ -15,6 +15,26 @@ let testConfig: SpikeDetector.Configuration = {
 func seasonalMean(_ t: Int) -> Double { 30 + 20 * sin(2 * .pi * Double(t) / Double(period)) }
 
 @Suite struct SpikeDetectorTests {
+    /// Selection gives what sorting gives, bit for bit: every rank, and the medians of odd and
+    /// even counts, over values with many ties (counts), negatives and a single element.
+    @Test func orderStatisticsAreThoseOfTheSortedValues() {
+        var generator = SeededGenerator(seed: 11)
+        for trial in 0..<300 {
+            let count = 1 + Int(generator.next() % 300)
+            let values: [Double] = (0..<count).map { _ in
+                trial % 3 == 0 ? Double(generator.next() % 4) : Double(Int64(generator.next() % 20_001) - 10_000) / 7
+            }
+            let sorted = values.sorted()
+            for k in [0, count / 2, count - 1, Int(generator.next() % UInt64(count))] {
+                #expect(SpikeDetector.orderStatistic(values, k) == sorted[k], "trial \(trial), k \(k)")
+            }
+            let mid = count / 2
+            let median = count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+            #expect(SpikeDetector.median(values).bitPattern == median.bitPattern, "trial \(trial)")
+        }
+        #expect(SpikeDetector.median([]) == 0)
+    }
+
     @Test func plantedSpikeInNoisySeasonalCountsIsFlaggedAtOnce() {
         var rng = SeededGenerator(seed: 7)
         let spikeAt = 5 * period + 30
