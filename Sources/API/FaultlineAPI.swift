@@ -172,6 +172,10 @@ public final class FaultlineAPI: Sendable {
         self.replayer = replayer
         self.logger = logger
         self.openAPIDocument = configuration.openAPIPath.flatMap { FileManager.default.contents(atPath: $0) }.map { Array($0) }
+        if openAPIDocument == nil {
+            logger.warning("no OpenAPI document found: /openapi.yaml answers 404 (set FAULTLINE_OPENAPI_DIR)",
+                           metadata: ["looked_at": "\(configuration.openAPIPath ?? "(none)")"])
+        }
         let cachedInsights = configuration.cachedInsights
         let seconds = { (duration: Duration) in Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
         let learning = (spikes: seconds(configuration.learning.spikes), newErrors: seconds(configuration.learning.newErrors),

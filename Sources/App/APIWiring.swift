@@ -26,7 +26,7 @@ extension FaultlineConfiguration {
     /// The REST API's settings.
     public var api: APIConfiguration {
         var api = APIConfiguration(adminToken: adminToken, openAPIPath: try? ResourceLocator.find(
-            "openapi", configured: nil, variable: "FAULTLINE_OPENAPI_DIR") + "/openapi.yaml")
+            "openapi", configured: openAPIDirectory, variable: "FAULTLINE_OPENAPI_DIR") + "/openapi.yaml")
         api.cacheTimeToLive = apiCacheTimeToLive
         api.defaultEnvironment = defaultEnvironment
         // What the analysis needs (its defaults: a bucket is a minute).

@@ -24,6 +24,7 @@ public struct FaultlineConfiguration: Sendable {
     public var logFormat: LogFormat = .json
     public var migrateOnStart = true
     public var migrationsDirectory: String?
+    public var openAPIDirectory: String?
     public var shutdownGracePeriod: Duration = .seconds(25)
     /// After SIGTERM, how long the HTTP server goes on serving with `/readyz` answering 503
     /// before it closes its listener; part of ``shutdownGracePeriod``.
@@ -350,6 +351,13 @@ extension FaultlineConfiguration {
                 throw ConfigurationError(variable: "FAULTLINE_MIGRATIONS_DIR", reason: "\(value) is not a folder")
             }
             config.migrationsDirectory = value
+        },
+        .init(name: "FAULTLINE_OPENAPI_DIR", defaultValue: "(found)", meaning: "Folder holding `openapi.yaml`, served at `/openapi.yaml`; by default `./openapi`, the `openapi` folder above the executable, or /usr/share/faultline/openapi. Without it `/openapi.yaml` answers 404 and a warning is logged at start.") {
+            config, value throws(ConfigurationError) in
+            guard FileManager.default.fileExists(atPath: value + "/openapi.yaml") else {
+                throw ConfigurationError(variable: "FAULTLINE_OPENAPI_DIR", reason: "\(value) holds no openapi.yaml")
+            }
+            config.openAPIDirectory = value
         },
         .init(name: "FAULTLINE_SHUTDOWN_GRACE", defaultValue: "25s", meaning: "How long a graceful shutdown may take (e.g. `25s`, `1m`); keep it below Kubernetes' terminationGracePeriodSeconds.") {
             config, value throws(ConfigurationError) in

@@ -213,7 +213,13 @@ public final class IngestService: Service {
         do {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if ContinuousClock.now - lastRefresh >= configuration.deploymentsRefresh {
-                    if (try? await refreshDeployments()) != nil { lastRefresh = .now }
+                    do {
+                        try await refreshDeployments()
+                        lastRefresh = .now
+                    } catch {
+                        // Events are enriched from the deployments known so far; tried again next batch.
+                        logger.warning("deployments not re-read", metadata: ["error": "\(error)"])
+                    }
                 }
                 if ContinuousClock.now - lastLag >= .seconds(5) {
                     if let current = try? await consumer.lag() {

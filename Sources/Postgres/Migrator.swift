@@ -158,6 +158,6 @@ public struct Migrator: Sendable {
     /// SHA-256 of the file's text, computed by the server so no crypto code is needed here.
     private static func checksum(of migration: Migration, on connection: PostgresConnection) throws -> String {
         try connection.query("SELECT encode(sha256(convert_to($1, 'UTF8')), 'hex')", [.text(migration.sql)])
-            .first!.string(0)
+            .one().string(0)
     }
 }

@@ -15,6 +15,16 @@ public struct PostgresRows: Sendable, Sequence {
 
     public var count: Int { rows.count }
     public var first: PostgresRow? { rows.first }
+
+    /// The first row of a statement that always returns one (`RETURNING`, an aggregate): a
+    /// decoding error rather than a trap when it returned none (a trigger, a rule, a changed
+    /// statement), so one request or run fails and the process goes on.
+    public func one() throws -> PostgresRow {
+        guard let row = rows.first else {
+            throw PostgresError(.decoding, "the statement returned no row", operation: "decode")
+        }
+        return row
+    }
     public func makeIterator() -> IndexingIterator<[PostgresRow]> { rows.makeIterator() }
 }
 

@@ -488,7 +488,7 @@ public enum WebhookStore {
         try connection.query("""
             INSERT INTO webhooks AS w (url, secret, format, filters, enabled) VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING \(json)
             """, [.text(input.url), .optional(input.secret), .text(input.format), .json(input.filtersJSON), .bool(input.enabled)])
-            .first!.string(0)
+            .one().string(0)
     }
 
     /// Replaces a subscription; `nil` when there is none with that id.
@@ -550,7 +550,7 @@ public enum APIKeyStore {
             VALUES ($1, sha256(convert_to($2, 'UTF8')), ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4)
             RETURNING \(json)
             """, [.text(name), .text(key), .json(try encodeJSON(scopes)), .optional(servicePrefix)])
-        return (key, try row.first!.string(0))
+        return (key, try row.one().string(0))
     }
 
     public static func list(after: Cursor?, limit: Int, on connection: PostgresConnection) throws -> JSONPage {

@@ -94,7 +94,7 @@ public enum AlertStore {
                                     + make_interval(secs => $3)) AS due) d
             RETURNING id
             """, [.int(webhookID), .double(seconds(digestWindow)), .double(seconds(cooldown))])
-        let id = Int64(try row.first!.int(0))
+        let id = Int64(try row.one().int(0))
         try addItem(outboxID: id, insightID: insightID, webhookID: webhookID, throttleKey: throttleKey, on: connection)
         return .created(id)
     }
@@ -203,7 +203,7 @@ public enum AlertStore {
             ON CONFLICT (webhook_id) DO UPDATE SET consecutive_failures = e.consecutive_failures + 1, updated_at = now()
             RETURNING consecutive_failures
             """, [.int(webhookID)])
-        let failures = try row.first!.int(0)
+        let failures = try row.one().int(0)
         guard failures >= threshold else { return nil }
         let open = min(seconds(maximum), seconds(base) * pow(2, Double(min(failures - threshold, 30))))
         return try connection.query("""

@@ -272,7 +272,7 @@ public enum AnalysisStore {
                 """, [.int(Int64(cluster.generation)), .text(cluster.label), .json(try encodeJSON(cluster.terms)),
                       .json(try encodeJSON(cluster.services)), .int(Int64(cluster.groupCount)), .int(Int64(cluster.eventCount)),
                       .json(try encodeJSON(cluster.centroid.map { $0.isFinite ? $0 : 0 }))])
-            ids.append(Int64(try row.first!.int(0)))
+            ids.append(Int64(try row.one().int(0)))
         }
         try assignClusters(members.map { ($0.fingerprint, ids[$0.cluster]) }, on: connection)
         // Older generations are kept a while for insights that name them.
@@ -451,8 +451,8 @@ public enum AnalysisStore {
                   insight.observed.map { .double($0) } ?? .null, insight.expected.map { .double($0) } ?? .null,
                   .optional(insight.eventCount), .timestamp(insight.startedAt), .timestamp(insight.lastSeenAt),
                   .json(try encodeJSON(insight.details))])
-        let id = Int64(try row.first!.int(0))
-        let created = try row.first!.bool(1)
+        let id = Int64(try row.one().int(0))
+        let created = try row.one().bool(1)
         try connection.query("DELETE FROM recommendations WHERE insight_id = $1", [.int(id)])
         if !insight.recommendations.isEmpty {
             struct Row: Encodable { let position: Int; let rule_id: String; let action: String; let title: String; let confidence: Double; let evidence: [String] }
