@@ -122,12 +122,26 @@ public final class AnalysisEngine {
 
     // MARK: Templates, new groups, new in a version
 
+    /// New groups read at a time (smaller in tests).
+    var newGroupsBatch = 5000
+
     private func analyzeNewGroups(_ connection: PostgresConnection, now: Date, completeUntil: Date?, report: inout CycleReport) throws {
         // A group is judged once its first minute is complete: until then an earlier event of
         // it may still arrive (a lagging partition), and "new" would be a guess.
         guard let completeUntil else { return }
-        let groups = Array(try AnalysisStore.unanalyzedGroups(limit: 5000, on: connection).prefix { $0.firstSeen < completeUntil })
-        guard !groups.isEmpty else { return }
+        // A backlog (a first start over a filled database, a burst of new errors) is worked
+        // through in batches, for up to 10 s a run, so the rest of the run is not held up.
+        let started = ContinuousClock.now
+        while try analyzeNewGroupBatch(connection, now: now, completeUntil: completeUntil, report: &report),
+            ContinuousClock.now - started < .seconds(10)
+        {}
+    }
+
+    /// Analyses the next batch of new groups; whether more may be waiting.
+    private func analyzeNewGroupBatch(_ connection: PostgresConnection, now: Date, completeUntil: Date, report: inout CycleReport) throws -> Bool {
+        let fetched = try AnalysisStore.unanalyzedGroups(limit: newGroupsBatch, on: connection)
+        let groups = Array(fetched.prefix { $0.firstSeen < completeUntil })
+        guard !groups.isEmpty else { return false }
         introducedServices = Set(try AnalysisStore.insightKeys(prefix: Self.firstErrorsKey, on: connection)
             .map { String($0.dropFirst(Self.firstErrorsKey.count)) })
         // What was learned is restored from the table (the truth every replica shares), so a
@@ -158,15 +172,30 @@ public final class AnalysisEngine {
         let window = seconds(configuration.newInVersionWindow)
         let skew = seconds(configuration.clockSkew)
         let templateOf = Dictionary(resolved, uniquingKeysWith: { first, _ in first })
+        // What each group needs is read in one statement per kind for all of them, not one per
+        // group: a backlog of thousands of new groups costs a few statements.
+        let environments = try AnalysisStore.firstEnvironments(of: groups.map(\.fingerprint), on: connection)
+        let sharedChecks = groups.compactMap { group in
+            templateOf[group.fingerprint].map {
+                AnalysisStore.TemplateCheck(fingerprint: group.fingerprint, templateID: $0, service: group.service,
+                                            since: group.firstSeen.addingTimeInterval(-window))
+            }
+        }
+        let newElsewhere = try AnalysisStore.templatesNewElsewhere(sharedChecks, on: connection)
+
+        enum Finding {
+            case newInVersion((version: String, previousVersion: String?), deployedAt: Date?)
+            case newGroup
+            case firstErrors
+        }
+        var findings: [(group: GroupRecord, environment: String, finding: Finding)] = []
+        var introducing = Set<String>()
         for group in groups {
-            guard let environment = try AnalysisStore.firstEnvironment(of: group.fingerprint, on: connection) else { continue }
+            guard let environment = environments[group.fingerprint] ?? nil else { continue }
             let rollouts = deployments.rollouts(service: group.service, environment: environment)
             // The same new error in services that were not deployed points at a shared cause
             // (a dependency), not at this rollout: the cross-service pattern reports it.
-            let shared = try templateOf[group.fingerprint].map {
-                try AnalysisStore.templateIsNewElsewhere($0, besides: group.service, since: group.firstSeen.addingTimeInterval(-window),
-                                                         on: connection)
-            } ?? false
+            let shared = newElsewhere.contains(group.fingerprint)
             if !shared, let found = NewInVersion.check(
                 groupFirstSeen: group.firstSeen, firstVersion: group.firstVersion,
                 deployments: rollouts.map { ($0.version, $0.startedAt) }, window: window, clockSkew: skew)
@@ -174,9 +203,24 @@ public final class AnalysisEngine {
                 let deployedAt = rollouts.last {
                     $0.version == found.version && $0.startedAt <= group.firstSeen.addingTimeInterval(skew)
                 }?.startedAt
+                findings.append((group, environment, .newInVersion(found, deployedAt: deployedAt)))
+            } else if group.firstSeen >= newAfter {
+                findings.append((group, environment, .newGroup))
+            } else if now < newAfter && !introduced(group.service) && !introducing.contains(group.service) {
+                // Still learning what is usual: every group is "new", so say once per service
+                // what was seen and when the analysis will say more.
+                introducing.insert(group.service)
+                findings.append((group, environment, .firstErrors))
+            }
+        }
+        let messages = try AnalysisStore.sampleMessages(of: findings.map(\.group.fingerprint), on: connection)
+        for (group, environment, finding) in findings {
+            let message = messages[group.fingerprint] ?? nil
+            switch finding {
+            case .newInVersion(let found, let deployedAt):
                 let evidence = Evidence(
                     kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
-                    template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+                    template: group.template, message: message,
                     version: found.version, previousVersion: found.previousVersion,
                     secondsSinceDeploy: deployedAt.map { Int(group.firstSeen.timeIntervalSince($0)) },
                     observed: Double(group.eventCount), expected: 0, count: group.eventCount)
@@ -189,10 +233,10 @@ public final class AnalysisEngine {
                     eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
                     recommendations: configuration.rules.recommend(for: evidence))
                 try record(insight, connection, report: &report)
-            } else if group.firstSeen >= newAfter {
+            case .newGroup:
                 let evidence = Evidence(
                     kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
-                    template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+                    template: group.template, message: message,
                     version: group.firstVersion, observed: Double(group.eventCount), expected: 0,
                     count: group.eventCount)
                 let insight = Insight(
@@ -203,12 +247,11 @@ public final class AnalysisEngine {
                     eventCount: group.eventCount, startedAt: group.firstSeen, lastSeenAt: group.lastSeen,
                     recommendations: configuration.rules.recommend(for: evidence))
                 try record(insight, connection, report: &report)
-            } else if now < newAfter && !introduced(group.service) {
-                // Still learning what is usual: every group is "new", so say once per service
-                // what was seen and when the analysis will say more.
-                try recordFirstErrors(group, environment: environment, connection, report: &report)
+            case .firstErrors:
+                try recordFirstErrors(group, environment: environment, message: message, connection, report: &report)
             }
         }
+        return groups.count == newGroupsBatch
     }
 
     /// The services that already have their "first errors" insight.
@@ -220,12 +263,12 @@ public final class AnalysisEngine {
 
     /// One insight per service while the analysis learns: its first error group, and from when
     /// new errors and spikes are reported.
-    private func recordFirstErrors(_ group: GroupRecord, environment: String, _ connection: PostgresConnection,
+    private func recordFirstErrors(_ group: GroupRecord, environment: String, message: String?, _ connection: PostgresConnection,
                                    report: inout CycleReport) throws {
         let spikesFrom = group.firstSeen.addingTimeInterval(Double(configuration.serviceDetector.warmup * configuration.bucketSeconds))
         let evidence = Evidence(
             kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
-            template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
+            template: group.template, message: message,
             version: group.firstVersion, observed: Double(group.eventCount), expected: 0, count: group.eventCount)
         let insight = Insight(
             dedupeKey: Self.firstErrorsKey + group.service, kind: .newGroup, severity: .info, service: group.service,
@@ -361,13 +404,24 @@ public final class AnalysisEngine {
         return byBucket
     }
 
+    /// Buckets of counts read at a time while scoring.
+    static let countsChunkBuckets = 60
+
     /// Scores `[from, to)` for every series, or for one service's.
     private func score(from: Int, to: Int, alertFrom: Int, service: String? = nil, _ connection: PostgresConnection,
                        report: inout CycleReport) throws {
         guard from < to else { return }
-        let byBucket = try loadCounts(from: from, to: to, service: service, connection)
         var spikes: [SpikeRecord] = []
+        // The counts are read an hour at a time: a takeover replays a day of every series, and
+        // holding all of its rows at once took most of the leader's memory.
+        var byBucket: [Int: [String: (service: String, fingerprint: String?, value: Double)]] = [:]
+        var loadedUntil = from
         for b in from..<to {
+            if b >= loadedUntil {
+                loadedUntil = min(b + Self.countsChunkBuckets, to)
+                byBucket = [:]  // the previous hour's rows go before the next hour's come
+                byBucket = try loadCounts(from: b, to: loadedUntil, service: service, connection)
+            }
             let values = byBucket[b] ?? [:]
             for (key, entry) in values where series[key] == nil {
                 series[key] = Series(

@@ -224,14 +224,6 @@ public enum AnalysisStore {
         return row.flatMap { $0.isNull(0) ? nil : try? $0.date(0) }
     }
 
-    /// Whether groups of another service with this mined template were first seen since `since`.
-    public static func templateIsNewElsewhere(_ templateID: Int, besides service: String, since: Date,
-                                              on connection: PostgresConnection) throws -> Bool {
-        try connection.query("""
-            SELECT EXISTS (SELECT 1 FROM groups WHERE template_id = $1 AND service <> $2 AND first_seen >= $3)
-            """, [.int(Int64(templateID)), .text(service), .timestamp(since)]).first?.bool(0) ?? false
-    }
-
     /// Groups seen since `since`, most events first, at most `limit`: what k-means clusters.
     public static func activeGroups(since: Date, limit: Int, on connection: PostgresConnection) throws -> [GroupRecord] {
         try connection.query("""
@@ -354,6 +346,69 @@ public enum AnalysisStore {
         try connection.query("""
             SELECT environment FROM events WHERE fingerprint = $1 ORDER BY occurred_at LIMIT 1
             """, [.text(fingerprint)]).first?.optionalString(0)
+    }
+
+    /// The environment of each group's first event (`nil` for a group without one), in one
+    /// statement.
+    public static func firstEnvironments(of fingerprints: [String], on connection: PostgresConnection) throws -> [String: String?] {
+        guard !fingerprints.isEmpty else { return [:] }
+        var found: [String: String?] = [:]
+        for row in try connection.query("""
+            SELECT f.fingerprint,
+                   (SELECT environment FROM events e WHERE e.fingerprint = f.fingerprint ORDER BY occurred_at LIMIT 1)
+            FROM jsonb_array_elements_text($1::jsonb) AS f(fingerprint)
+            """, [.json(try encodeJSON(fingerprints))]) {
+            found[try row.string(0)] = try row.optionalString(1)
+        }
+        return found
+    }
+
+    /// One recent message of each group (`nil` for a group without one), in one statement.
+    public static func sampleMessages(of fingerprints: [String], on connection: PostgresConnection) throws -> [String: String?] {
+        guard !fingerprints.isEmpty else { return [:] }
+        var found: [String: String?] = [:]
+        for row in try connection.query("""
+            SELECT f.fingerprint,
+                   (SELECT message FROM events e WHERE e.fingerprint = f.fingerprint ORDER BY occurred_at DESC LIMIT 1)
+            FROM jsonb_array_elements_text($1::jsonb) AS f(fingerprint)
+            """, [.json(try encodeJSON(fingerprints))]) {
+            found[try row.string(0)] = try row.optionalString(1)
+        }
+        return found
+    }
+
+    /// A new group's template to look for in other services (``templatesNewElsewhere(_:on:)``).
+    public struct TemplateCheck: Sendable {
+        public var fingerprint: String
+        public var templateID: Int
+        public var service: String
+        public var since: Date
+
+        public init(fingerprint: String, templateID: Int, service: String, since: Date) {
+            self.fingerprint = fingerprint
+            self.templateID = templateID
+            self.service = service
+            self.since = since
+        }
+    }
+
+    /// The fingerprints among `checks` whose template a group of another service has also had
+    /// since the check's time: the same error new in several services at once.
+    public static func templatesNewElsewhere(_ checks: [TemplateCheck], on connection: PostgresConnection) throws -> Set<String> {
+        guard !checks.isEmpty else { return [] }
+        struct Row: Encodable { let fingerprint: String; let template_id: Int; let service: String; let since: Double }
+        let json = try encodeJSON(checks.map {
+            Row(fingerprint: $0.fingerprint, template_id: $0.templateID, service: $0.service, since: $0.since.timeIntervalSince1970)
+        })
+        var found = Set<String>()
+        for row in try connection.query("""
+            SELECT x.fingerprint FROM jsonb_to_recordset($1::jsonb) AS x(fingerprint text, template_id bigint, service text, since double precision)
+            WHERE EXISTS (SELECT 1 FROM groups g WHERE g.template_id = x.template_id AND g.service <> x.service
+                          AND g.first_seen >= to_timestamp(x.since))
+            """, [.json(json)]) {
+            found.insert(try row.string(0))
+        }
+        return found
     }
 
     /// One recent message of a group as it was sent (masking hides names such as the

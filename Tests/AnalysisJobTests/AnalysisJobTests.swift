@@ -313,6 +313,41 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// A first start over a filled database: more new groups than one batch are all analysed
+    /// in the first run, with what each needs read for all of them at once.
+    @Test func aBacklogOfNewGroupsIsAnalysedInOneRun() async throws {
+        try await onThread { check in
+            var fixture = try Fixture()
+            let now = Date()
+            let engine = AnalysisEngine(configuration: AnalysisConfiguration(rules: try shippedRules()), logger: logger)
+            engine.newGroupsBatch = 40
+            let count = 2 * engine.newGroupsBatch + 17
+            var batch = IngestBatch()
+            for i in 0..<count {
+                let event = ErrorEvent(
+                    eventID: StableHash.uuid("backlog/\(i)"), timestamp: now.addingTimeInterval(-1800 + Double(i)), service: "orders",
+                    environment: i % 2 == 0 ? "production" : "staging", version: nil, errorType: "Backlog\(i)Error",
+                    message: "job \(i) failed")
+                let fingerprint = Fingerprint(event)
+                batch.events.append(EnrichedEvent(
+                    event: event, fingerprint: fingerprint.value, template: fingerprint.template, frames: fingerprint.frames,
+                    deployment: nil, origin: MessageOrigin(topic: "errors", partition: 0, offset: Int64(i))))
+            }
+            try PartitionManager.ensure(days: Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) }), on: fixture.connection)
+            _ = try EventStore.write(batch, on: fixture.connection)
+            fixture.sequence = count
+
+            let report = try engine.run(on: fixture.connection, now: now)
+            check.expect(report.groupsAnalyzed == count, "\(report.groupsAnalyzed) of \(count)")
+            let waiting = try fixture.connection.query("SELECT count(*) FROM groups WHERE analyzed_at IS NULL").first?.int(0)
+            check.expect(waiting == 0, "\(waiting ?? -1) groups still waiting")
+            // Still learning: one insight for the service, from its first group, in its environment.
+            let insights = try fixture.insights()
+            check.expect(insights.count == 1 && insights.first?.environment == "production", "\(insights.map(\.title))")
+            check.expect(insights.first?.title.contains("Backlog0Error") == true, "\(insights.map(\.title))")
+        }
+    }
+
     @Test func timeoutsTowardsOneDependencyFromThreeServicesFormOneCrossServiceCluster() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
         try await onThread { check in
