@@ -186,3 +186,54 @@ public enum NABScorer {
                          perfect: perfect, normalized: normalized, files: files.count)
     }
 }
+
+extension NABScorer {
+    /// One held-out group of files: the candidate and threshold chosen on the other groups, and
+    /// the score they earn on this one.
+    public struct Fold: Sendable, Equatable {
+        public var group: Int
+        public var candidate: Int
+        public var threshold: Double
+        public var raw: Double
+        public var null: Double
+        public var perfect: Double
+        public var normalized: Double
+    }
+
+    public struct CrossValidated: Sendable, Equatable {
+        /// The held-out raw scores summed and normalised against the summed null and perfect
+        /// scores: the corpus score of a detector whose settings and threshold never saw the
+        /// file being scored.
+        public var normalized: Double
+        public var folds: [Fold]
+    }
+
+    /// Leave-one-group-out: `files[candidate]` are the same files scored by each candidate
+    /// setting, `groups[file]` their group (a NAB category). For each group, the candidate and
+    /// threshold with the best raw score on the other groups are chosen (ties to the lower
+    /// candidate) and scored on it.
+    public static func crossValidate(_ files: [[NABFile]], groups: [Int], profile: NABProfile,
+                                     probationPercent: Double = defaultProbationPercent) -> CrossValidated {
+        let distinct = Array(Set(groups)).sorted()
+        var folds: [Fold] = []
+        for group in distinct {
+            let training = groups.indices.filter { groups[$0] != group }
+            let heldOut = groups.indices.filter { groups[$0] == group }
+            var chosen = (candidate: 0, threshold: 1.1, score: -Double.infinity)
+            for (candidate, scored) in files.enumerated() {
+                let result = evaluate(training.map { scored[$0] }, profile: profile, probationPercent: probationPercent)
+                if result.raw > chosen.score { chosen = (candidate, result.threshold, result.raw) }
+            }
+            let test = heldOut.map { files[chosen.candidate][$0] }
+            let reference = evaluate(test, profile: profile, probationPercent: probationPercent)
+            let raw = rawScore(test, profile: profile, threshold: chosen.threshold, probationPercent: probationPercent)
+            let span = reference.perfect - reference.null
+            folds.append(Fold(group: group, candidate: chosen.candidate, threshold: chosen.threshold, raw: raw,
+                              null: reference.null, perfect: reference.perfect,
+                              normalized: span == 0 ? 0 : 100 * (raw - reference.null) / span))
+        }
+        let raw = folds.reduce(0) { $0 + $1.raw }, null = folds.reduce(0) { $0 + $1.null }
+        let perfect = folds.reduce(0) { $0 + $1.perfect }
+        return CrossValidated(normalized: perfect == null ? 0 : 100 * (raw - null) / (perfect - null), folds: folds)
+    }
+}

@@ -67,6 +67,61 @@ public struct PatternClusterer: Sendable {
         }
     }
 
+    /// Words too common to say two messages are about the same thing.
+    static let commonWords: Set<String> = [
+        "a", "an", "the", "at", "to", "of", "in", "on", "for", "by", "with", "from", "and", "or", "is", "was", "are",
+        "be", "been", "has", "have", "had", "not", "no", "after", "before", "as", "it", "its", "this", "that",
+    ]
+
+    /// The template's words as the features see them (lower-cased, split on non-alphanumerics,
+    /// wildcards and one-character pieces dropped), without `commonWords`.
+    static func templateWords(_ template: String) -> Set<String> {
+        let pieces = template.replacingOccurrences(of: "<*>", with: " ").lowercased()
+            .split { !($0.isLetter || $0.isNumber) }.map(String.init)
+        return Set(pieces.filter { $0.count > 1 && !commonWords.contains($0) })
+    }
+
+    /// `group` split into sets whose members are linked, directly or through others, by a shared
+    /// word; members without words stay with the first set (they have nothing to split on).
+    static func linkedByWords(_ group: [Int], _ words: [Set<String>]) -> [[Int]] {
+        var parent = Array(group.indices)
+        func root(_ i: Int) -> Int {
+            var i = i
+            while parent[i] != i {
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            }
+            return i
+        }
+        var holder: [String: Int] = [:]
+        var wordless: [Int] = []
+        for (position, document) in group.enumerated() {
+            if words[document].isEmpty { wordless.append(position) }
+            for word in words[document] {
+                if let other = holder[word] {
+                    let (a, b) = (root(position), root(other))
+                    if a != b { parent[max(a, b)] = min(a, b) }
+                } else {
+                    holder[word] = position
+                }
+            }
+        }
+        var sets: [[Int]] = []
+        var setOfRoot: [Int: Int] = [:]
+        for position in group.indices where !words[group[position]].isEmpty {
+            let r = root(position)
+            if let index = setOfRoot[r] {
+                sets[index].append(group[position])
+            } else {
+                setOfRoot[r] = sets.count
+                sets.append([group[position]])
+            }
+        }
+        if sets.isEmpty { return [group] }
+        sets[0] = (sets[0] + wordless.map { group[$0] }).sorted()
+        return sets
+    }
+
     public static func cluster(_ documents: [ErrorGroupDocument], configuration: Configuration = .default) -> Result {
         let hasher = FeatureHasher(fittingOn: documents, configuration: configuration.features)
         let data = hasher.matrix(documents)
@@ -78,18 +133,23 @@ public struct PatternClusterer: Sendable {
             fitted = KMeans.fitChoosingK(data, kRange: range, configuration: configuration.kMeans)
         }
 
+        // k-means may put two patterns with no word in common together (it weighs error types
+        // and frames too, and k is a compromise): each of its clusters is split into the sets of
+        // members linked by a shared template word.
+        var members: [[Int]] = []
+        var byKMeans = [[Int]](repeating: [], count: fitted.k)
+        for (document, cluster) in fitted.assignments.enumerated() { byKMeans[cluster].append(document) }
+        let words = documents.map { Self.templateWords($0.template) }
+        for group in byKMeans where !group.isEmpty { members += Self.linkedByWords(group, words) }
+
         // Order clusters by size, then first appearance, so indices read naturally and are stable.
-        let k = fitted.k
-        var members = [[Int]](repeating: [], count: k)
-        for (document, cluster) in fitted.assignments.enumerated() {
-            members[cluster].append(document)
-        }
+        let k = members.count
         let order = (0..<k).sorted { lhs, rhs in
             if members[lhs].count != members[rhs].count { return members[lhs].count > members[rhs].count }
             return (members[lhs].first ?? Int.max) < (members[rhs].first ?? Int.max)
         }
-        var newIndex = [Int](repeating: 0, count: k)
-        for (position, old) in order.enumerated() { newIndex[old] = position }
+        var assignments = [Int](repeating: 0, count: documents.count)
+        for (position, old) in order.enumerated() { for document in members[old] { assignments[document] = position } }
 
         var clusters: [Cluster] = []
         for (position, old) in order.enumerated() {
@@ -112,10 +172,16 @@ public struct PatternClusterer: Sendable {
                 errorTypes: Set(members[old].compactMap { documents[$0].errorType }).sorted(),
                 terms: Array(top)))
         }
-        let centroids = fitted.model.centroids.rows(at: order)
+        // Each cluster's centroid is its members' mean (a split cluster's halves have their own).
+        var centroids = Matrix(rows: k, columns: data.columns)
+        for (position, old) in order.enumerated() {
+            var sum = [Double](repeating: 0, count: data.columns)
+            for document in members[old] { for (column, value) in data.row(document).enumerated() { sum[column] += Double(value) } }
+            centroids.setRow(position, to: sum.map { Float($0 / Double(members[old].count)) })
+        }
         return Result(
             clusters: clusters,
-            assignments: documents.isEmpty ? [] : fitted.assignments.map { newIndex[$0] },
+            assignments: documents.isEmpty ? [] : assignments,
             hasher: hasher, model: KMeans.Model(centroids: centroids), kScores: fitted.kScores)
     }
 }

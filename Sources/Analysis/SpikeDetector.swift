@@ -288,7 +288,16 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
             }
         }
         if config.isCount { scale = max(scale, (max(expected, 0) + 1).squareRoot()) }
-        let z = residual / scale
+        var z = residual / scale
+        if config.isCount, z > 2, expected < Self.exactTailBelow {
+            // A few errors where fewer are expected: the normal approximation's tail is far too
+            // thin (10 where 1.5 are expected happens one minute in 240,000, not one in 26 million),
+            // so z is never more than the normal quantile of the exact Poisson tail. Its mean is
+            // at least the window's mean: the median of small counts sits below their mean.
+            let windowMean = window.reduce(0, +) / Double(max(window.count, 1))
+            let mean = max(expected, windowMean, 0.5)
+            z = min(z, Self.normalQuantile(upperTail: Self.poissonUpperTail(value.rounded(.up), mean: mean)))
+        }
         let zs = recentZ.last(config.shortWindow - 1) + [z]
         let shortZ = zs.count >= config.shortWindow ? Self.median(zs) : 0
 
@@ -382,6 +391,46 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         }
         return Point(value: value, expected: expected, score: min(max(score, 0), 1), pValue: pValue,
                      isSpike: isSpike, isLevelShift: isLevelShift, isAlert: isAlert)
+    }
+
+    /// Expected counts below which the exact Poisson tail bounds a bucket's z-score; above it
+    /// the normal approximation is close.
+    static let exactTailBelow = 50.0
+
+    /// P(X ≥ k) for X ~ Poisson(mean), k > mean: the sum of the terms from k up.
+    static func poissonUpperTail(_ k: Double, mean: Double) -> Double {
+        guard k > 0 else { return 1 }
+        var term = exp(-mean + k * log(mean) - lgamma(k + 1))
+        var sum = 0.0
+        var j = k
+        while term > 0 && term > sum * 1e-17 && j < k + 10_000 {
+            sum += term
+            j += 1
+            term *= mean / j
+        }
+        return min(sum, 1)
+    }
+
+    /// The z with P(Z ≥ z) = p for a standard normal Z (Acklam's rational approximation,
+    /// relative error below 1.2e-9); p is clamped to [1e-300, 0.5], so z is in [0, 37].
+    static func normalQuantile(upperTail p: Double) -> Double {
+        let q = min(max(p, 1e-300), 0.5)
+        let c: [Double] = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00,
+                           4.374664141464968e+00, 2.938163982698783e+00]
+        let d: [Double] = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
+        if q < 0.02425 {
+            let t = (-2 * log(q)).squareRoot()
+            return -(((((c[0] * t + c[1]) * t + c[2]) * t + c[3]) * t + c[4]) * t + c[5]) / ((((d[0] * t + d[1]) * t + d[2]) * t + d[3]) * t + 1)
+        }
+        let a: [Double] = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02,
+                           -3.066479806614716e+01, 2.506628277459239e+00]
+        let b: [Double] = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01,
+                           -1.328068155288572e+01]
+        let u = q - 0.5
+        let r = u * u
+        let x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * u
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+        return -x
     }
 
     /// Median and a robust scale (1.4826 MAD, floored by the mean absolute deviation and a tiny

@@ -664,8 +664,13 @@ public final class AnalysisEngine {
         let result = PatternClusterer.cluster(groups.map(document(for:)), configuration: settings)
         let generation = (try AnalysisStore.state("cluster_generation", on: connection).flatMap { Int($0) } ?? 0) + 1
         let records = result.clusters.map { cluster in
-            ClusterRecord(
-                generation: generation, label: cluster.label, terms: cluster.terms.map(\.term), services: cluster.services,
+            // Titled by its busiest member's type and template (as a key limited to some
+            // services sees it); the top terms stay beside it.
+            let busiest = cluster.memberIDs.compactMap { byFingerprint[$0] }
+                .max { ($0.eventCount, $1.fingerprint) < ($1.eventCount, $0.fingerprint) }
+            return ClusterRecord(
+                generation: generation, label: busiest.map(Self.patternTitle) ?? cluster.label, terms: cluster.terms.map(\.term),
+                services: cluster.services,
                 groupCount: cluster.memberIDs.count,
                 eventCount: cluster.memberIDs.reduce(0) { $0 + (byFingerprint[$1]?.eventCount ?? 0) },
                 centroid: Array(result.model.centroids.row(cluster.index)))
@@ -707,16 +712,17 @@ public final class AnalysisEngine {
 
     // MARK: Helpers
 
+    /// "TimeoutException: timeout after <*> connecting to <*>": a group's type and template.
+    static func patternTitle(_ group: GroupRecord) -> String {
+        guard !group.template.isEmpty else { return group.errorType ?? "" }
+        return group.errorType.map { "\($0): \(group.template)" } ?? group.template
+    }
+
     /// "In 3 services: TimeoutException: timeout after <*> connecting to <*> (checkout, orders,
     /// payments)": the busiest member's template says what happens; the cluster's top terms are
     /// a fallback only, since a bag of words reads poorly.
     static func clusterTitle(_ label: String, main: GroupRecord?, services: [String]) -> String {
-        let pattern: String
-        if let main, !main.template.isEmpty {
-            pattern = main.errorType.map { "\($0): \(main.template)" } ?? main.template
-        } else {
-            pattern = label
-        }
+        let pattern = main.map(patternTitle).flatMap { $0.isEmpty ? nil : $0 } ?? label
         return "In \(services.count) services: \(pattern) (\(services.joined(separator: ", ")))"
     }
 

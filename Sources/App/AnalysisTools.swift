@@ -52,10 +52,33 @@ func benchScript(_ name: String) throws -> String {
 /// `faultline analyze|eval|bench templates`.
 public enum TemplateTool {
     /// Mines the messages in order; per message its final group id and template.
-    static func mine(_ messages: [String]) -> (ids: [Int], templates: [String]) {
-        var miner = TemplateMiner()
+    static func mine(_ messages: [String], configuration: TemplateMiner.Configuration = .default) -> (ids: [Int], templates: [String]) {
+        var miner = TemplateMiner(configuration: configuration)
         let ids = messages.map { miner.add($0) }.map { miner.resolve($0) }
         return (ids, ids.map { miner.template(id: $0)?.text ?? "" })
+    }
+
+    /// The miner's settings that cross-validation chooses between: the shipped configuration
+    /// first (it wins ties), then every other combination of the similarity threshold, the
+    /// folding of value lists and the masking of values.
+    static let candidates: [TemplateMiner.Configuration] = {
+        let shipped = TemplateMiner.Configuration.default
+        var all = [shipped]
+        for threshold in [0.5, 0.6, 0.7, 0.75, 0.8, 0.9] {
+            for collapse in [true, false] {
+                for mask in [true, false] {
+                    let candidate = TemplateMiner.Configuration(similarityThreshold: threshold, maskVariables: mask, collapseVariableRuns: collapse)
+                    if !(threshold == shipped.similarityThreshold && collapse == shipped.collapseVariableRuns && mask == shipped.maskVariables) {
+                        all.append(candidate)
+                    }
+                }
+            }
+        }
+        return all
+    }()
+
+    static func name(_ configuration: TemplateMiner.Configuration) -> String {
+        "threshold=\(configuration.similarityThreshold) fold=\(configuration.collapseVariableRuns ? "on" : "off") mask=\(configuration.maskVariables ? "on" : "off")"
     }
 
     /// Writes `group_id,template` (after `LineId` when the input has one) for every row, in order.
@@ -98,22 +121,34 @@ public enum TemplateTool {
     }
 
     /// GA, FGA, PA and FTA per system, then their means: one JSON line each, the mean last.
+    /// `cv_ga` is leave-one-system-out: the setting (`candidates`) with the best mean GA on the
+    /// other systems, scored on this one; `ga` and the rest are the shipped configuration's.
     public static func evaluate(directory: String) throws -> [String] {
-        var lines: [String] = []
-        var sums = [Double](repeating: 0, count: 4)
-        var lowest = 1.0
         let all = try systems(directory)
-        for system in all {
-            let (_, templates) = mine(system.contents)
-            let s = TemplateEvaluation.evaluate(predictedTemplates: templates, trueTemplates: system.templates)
-            lines.append(jsonLine(["system": system.name, "ga": s.ga, "fga": s.fga, "pa": s.pa, "fta": s.fta,
+        let candidates = Self.candidates
+        let accuracy = parallelMap(candidates.count * all.count) { job in
+            let system = all[job % all.count]
+            let (_, templates) = mine(system.contents, configuration: candidates[job / all.count])
+            return TemplateEvaluation.evaluate(predictedTemplates: templates, trueTemplates: system.templates)
+        }
+        let folds = CrossValidation.leaveOneGroupOut(candidates.indices.map { candidate in
+            all.indices.map { accuracy[candidate * all.count + $0].ga }
+        })
+        var lines: [String] = []
+        var sums = [Double](repeating: 0, count: 5)
+        for (index, system) in all.enumerated() {
+            let s = accuracy[index]
+            let fold = folds[index]
+            lines.append(jsonLine(["system": system.name, "cv_ga": fold.score, "cv_setting": name(candidates[fold.candidate]),
+                                   "ga": s.ga, "fga": s.fga, "pa": s.pa, "fta": s.fta,
                                    "messages": s.messages, "templates": s.predictedGroups, "true_templates": s.trueGroups]))
-            for (index, value) in [s.ga, s.fga, s.pa, s.fta].enumerated() { sums[index] += value }
-            lowest = min(lowest, s.ga)
+            for (index, value) in [fold.score, s.ga, s.fga, s.pa, s.fta].enumerated() { sums[index] += value }
         }
         let n = Double(all.count)
-        lines.append(jsonLine(["system": "mean", "ga": sums[0] / n, "fga": sums[1] / n, "pa": sums[2] / n, "fta": sums[3] / n,
-                               "min_ga": lowest, "systems": all.count]))
+        lines.append(jsonLine(["system": "mean", "cv_ga": sums[0] / n, "ga": sums[1] / n, "fga": sums[2] / n, "pa": sums[3] / n,
+                               "fta": sums[4] / n, "min_cv_ga": folds.map(\.score).min() ?? 0,
+                               "min_ga": all.indices.map { accuracy[$0].ga }.min() ?? 0,
+                               "systems": all.count, "candidates": candidates.count, "setting": name(.default)]))
         return lines
     }
 
@@ -202,15 +237,51 @@ public enum SpikeTool {
 
     /// The detector configuration from the data alone: a season of one day of buckets of the
     /// median spacing. The same rule for every file.
-    static func configuration(for timestamps: [Int]) -> SpikeDetector.Configuration {
+    static func configuration(for timestamps: [Int], setting: Setting = .shipped) -> SpikeDetector.Configuration {
         var gaps = zip(timestamps.dropFirst(), timestamps).map { $0 - $1 }.filter { $0 > 0 }
         gaps.sort()
         let spacing = gaps.isEmpty ? 60 : gaps[gaps.count / 2]
-        return SpikeDetector.Configuration.forBucketWidth(seconds: Double(spacing))
+        return setting.apply(to: SpikeDetector.Configuration.forBucketWidth(seconds: Double(spacing)))
     }
 
-    static func scores(_ series: Series) -> [Double] {
-        SpikeDetector.scores(of: series.values, configuration: configuration(for: series.timestamps)).map(\.score)
+    /// The detector's strengths that cross-validation chooses between; every other setting is
+    /// a span of time (see `SpikeDetector.Configuration.forBucketWidth(seconds:)`).
+    struct Setting: Sendable, Equatable {
+        /// Only new extremes count as spikes (`noveltyPower` 10) or every deviation does (0).
+        var novelty: Double
+        /// Weight of a change in the noise level (0 ignores it).
+        var volatility: Double
+        /// Buckets of quiet after an alert.
+        var quiet: Int
+
+        static let shipped = Setting(novelty: 10, volatility: 2, quiet: 96)
+
+        /// The shipped setting first (it wins ties), then the rest of the grid.
+        static let candidates: [Setting] = {
+            var all = [shipped]
+            for novelty in [0.0, 10] {
+                for volatility in [0.0, 2] {
+                    for quiet in [48, 96, 192] where Setting(novelty: novelty, volatility: volatility, quiet: quiet) != shipped {
+                        all.append(Setting(novelty: novelty, volatility: volatility, quiet: quiet))
+                    }
+                }
+            }
+            return all
+        }()
+
+        var name: String { "novelty=\(Int(novelty)) volatility=\(Int(volatility)) quiet=\(quiet)" }
+
+        func apply(to base: SpikeDetector.Configuration) -> SpikeDetector.Configuration {
+            var configuration = base
+            configuration.noveltyPower = novelty
+            configuration.volatilityWeight = volatility
+            configuration.refractoryBuckets = quiet
+            return configuration
+        }
+    }
+
+    static func scores(_ series: Series, setting: Setting = .shipped) -> [Double] {
+        SpikeDetector.scores(of: series.values, configuration: configuration(for: series.timestamps, setting: setting)).map(\.score)
     }
 
     /// Writes `timestamp,value,anomaly_score`; each score uses only that row and the rows before it.
@@ -225,13 +296,17 @@ public enum SpikeTool {
         return series.values.count
     }
 
-    /// NAB's score for every profile, one JSON line each, the standard profile last.
+    /// NAB's score, cross-validated by leaving out one category (the folder a file is in) at a
+    /// time: the detector's setting (`Setting.candidates`) and NAB's threshold are chosen on the
+    /// other categories and scored on the held-out one. One JSON line per held-out category
+    /// (standard profile), then one per profile with `cv_score` beside the in-sample `score` of
+    /// the shipped setting, the standard profile last.
     public static func evaluate(directory: String) throws -> [String] {
         let labelsPath = directory + "/windows.json"
         guard let labels = try JSONSerialization.jsonObject(with: Data(try readText(labelsPath).utf8)) as? [String: [[String]]] else {
             throw ToolError("\(labelsPath) is not a map of file names to [[start, end]] windows")
         }
-        var files: [NABFile] = []
+        var corpus: [(name: String, series: Series, windows: [ClosedRange<Int>])] = []
         for name in labels.keys.sorted() {
             let series = try readSeries(directory + "/" + name)
             var windows: [ClosedRange<Int>] = []
@@ -245,14 +320,36 @@ public enum SpikeTool {
                 else { continue }
                 windows.append(first...last)
             }
-            files.append(NABFile(name: name, scores: scores(series), windows: windows))
+            corpus.append((name, series, windows))
         }
+        let candidates = Setting.candidates
+        let series = corpus.map(\.series)
+        let scored = parallelMap(candidates.count * corpus.count) { job in
+            scores(series[job % series.count], setting: candidates[job / series.count])
+        }
+        let files = candidates.indices.map { candidate in
+            corpus.indices.map { NABFile(name: corpus[$0].name, scores: scored[candidate * corpus.count + $0], windows: corpus[$0].windows) }
+        }
+        let categoryNames = corpus.map { $0.name.split(separator: "/").dropLast().joined(separator: "/") }
+        let categories = Array(Set(categoryNames)).sorted()
+        let groups = categoryNames.map { categories.firstIndex(of: $0)! }
+        var lines: [String] = []
         let profiles: [NABProfile] = [.rewardLowFPRate, .rewardLowFNRate, .standard]
-        return profiles.map { profile in
-            let result = NABScorer.evaluate(files, profile: profile)
-            return jsonLine(["profile": profile.name, "score": result.normalized, "threshold": result.threshold,
-                             "raw": result.raw, "files": result.files])
+        let standard = NABScorer.crossValidate(files, groups: groups, profile: .standard)
+        for fold in standard.folds {
+            lines.append(jsonLine(["held_out": categories[fold.group], "setting": candidates[fold.candidate].name,
+                                   "threshold": fold.threshold, "score": fold.normalized, "raw": fold.raw,
+                                   "files": groups.filter { $0 == fold.group }.count]))
         }
+        for profile in profiles {
+            let crossValidated = profile == .standard ? standard : NABScorer.crossValidate(files, groups: groups, profile: profile)
+            let result = NABScorer.evaluate(files[0], profile: profile)
+            lines.append(jsonLine(["profile": profile.name, "cv_score": crossValidated.normalized, "score": result.normalized,
+                                   "threshold": result.threshold, "raw": result.raw, "files": result.files,
+                                   "setting": Setting.shipped.name, "candidates": candidates.count,
+                                   "categories": categories.count]))
+        }
+        return lines
     }
 }
 
@@ -299,5 +396,100 @@ public enum KMeansBench {
             "ari_vs_truth": ClusteringMetrics.adjustedRandIndex(result.assignments, truth),
             "ari_between": sk["ari_between"] ?? 0,
         ])]
+    }
+}
+
+// MARK: Incidents
+
+/// `faultline eval incidents`: the spike detector as the analysis runs it (per-minute counts,
+/// the shipped configuration) on labelled series of the product's own kind.
+public enum IncidentTool {
+    public static func evaluate(services: Int, days: Int, seed: UInt64) -> [String] {
+        let corpus = IncidentCorpus(services: services, days: days, seed: seed)
+        let result = corpus.evaluate(.default)
+        var lines: [String] = []
+        for kind in IncidentCorpus.Incident.Kind.allCases {
+            let outcomes = result.outcomes.filter { $0.kind == kind }
+            let delays = outcomes.compactMap(\.delay)
+            lines.append(jsonLine([
+                "kind": kind.rawValue, "incidents": outcomes.count,
+                "recall": Double(delays.count) / Double(max(outcomes.count, 1)),
+                "within_1_bucket": Double(delays.filter { $0 <= 1 }.count) / Double(max(outcomes.count, 1)),
+                "mean_delay_buckets": delays.isEmpty ? 0 : Double(delays.reduce(0, +)) / Double(delays.count),
+            ]))
+        }
+        for (low, high) in [(0.0, 10.0), (10, 100), (100, .infinity)] {
+            let outcomes = result.outcomes.filter { $0.rate >= low && $0.rate < high }
+            let spikes = outcomes.filter(\.kind.isSpike)
+            let services = result.perService.filter { $0.rate >= low && $0.rate < high }
+            lines.append(jsonLine([
+                "errors_per_minute": high.isFinite ? "\(Int(low))-\(Int(high))" : "\(Int(low))+", "incidents": outcomes.count,
+                "recall": Double(outcomes.filter { $0.delay != nil }.count) / Double(max(outcomes.count, 1)),
+                "spike_recall": Double(spikes.filter { ($0.delay ?? .max) <= 1 }.count) / Double(max(spikes.count, 1)),
+                "false_alerts_per_service_day": Double(services.reduce(0) { $0 + $1.falseAlerts })
+                    / Double(max(services.count * (corpus.days - 1), 1)),
+                "noise_day_alerts": services.reduce(0) { $0 + $1.noiseDayAlerts },
+            ]))
+        }
+        lines.append(jsonLine([
+            "services": corpus.services.count, "days": corpus.days, "seed": Int(seed), "incidents": result.outcomes.count,
+            "precision": result.precision, "recall": result.recall, "spike_recall": result.spikeRecall,
+            "mean_delay_buckets": result.meanDelay, "false_alerts_per_service_day": result.falseAlertsPerServiceDay,
+            "noise_day_alerts": result.noiseDayAlerts,
+        ]))
+        return lines
+    }
+}
+
+// MARK: Clusters
+
+/// `faultline eval clusters`: the pattern clusterer on the groups the simulator makes, against
+/// the pattern that made each group.
+public enum ClusterTool {
+    /// One group per (service, kind) of the simulator's traffic, every service affected by the
+    /// outage and the leak (cross-service patterns), each with its true pattern.
+    static func groups(seed: UInt64, messagesPerGroup: Int) -> [(document: ErrorGroupDocument, pattern: String)] {
+        var random = SplitMix64(seed: seed)
+        var kinds: [(TrafficGenerator.Kind, String)] = TrafficGenerator.background.map { ($0, $0.errorType) }
+        kinds.append((TrafficGenerator.regression, "regression"))
+        for service in TrafficGenerator.services {
+            kinds.append((TrafficGenerator.outage(service), "outage"))
+            kinds.append((TrafficGenerator.leak(service, usage: 480), "leak"))
+        }
+        return kinds.map { kind, pattern in
+            // Ingest's template: the first message's masked form (every message of one kind masks alike).
+            let messages = (0..<max(1, messagesPerGroup)).map { _ in kind.message(&random) }
+            let fingerprint = Fingerprint(service: kind.service, errorType: kind.errorType, message: messages[0], frames: [])
+            let document = ErrorGroupDocument(id: "\(kind.service)/\(kind.errorType)/\(pattern)", service: kind.service,
+                                              errorType: kind.errorType, template: fingerprint.template,
+                                              frames: kind.frames.map { TokenMasker.mask($0) })
+            return (document, pattern)
+        }
+    }
+
+    /// One JSON line per cluster (its members' true patterns), then `ari` and the counts.
+    public static func evaluate(seed: UInt64) -> [String] {
+        let groups = groups(seed: seed, messagesPerGroup: 5)
+        var settings = PatternClusterer.Configuration.default
+        settings.kMeans.seed = seed
+        let result = PatternClusterer.cluster(groups.map(\.document), configuration: settings)
+        var lines: [String] = []
+        for cluster in result.clusters {
+            let members = groups.indices.filter { result.assignments[$0] == cluster.index }
+            // The analysis titles a cluster by its busiest group; these have no counts, so the first.
+            let first = groups[members[0]].document
+            lines.append(jsonLine([
+                "cluster": cluster.index, "title": "\(first.errorType ?? ""): \(first.template)",
+                "patterns": Array(Set(members.map { groups[$0].pattern })).sorted(), "services": cluster.services,
+                "groups": members.count,
+            ]))
+        }
+        let truth = groups.map(\.pattern)
+        let names = Array(Set(truth)).sorted()
+        lines.append(jsonLine([
+            "ari": ClusteringMetrics.adjustedRandIndex(result.assignments, truth.map { names.firstIndex(of: $0)! }),
+            "groups": groups.count, "patterns": names.count, "clusters": result.clusters.count, "seed": Int(seed),
+        ]))
+        return lines
     }
 }

@@ -61,7 +61,7 @@ struct AnalyzeSpikes: AsyncParsableCommand {
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the analysis on labelled data; one JSON object per line, the summary last.",
-        subcommands: [EvalTemplates.self, EvalSpikes.self])
+        subcommands: [EvalTemplates.self, EvalSpikes.self, EvalIncidents.self, EvalClusters.self])
 }
 
 struct EvalTemplates: AsyncParsableCommand {
@@ -80,6 +80,28 @@ struct EvalSpikes: AsyncParsableCommand {
     @Argument(help: "Folder with windows.json and the series it names (e.g. ../shared/data/nab).") var directory: String
 
     func run() async throws { try report { try SpikeTool.evaluate(directory: directory) } }
+}
+
+struct EvalIncidents: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "incidents",
+        abstract: "The spike detector on generated per-minute error counts with labelled incidents: recall and delay per kind and per volume, precision, false alerts per service-day, alerts on pure noise.")
+    @Option(help: "Services (base rates spread from 1 to 1,000 errors a minute).") var services = 100
+    @Option(help: "Days of each service's series (at least 7: one to learn, five with an incident each, one more).") var days = 7
+    @Option(help: "Seed of the generator.") var seed: UInt64 = 1
+
+    func run() async throws {
+        try report { IncidentTool.evaluate(services: max(1, min(services, 10_000)), days: max(7, min(days, 60)), seed: seed) }
+    }
+}
+
+struct EvalClusters: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clusters",
+        abstract: "The pattern clusters of the simulator's error groups against the pattern that made each group: one line per cluster, then the adjusted Rand index (ari).")
+    @Option(help: "Seed of the messages and of k-means.") var seed: UInt64 = 42
+
+    func run() async throws { try report { ClusterTool.evaluate(seed: seed) } }
 }
 
 struct BenchTemplates: AsyncParsableCommand {

@@ -109,6 +109,25 @@ private func errorGroups() -> [ErrorGroupDocument] {
         #expect(result.clusters.map(\.memberIDs.count) == result.clusters.map(\.memberIDs.count).sorted(by: >))
     }
 
+    @Test func membersWithNoTemplateWordInCommonAreNeverOneCluster() {
+        // k-means is held to one cluster; the type and frames are the same, the words are not.
+        let docs = [
+            ErrorGroupDocument(id: "a", service: "checkout", errorType: "AppError", template: "cart <*> has an invalid coupon <*>",
+                               frames: ["App.handle"]),
+            ErrorGroupDocument(id: "b", service: "search", errorType: "AppError", template: "query parse failed at position <*>",
+                               frames: ["App.handle"]),
+            ErrorGroupDocument(id: "c", service: "orders", errorType: "AppError", template: "coupon <*> expired", frames: ["App.handle"]),
+            ErrorGroupDocument(id: "d", service: "orders", errorType: "AppError", template: "<*>", frames: ["App.handle"]),
+        ]
+        let result = PatternClusterer.cluster(docs, configuration: .init(clusterCount: .fixed(1)))
+        #expect(result.assignments[0] == result.assignments[2], "linked by 'coupon'")
+        #expect(result.assignments[0] != result.assignments[1], "'at' and 'an' are too common to link")
+        #expect(result.assignments[3] == result.assignments[0], "a template without words stays with the first set")
+        #expect(result.clusters.count == 2 && result.model.centroids.rows == 2)
+        #expect(result.clusters[0].memberIDs == ["a", "c", "d"] && result.clusters[1].memberIDs == ["b"])
+        #expect(result.classify(docs[1]) == result.assignments[1])
+    }
+
     @Test func deterministicAndHandlesEmptyInput() {
         let docs = errorGroups()
         let a = PatternClusterer.cluster(docs)

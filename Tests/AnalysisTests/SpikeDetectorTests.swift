@@ -77,6 +77,33 @@ func seasonalMean(_ t: Int) -> Double { 30 + 20 * sin(2 * .pi * Double(t) / Doub
         #expect(points.allSatisfy { $0.score == 0 })
     }
 
+    @Test func exactPoissonTailsAndNormalQuantiles() {
+        // P(X >= 8 | 1.5) = 1.6957e-4, P(X >= 10 | 1.5) = 4.0975e-6; P(X >= 1 | 1) = 1 - e^-1.
+        #expect(abs(SpikeDetector.poissonUpperTail(8, mean: 1.5) - 1.6957e-4) < 1e-8)
+        #expect(abs(SpikeDetector.poissonUpperTail(10, mean: 1.5) - 4.0975e-6) < 1e-9)
+        #expect(abs(SpikeDetector.poissonUpperTail(1, mean: 1) - (1 - exp(-1))) < 1e-12)
+        #expect(SpikeDetector.poissonUpperTail(0, mean: 3) == 1)
+        #expect(SpikeDetector.poissonUpperTail(400, mean: 2) == 0 || SpikeDetector.poissonUpperTail(400, mean: 2) < 1e-300)
+        for (p, z) in [(0.5, 0.0), (0.158655, 1.0), (0.0013499, 3.0), (1e-6, 4.753424), (2.866516e-7, 5.0)] {
+            #expect(abs(SpikeDetector.normalQuantile(upperTail: p) - z) < 1e-5, "p \(p)")
+        }
+        #expect(SpikeDetector.normalQuantile(upperTail: 0) > 37 && SpikeDetector.normalQuantile(upperTail: 0).isFinite)
+    }
+
+    @Test func aFewErrorsMoreThanAFewExpectedAreNoSpikeButManyAre() {
+        // 1.5 errors a minute for a day; then 10 in a minute (one minute in 240,000 for Poisson
+        // noise, but a z of 5.4 by the normal approximation), later 30 (news).
+        var rng = SeededGenerator(seed: 5)
+        var series = (0..<1800).map { _ in rng.poisson(1.5) }
+        series[1500] = 10
+        series[1700] = 30
+        var config = SpikeDetector.Configuration.default
+        config.seasonPeriod = nil
+        let points = SpikeDetector.scores(of: series, configuration: config)
+        #expect(!points[1500].isAlert, "\(points[1500])")
+        #expect(points[1700].isAlert && points[1700].isSpike, "\(points[1700])")
+    }
+
     @Test func recurringDailyPeakIsLearntButAnUnusualPeakAlerts() {
         var rng = SeededGenerator(seed: 5)
         let unusualAt = 5 * period + 70

@@ -22,8 +22,11 @@ func temporaryFile(_ name: String, _ text: String? = nil) throws -> String {
         #expect(lines.count == 9)
         let mean = try #require(try JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any])
         #expect(mean["system"] as? String == "mean")
+        // The floor of the cross-validated figure (leave one system out), then the in-sample one.
+        #expect((mean["cv_ga"] as? Double ?? 0) >= 0.93, "\(mean)")
         #expect((mean["ga"] as? Double ?? 0) >= 0.95, "\(mean)")
         #expect((mean["min_ga"] as? Double ?? 0) >= 0.90, "\(mean)")
+        #expect((mean["candidates"] as? Int ?? 0) > 1, "cross-validation needs settings to choose between")
     }
 
     @Test func writesAGroupAndTemplatePerRowInInputOrder() throws {
@@ -45,7 +48,22 @@ func temporaryFile(_ name: String, _ text: String? = nil) throws -> String {
     }
 }
 
+let hasNAB = FileManager.default.fileExists(atPath: sharedData.appendingPathComponent("nab/windows.json").path)
+
 @Suite struct SpikeToolTests {
+    @Test(.enabled(if: hasNAB, "needs ../shared/data/nab"))
+    func crossValidatedNABScoreHoldsItsFloor() throws {
+        let lines = try SpikeTool.evaluate(directory: sharedData.appendingPathComponent("nab").path)
+        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let folds = objects.filter { $0["held_out"] != nil }
+        #expect(folds.count == 4, "one line per NAB category held out")
+        let standard = try #require(objects.last)
+        #expect(standard["profile"] as? String == "standard")
+        // Leave one category out: settings and threshold never saw the category scored.
+        #expect((standard["cv_score"] as? Double ?? 0) >= 65, "\(standard)")
+        #expect((standard["score"] as? Double ?? 0) >= 70, "\(standard)")
+    }
+
     func series(_ values: [Double]) -> String {
         "timestamp,value\n" + values.enumerated().map { index, value in
             let date = Date(timeIntervalSince1970: 1_700_000_000 + Double(index) * 300)
@@ -78,5 +96,37 @@ func temporaryFile(_ name: String, _ text: String? = nil) throws -> String {
         #expect {
             try SpikeTool.analyze(input: input, output: try temporaryFile("bad.out"))
         } throws: { ($0 as? ToolError)?.description.contains("line 3") == true }
+    }
+}
+
+@Suite struct IncidentToolTests {
+    @Test func printsAFigurePerKindPerVolumeAndTheSummaryLast() throws {
+        let lines = IncidentTool.evaluate(services: 4, days: 7, seed: 1)
+        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(objects.filter { $0["kind"] != nil }.count == IncidentCorpus.Incident.Kind.allCases.count)
+        #expect(objects.filter { $0["errors_per_minute"] != nil }.count == 3)
+        let summary = try #require(objects.last)
+        for key in ["precision", "recall", "spike_recall", "mean_delay_buckets", "false_alerts_per_service_day", "noise_day_alerts"] {
+            #expect(summary[key] != nil, "no \(key) in \(summary)")
+        }
+        #expect(summary["incidents"] as? Int == 20 && summary["services"] as? Int == 4)
+        #expect(IncidentTool.evaluate(services: 4, days: 7, seed: 1) == lines, "a fixed seed gives fixed figures")
+    }
+}
+
+@Suite struct ClusterToolTests {
+    @Test func theSimulatorsPatternsAreFoundWithTheirTitles() throws {
+        let lines = ClusterTool.evaluate(seed: 42)
+        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let summary = try #require(objects.last)
+        #expect(summary["groups"] as? Int == 16 && summary["patterns"] as? Int == 8)
+        #expect((summary["ari"] as? Double ?? 0) >= 0.9, "\(lines.joined(separator: "\n"))")
+        // No cluster mixes the coupon errors with the query errors (they share no word).
+        for cluster in objects.dropLast() {
+            let patterns = cluster["patterns"] as? [String] ?? []
+            #expect(!(patterns.contains("ValidationError") && patterns.contains("QueryError")), "\(cluster)")
+            #expect((cluster["title"] as? String ?? "").contains(": "), "titled by type and template: \(cluster)")
+        }
+        #expect(ClusterTool.evaluate(seed: 42) == lines)
     }
 }

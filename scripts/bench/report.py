@@ -198,27 +198,41 @@ scikit-learn {r['sklearn_iterations']}.
 
 
 def templates_table(final, lines):
-    rows = ["| system | GA | FGA | PA | FTA | reference: Drain, published GA |", "|---|---|---|---|---|---|"]
+    rows = ["| system | GA, held out | GA | FGA | PA | FTA | reference: Drain, published GA |", "|---|---|---|---|---|---|---|"]
     for line in lines:
         if line.get("system") and line["system"] != "mean":
-            rows.append(f"| {line['system']} | {line['ga']:.3f} | {line['fga']:.3f} | {line['pa']:.3f} | {line['fta']:.3f} | {DRAIN_GA.get(line['system'], '')} |")
-    rows.append(f"| **mean** | **{final['ga']:.3f}** | {final['fga']:.3f} | {final['pa']:.3f} | {final['fta']:.3f} | 0.92 |")
-    return (f"Loghub-2k with corrected labels, one configuration for every system. Goal: mean GA of at least "
-            f"0.95, no system below 0.90 (lowest here: {final['min_ga']:.3f}).\n\n" + "\n".join(rows))
+            rows.append(f"| {line['system']} | {line.get('cv_ga', 0):.3f} | {line['ga']:.3f} | {line['fga']:.3f} | {line['pa']:.3f} | {line['fta']:.3f} | {DRAIN_GA.get(line['system'], '')} |")
+    rows.append(f"| **mean** | **{final.get('cv_ga', 0):.3f}** | **{final['ga']:.3f}** | {final['fga']:.3f} | {final['pa']:.3f} | {final['fta']:.3f} | 0.92 |")
+    return (f"Loghub-2k with corrected labels. \"GA, held out\" is leave-one-system-out cross-validation: for each "
+            f"system, the setting with the best mean GA on the other seven ({final.get('candidates', '?')} candidates: "
+            f"similarity threshold, folding of value lists, masking) scored on it; the other columns are the shipped "
+            f"setting ({final.get('setting', '?')}). Goals: held-out mean GA of at least 0.95 (the tests fail below "
+            f"0.93); in-sample mean at least 0.95, no system below 0.90 (lowest here: {final['min_ga']:.3f}).\n\n"
+            + "\n".join(rows))
 
 
 section("Template accuracy", "eval-templates", templates_table)
 
 
 def spikes_table(final, lines):
-    rows = ["| profile | Faultline |", "|---|---|"]
+    rows = ["| profile | held out (cross-validated) | in sample |", "|---|---|---|"]
     for line in lines:
         if "profile" in line:
-            rows.append(f"| {line['profile']} | {'**' if line['profile'] == 'standard' else ''}{line['score']:.1f}{'**' if line['profile'] == 'standard' else ''} |")
+            bold = "**" if line["profile"] == "standard" else ""
+            rows.append(f"| {line['profile']} | {bold}{line.get('cv_score', 0):.1f}{bold} | {line['score']:.1f} |")
+    folds = ["| category held out | files | setting chosen on the other three | threshold | score on it |", "|---|---|---|---|---|"]
+    for line in lines:
+        if "held_out" in line:
+            folds.append(f"| {line['held_out']} | {line['files']} | {line['setting']} | {line['threshold']:.4f} | {line['score']:.1f} |")
     reference = ", ".join(f"{name} {score}" for name, score in NAB_STANDARD)
-    return (f"The detector's causal scores on the NAB series in the data set ({final.get('files', '?')} files), scored "
-            f"by Faultline's implementation of NAB's rules. Goal: 75 on the standard profile. Reference, the NAB "
-            f"scoreboard's standard profile on the full corpus of 58 series: {reference}.\n\n" + "\n".join(rows))
+    return (f"The detector's causal scores on the NAB series in the data set ({final.get('files', '?')} files in "
+            f"{final.get('categories', '?')} categories), scored by Faultline's implementation of NAB's rules. \"Held out\" "
+            f"leaves one category out at a time: the detector's setting ({final.get('candidates', '?')} candidates: novelty "
+            f"gate, noise-level weight, quiet period) and NAB's threshold are chosen on the other categories and scored on "
+            f"it; the held-out raw scores are summed and normalised together. \"In sample\" is the shipped setting "
+            f"({final.get('setting', '?')}) with the threshold chosen on all files, as NAB's scoreboard does. Goals: held "
+            f"out at least 70 on the standard profile (the tests fail below 65). Reference, the NAB scoreboard's standard "
+            f"profile on the full corpus of 58 series: {reference}.\n\n" + "\n".join(rows) + "\n\n" + "\n".join(folds))
 
 
 section("Spike detection (NAB)", "eval-spikes", spikes_table)
