@@ -289,14 +289,25 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         }
         if config.isCount { scale = max(scale, (max(expected, 0) + 1).squareRoot()) }
         var z = residual / scale
-        if config.isCount, z > 2, expected < Self.exactTailBelow {
-            // A few errors where fewer are expected: the normal approximation's tail is far too
-            // thin (10 where 1.5 are expected happens one minute in 240,000, not one in 26 million),
-            // so z is never more than the normal quantile of the exact Poisson tail. Its mean is
-            // at least the window's mean: the median of small counts sits below their mean.
-            let windowMean = window.reduce(0, +) / Double(max(window.count, 1))
-            let mean = max(expected, windowMean, 0.5)
-            z = min(z, Self.normalQuantile(upperTail: Self.poissonUpperTail(value.rounded(.up), mean: mean)))
+        if config.isCount, z > 2 {
+            if expected < Self.exactTailBelow {
+                // A few errors where fewer are expected: the normal approximation's tail is far
+                // too thin (10 where 1.5 are expected happens one minute in 240,000, not one in 26
+                // million), so z is never more than the normal quantile of the exact Poisson
+                // tail. Its mean is at least the window's mean: the median of small counts sits
+                // below their mean.
+                let windowMean = window.reduce(0, +) / Double(max(window.count, 1))
+                let mean = max(expected, windowMean, 0.5)
+                z = min(z, Self.normalQuantile(upperTail: Self.poissonUpperTail(value.rounded(.up), mean: mean)))
+            } else {
+                // Many errors: beyond counting noise, the rate itself varies (bursts, retries),
+                // and that noise is multiplicative and skewed to the right, so a deviation of
+                // four or five scales up is far more common than the normal tail says. z is never
+                // more than the Wilson–Hilferty (cube-root) normal score of the value under a
+                // gamma-distributed rate with the observed coefficient of variation.
+                let cv = scale / expected
+                z = min(z, (cbrt(value / expected) - (1 - cv * cv / 9)) / (cv / 3))
+            }
         }
         let zs = recentZ.last(config.shortWindow - 1) + [z]
         let shortZ = zs.count >= config.shortWindow ? Self.median(zs) : 0
@@ -393,8 +404,8 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
                      isSpike: isSpike, isLevelShift: isLevelShift, isAlert: isAlert)
     }
 
-    /// Expected counts below which the exact Poisson tail bounds a bucket's z-score; above it
-    /// the normal approximation is close.
+    /// Expected counts below which the exact Poisson tail bounds a bucket's z-score; from it
+    /// up, the counting noise is small beside the rate's own and a gamma rate's tail bounds it.
     static let exactTailBelow = 50.0
 
     /// P(X ≥ k) for X ~ Poisson(mean), k > mean: the sum of the terms from k up.

@@ -104,6 +104,21 @@ func seasonalMean(_ t: Int) -> Double { 30 + 20 * sin(2 * .pi * Double(t) / Doub
         #expect(points[1700].isAlert && points[1700].isSpike, "\(points[1700])")
     }
 
+    @Test func aBusySeriesWithAVaryingRateAlertsOnlyFarAboveItsSkewedNoise() {
+        // 400 errors a minute from a gamma-distributed rate (coefficient of variation 0.2): 850
+        // is 5.5 scales up, which the normal tail calls one minute in 50 million and the rate's
+        // own skewed tail one in 150,000 (no news); four times the rate is news.
+        var rng = SeededGenerator(seed: 11)
+        var series = (0..<1800).map { _ in IncidentCorpus.poisson(400 * IncidentCorpus.gamma(shape: 25, &rng) / 25, &rng) }
+        series[1500] = 850
+        series[1700] = 1600
+        var config = SpikeDetector.Configuration.default
+        config.seasonPeriod = nil
+        let points = SpikeDetector.scores(of: series, configuration: config)
+        #expect(!points[1500].isAlert, "\(points[1500])")
+        #expect(points[1700].isAlert && points[1700].isSpike, "\(points[1700])")
+    }
+
     @Test func recurringDailyPeakIsLearntButAnUnusualPeakAlerts() {
         var rng = SeededGenerator(seed: 5)
         let unusualAt = 5 * period + 70
