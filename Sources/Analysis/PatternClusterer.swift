@@ -73,12 +73,10 @@ public struct PatternClusterer: Sendable {
         "be", "been", "has", "have", "had", "not", "no", "after", "before", "as", "it", "its", "this", "that",
     ]
 
-    /// The template's words as the features see them (lower-cased, split on non-alphanumerics,
-    /// wildcards and one-character pieces dropped), without `commonWords`.
+    /// The template's words as the features see them (`FeatureHasher.templateTokens`), without
+    /// `commonWords`.
     static func templateWords(_ template: String) -> Set<String> {
-        let pieces = template.replacingOccurrences(of: "<*>", with: " ").lowercased()
-            .split { !($0.isLetter || $0.isNumber) }.map(String.init)
-        return Set(pieces.filter { $0.count > 1 && !commonWords.contains($0) })
+        Set(FeatureHasher.templateTokens(template).filter { !commonWords.contains($0) })
     }
 
     /// `group` split into sets whose members are linked, directly or through others, by a shared

@@ -448,7 +448,7 @@ public enum IncidentTool {
 public enum ClusterTool {
     /// One group per (service, kind) of the simulator's traffic, every service affected by the
     /// outage and the leak (cross-service patterns), each with its true pattern.
-    static func groups(seed: UInt64, messagesPerGroup: Int) -> [(document: ErrorGroupDocument, pattern: String)] {
+    static func groups(seed: UInt64) -> [(document: ErrorGroupDocument, pattern: String)] {
         var random = SplitMix64(seed: seed)
         var kinds: [(TrafficGenerator.Kind, String)] = TrafficGenerator.background.map { ($0, $0.errorType) }
         kinds.append((TrafficGenerator.regression, "regression"))
@@ -457,9 +457,8 @@ public enum ClusterTool {
             kinds.append((TrafficGenerator.leak(service, usage: 480), "leak"))
         }
         return kinds.map { kind, pattern in
-            // Ingest's template: the first message's masked form (every message of one kind masks alike).
-            let messages = (0..<max(1, messagesPerGroup)).map { _ in kind.message(&random) }
-            let fingerprint = Fingerprint(service: kind.service, errorType: kind.errorType, message: messages[0], frames: [])
+            // Ingest's template: a message's masked form (every message of one kind masks alike).
+            let fingerprint = Fingerprint(service: kind.service, errorType: kind.errorType, message: kind.message(&random), frames: [])
             let document = ErrorGroupDocument(id: "\(kind.service)/\(kind.errorType)/\(pattern)", service: kind.service,
                                               errorType: kind.errorType, template: fingerprint.template,
                                               frames: kind.frames.map { TokenMasker.mask($0) })
@@ -469,7 +468,7 @@ public enum ClusterTool {
 
     /// One JSON line per cluster (its members' true patterns), then `ari` and the counts.
     public static func evaluate(seed: UInt64) -> [String] {
-        let groups = groups(seed: seed, messagesPerGroup: 5)
+        let groups = groups(seed: seed)
         var settings = PatternClusterer.Configuration.default
         settings.kMeans.seed = seed
         let result = PatternClusterer.cluster(groups.map(\.document), configuration: settings)

@@ -112,6 +112,26 @@ let hasNAB = FileManager.default.fileExists(atPath: sharedData.appendingPathComp
         #expect(summary["incidents"] as? Int == 20 && summary["services"] as? Int == 4)
         #expect(IncidentTool.evaluate(services: 4, days: 7, seed: 1) == lines, "a fixed seed gives fixed figures")
     }
+
+    @Test func optionsOutsideTheirRangeAreRefusedByName() async throws {
+        // The series are held in memory, so sizes are bounded before anything is generated.
+        for (arguments, named) in [(["--services", "0"], "--services"), (["--services", "100000"], "--services"),
+                                   (["--days", "6"], "--days"), (["--days", "3650"], "--days")] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try faultlineBinary())
+            process.arguments = ["eval", "incidents"] + arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = try await onThread { () -> String in
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return String(decoding: data, as: UTF8.self)
+            }
+            #expect(process.terminationStatus != 0 && text.contains(named), "\(arguments): \(text)")
+        }
+    }
 }
 
 @Suite struct ClusterToolTests {
