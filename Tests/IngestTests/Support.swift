@@ -1,4 +1,5 @@
 import App
+import Domain
 import Foundation
 import TestSupport
 import Ingest
@@ -59,10 +60,10 @@ func eventually(_ timeout: Duration = .seconds(60), _ condition: () async throws
     return try await condition()
 }
 
+/// The product's own formatter: Foundation's ISO8601DateFormatter goes through ICU, whose
+/// formatter creation crashed the test process when parallel tests made thousands at once.
 func rfc3339(_ date: Date) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    return formatter.string(from: date)
+    RFC3339.format(date)
 }
 
 /// Runs kcat to produce a file's lines as messages.
