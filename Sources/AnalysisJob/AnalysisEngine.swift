@@ -560,8 +560,15 @@ public final class AnalysisEngine {
             fingerprints: top.map(\.group.fingerprint), from: from, to: to, on: connection)
         let environment = context.first?.environment
         let version = context.first { $0.version != nil }?.version
+        // The suspect is the newest rollout among the versions that carry a tenth of the bucket's
+        // errors, not the commonest version: in the minute of a rollout the old version may
+        // still outnumber the new one that causes the rise.
+        let total = context.reduce(0) { $0 + $1.count }
+        let suspects = context.filter { $0.environment == environment && $0.count * 10 >= total }.map(\.version)
         var deployment: (version: String, previous: String?, seconds: Int)?
-        if let environment, let active = deployments.context(service: state.service, environment: environment, version: version, at: to) {
+        if let environment, let active = (suspects.isEmpty ? [version] : suspects)
+            .compactMap({ deployments.context(service: state.service, environment: environment, version: $0, at: to) })
+            .max(by: { $0.startedAt < $1.startedAt }) {
             let seconds = Int(from.timeIntervalSince(active.startedAt))
             if seconds <= Int(self.seconds(configuration.rollbackWindow)) {
                 deployment = (active.version, deployments.previousVersion(service: state.service, environment: environment, before: active.version),

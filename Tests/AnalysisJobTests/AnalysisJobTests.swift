@@ -133,6 +133,38 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// A rollout late in a minute: the old version still carries most of that minute's errors,
+    /// yet the rise is the new version's, and the spike names it and recommends rolling it back.
+    @Test func aSpikeInTheMinuteOfARolloutBlamesTheNewVersionThoughTheOldOneOutnumbersIt() async throws {
+        try await onThread { check in
+            var fixture = try Fixture()
+            // Deployed long ago: beyond the rollback window when the spike comes.
+            try fixture.deploy("checkout", "1.8.2", at: start.addingTimeInterval(-86_400))
+            for minute in 0..<180 {
+                try fixture.events(service: "checkout", version: "1.8.2", errorType: "TimeoutError",
+                                   message: "upstream inventory timed out after 3s", at: spread(120, in: start.addingTimeInterval(Double(minute) * 60)))
+            }
+            let minute = start.addingTimeInterval(180 * 60)
+            let rollout = minute.addingTimeInterval(55)
+            try fixture.deploy("checkout", "1.8.3", at: rollout)
+            // 110 old errors before the rollout, 10 of the same and 90 new ones after it.
+            try fixture.events(service: "checkout", version: "1.8.2", errorType: "TimeoutError",
+                               message: "upstream inventory timed out after 3s", at: (0..<110).map { minute.addingTimeInterval(Double($0) / 2) })
+            try fixture.events(service: "checkout", version: "1.8.3", errorType: "TimeoutError",
+                               message: "upstream inventory timed out after 3s", at: (0..<10).map { rollout.addingTimeInterval(Double($0) / 2) })
+            try fixture.events(service: "checkout", version: "1.8.3", errorType: "NullPointerException",
+                               message: "Cannot invoke \"Cart.total()\" because \"cart\" is null",
+                               at: (0..<90).map { rollout.addingTimeInterval(Double($0) / 20) })
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            _ = try engine.run(on: fixture.connection, now: minute.addingTimeInterval(66))
+            let spike = try check.require(try fixture.insights().first { $0.kind == .spike && $0.service == "checkout" })
+            check.expect(spike.startedAt == minute)
+            check.expect(spike.version == "1.8.3" && spike.previousVersion == "1.8.2", "\(spike.version ?? "-") \(spike.previousVersion ?? "-")")
+            let rollback = try check.require(spike.recommendations.first { $0.action == "rollback" })
+            check.expect(rollback.title == "Roll back checkout from 1.8.3 to 1.8.2", "\(rollback.title)")
+        }
+    }
+
     /// A service whose errors burst for 2 minutes every 4 minutes: one spike insight and one
     /// alert, and every later burst inside the detector's quiet period grows that insight and
     /// is listed as a suppressed spike.
