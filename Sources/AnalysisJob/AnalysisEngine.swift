@@ -22,6 +22,9 @@ public struct CycleReport: Sendable, Equatable {
     /// The first minute not scored yet: event time is not complete there (the watermark, less
     /// the grace period).
     public var scoredUntil: Date?
+    /// The series the engine knows after the run, and those of them with a detector (awake).
+    public var series = 0
+    public var awakeSeries = 0
 
     public init() {}
 }
@@ -38,13 +41,22 @@ public final class AnalysisEngine {
     public let configuration: AnalysisConfiguration
     private let logger: Logger
 
+    /// A series is awake, with a detector, while a bucket of its history reached the detector's
+    /// minimum count; otherwise it is dormant: no bucket of it could alert, and it keeps only its
+    /// non-zero counts, from which its detector is rebuilt the moment one does. Most groups are
+    /// rare, so the memory and the work of a run grow with the series that are busy, not with
+    /// all the series there are.
     struct Series {
         var service: String
         var fingerprint: String?
-        var detector: SpikeDetector
+        var detector: SpikeDetector?
+        /// The first bucket of the series: its first non-zero count within the history.
+        var since: Int
         var lastActive: Int
-        /// The recent counts a forecast is fitted on.
-        var recent: [Double] = []
+        /// The last bucket that reached the detector's minimum count.
+        var lastLoud = Int.min / 2
+        /// The non-zero counts of the history, oldest first.
+        var counts = SparseCounts()
         /// The alert being followed: its insight grows while the series stays high.
         var episode: Episode?
         /// The insight of the series' last alert, as last written, and the bucket it alerted in:
@@ -61,6 +73,9 @@ public final class AnalysisEngine {
     }
 
     private var series: [String: Series] = [:]
+    /// The keys of the series with a detector.
+    private var awake: Set<String> = []
+    private var lastSweep = Int.min / 2
     /// The first bucket not scored yet, as this engine knows it.
     private var scoredUntil: Int?
     private var deployments = DeploymentIndex()
@@ -350,6 +365,7 @@ public final class AnalysisEngine {
         if persisted == nil || scoredUntil != persisted {
             // First run, a restart, or another replica ran in between: rebuild from the counts.
             series = [:]
+            awake = []
             let until = min(persisted ?? open, open)
             try score(from: until - configuration.historyBuckets, to: until, alertFrom: alertFrom, connection, report: &report)
             scoredUntil = until
@@ -363,6 +379,8 @@ public final class AnalysisEngine {
         report.scoredUntil = date(of: open)
         try rescoreLate(open: open, connection, report: &report)
         try peek(at: open, connection, report: &report)
+        report.series = series.count
+        report.awakeSeries = awake.count
     }
 
     /// Late data: counts stored for buckets already scored. Each service they belong to has its
@@ -377,6 +395,7 @@ public final class AnalysisEngine {
         for count in late { earliest[count.service] = min(earliest[count.service] ?? .max, bucket(of: count.bucket)) }
         for (service, first) in earliest.sorted(by: { $0.key < $1.key }) {
             series = series.filter { $0.value.service != service }
+            awake = awake.filter { series[$0] != nil }
             let from = open - configuration.historyBuckets
             guard first < open else { continue }
             try score(from: from, to: open, alertFrom: max(first, open - configuration.alertMaxAgeBuckets), service: service,
@@ -423,26 +442,28 @@ public final class AnalysisEngine {
                 byBucket = try loadCounts(from: b, to: loadedUntil, service: service, connection)
             }
             let values = byBucket[b] ?? [:]
-            for (key, entry) in values where series[key] == nil {
-                series[key] = Series(
-                    service: entry.service, fingerprint: entry.fingerprint,
-                    detector: SpikeDetector(configuration: entry.fingerprint == nil ? configuration.serviceDetector : configuration.groupDetector),
-                    lastActive: b)
+            for (key, entry) in values where service == nil || entry.service == service {
+                if let known = series[key], b - known.lastActive > configuration.historyBuckets {
+                    series[key] = nil  // back after longer than the history: a new series
+                }
+                if series[key] == nil {
+                    series[key] = Series(service: entry.service, fingerprint: entry.fingerprint, since: b, lastActive: b)
+                }
+                series[key]!.lastActive = b
+                series[key]!.counts.append(b, entry.value, keepingFrom: b - configuration.historyBuckets)
+                if series[key]!.detector == nil, isLoud(entry.value, entry.fingerprint) { wake(key, before: b) }
             }
             var alerting: [(key: String, point: SpikeDetector.Point)] = []
             // Updated in place: a detector holds a day of values, and a copy per update would
             // copy them all (a snapshot of the keys keeps the dictionary's storage unshared).
-            for key in Array(series.keys) where service == nil || series[key]!.service == service {
+            for key in Array(awake) where service == nil || series[key]!.service == service {
                 let value = values[key]?.value ?? 0
-                if value > 0 { series[key]!.lastActive = b }
-                if b - series[key]!.lastActive > configuration.historyBuckets {
-                    series[key] = nil  // quiet for longer than the history: forget it
+                if isLoud(value, series[key]!.fingerprint) { series[key]!.lastLoud = b }
+                if b - series[key]!.lastLoud > configuration.historyBuckets {
+                    sleep(key)  // no bucket of the history could alert: the counts are enough
                     continue
                 }
-                let point = series[key]!.detector.update(value)
-                series[key]!.recent.append(value)
-                let excess = series[key]!.recent.count - configuration.forecastWindowBuckets
-                if excess > 0 { series[key]!.recent.removeFirst(excess) }
+                let point = series[key]!.detector!.update(value)
                 if point.isAlert && (point.isSpike || point.isLevelShift) { alerting.append((key, point)) }
                 if b >= alertFrom, series[key]!.episode != nil { try follow(key, bucket: b, point: point, connection, report: &report) }
                 if b >= alertFrom, !point.isAlert, series[key]!.episode == nil,
@@ -473,6 +494,39 @@ public final class AnalysisEngine {
         }
         try AnalysisStore.insertSpikes(spikes, on: connection)
         report.spikes += spikes.count
+        if to - lastSweep >= Self.countsChunkBuckets {
+            // Series quiet for longer than the history are forgotten.
+            series = series.filter { to - $0.value.lastActive <= configuration.historyBuckets }
+            awake = awake.filter { series[$0] != nil }
+            lastSweep = to
+        }
+    }
+
+    private func detectorConfiguration(_ fingerprint: String?) -> SpikeDetector.Configuration {
+        fingerprint == nil ? configuration.serviceDetector : configuration.groupDetector
+    }
+
+    /// Whether a bucket's value could alert: at least the detector's minimum count.
+    private func isLoud(_ value: Double, _ fingerprint: String?) -> Bool {
+        value > 0 && value >= detectorConfiguration(fingerprint).minimumCount
+    }
+
+    /// Gives a dormant series its detector, stepped through its counts of the history before
+    /// bucket `b` (none of them could alert), as a takeover would have.
+    private func wake(_ key: String, before b: Int) {
+        guard let state = series[key], state.detector == nil else { return }
+        var detector = SpikeDetector(configuration: detectorConfiguration(state.fingerprint))
+        let from = max(state.since, b - configuration.historyBuckets)
+        state.counts.forEachBucket(from: from, to: b) { _ = detector.update($0) }
+        series[key]!.detector = detector
+        awake.insert(key)
+    }
+
+    private func sleep(_ key: String) {
+        series[key]!.detector = nil
+        series[key]!.episode = nil
+        series[key]!.lastAlert = nil
+        awake.remove(key)
     }
 
     /// A burst in the detector's quiet period after the series' last alert (it mutes the series,
@@ -483,10 +537,10 @@ public final class AnalysisEngine {
     private func recur(_ key: String, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection,
                        report: inout CycleReport) throws -> SpikeRecord? {
         guard let state = series[key], var insight = state.lastAlert else { return nil }
-        let quiet = state.detector.configuration.refractoryBuckets
+        let quiet = detectorConfiguration(state.fingerprint).refractoryBuckets
         let expected = insight.expected ?? 0
         guard b - state.lastAlertBucket <= quiet, point.value > max(expected * 1.5, expected + 3),
-            point.value >= state.detector.configuration.minimumCount
+            point.value >= detectorConfiguration(state.fingerprint).minimumCount
         else { return nil }
         let bursts = (Int(insight.details["bursts"] ?? "") ?? 1) + 1
         insight.details["bursts"] = String(bursts)
@@ -530,9 +584,10 @@ public final class AnalysisEngine {
             return point.isAlert && point.isSpike ? entry.service : nil
         })
         for (key, entry) in values.sorted(by: { $0.key < $1.key }) {
-            guard let state = series[key], state.episode == nil else { continue }
+            guard series[key]?.episode == nil else { continue }
             if entry.fingerprint != nil && alertingServices.contains(entry.service) { continue }
-            var detector = state.detector
+            if series[key]?.detector == nil, isLoud(entry.value, entry.fingerprint) { wake(key, before: open) }
+            guard let state = series[key], var detector = state.detector else { continue }
             let point = detector.update(entry.value)
             guard point.isAlert && point.isSpike else { continue }
             let insight = try spikeInsight(key, state, kind: .spike, bucket: open, point: point, connection)
@@ -607,9 +662,10 @@ public final class AnalysisEngine {
     private func forecast(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
         let threshold = configuration.forecastThreshold
         // The busiest series with a recent history long enough to fit.
+        guard let until = scoredUntil else { return }
         let candidates: [(key: String, state: Series, volume: Double)] = series.compactMap { key, state in
-            guard state.recent.count >= 30 else { return nil }
-            let volume = state.recent.suffix(60).reduce(0, +)
+            guard until - state.since >= 30 else { return nil }
+            let volume = state.counts.sum(from: until - 60, to: until)
             return volume > 0 ? (key, state, volume) : nil
         }
         // Groups first: a rising group names its error; its service then needs no warning of its own.
@@ -619,9 +675,12 @@ public final class AnalysisEngine {
         }.prefix(configuration.forecastSeriesLimit)
         var warned: Set<String> = []
         for (key, state, _) in busiest where !(state.fingerprint == nil && warned.contains(state.service)) {
-            let current = state.recent.suffix(5).reduce(0, +) / Double(min(5, state.recent.count))
+            // The counts a forecast is fitted on: the last three hours, or since the series began.
+            var recent: [Double] = []
+            state.counts.forEachBucket(from: max(state.since, until - configuration.forecastWindowBuckets), to: until) { recent.append($0) }
+            let current = recent.suffix(5).reduce(0, +) / Double(min(5, recent.count))
             guard current < threshold else { continue }  // already over: the spike detector speaks
-            let forecaster = Forecaster(series: state.recent)
+            let forecaster = Forecaster(series: recent)
             guard let breach = forecaster.breach(threshold: threshold, horizon: configuration.forecastHorizonBuckets) else { continue }
             let breachAt = now.addingTimeInterval(Double(breach.steps * configuration.bucketSeconds))
             let window = Int(now.timeIntervalSince1970 / 21_600)
@@ -632,7 +691,7 @@ public final class AnalysisEngine {
             let evidence = Evidence(
                 kind: .predictedBreach, service: state.service, errorType: main?.errorType, template: main?.template ?? "",
                 message: try main.flatMap { try AnalysisStore.sampleMessage(of: $0.fingerprint, on: connection) },
-                observed: breach.value, expected: current, count: Int(state.recent.suffix(60).reduce(0, +)),
+                observed: breach.value, expected: current, count: Int(recent.suffix(60).reduce(0, +)),
                 secondsUntilBreach: breach.steps * configuration.bucketSeconds)
             let what = group.map { "\(state.service): \(label($0))" } ?? "\(state.service) errors"
             let insight = Insight(

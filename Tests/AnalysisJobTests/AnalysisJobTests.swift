@@ -248,6 +248,45 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// Rare groups keep no detector (none of their minutes could alert); one that bursts gets
+    /// one rebuilt from its stored counts, and it judges the burst exactly as a detector that
+    /// had seen every minute.
+    @Test func rareGroupsStayDormantAndOneThatBurstsIsJudgedAsIfItHadBeenWatchedAllAlong() async throws {
+        try await onThread { check in
+            var fixture = try Fixture()
+            for minute in 0..<180 {
+                try fixture.events(service: "search", errorType: "TimeoutError", message: "index shard timed out",
+                                   at: spread(noisy(200, minute), in: start.addingTimeInterval(Double(minute) * 60)))
+            }
+            var dense = [Double](repeating: 0, count: 180)
+            for rare in 0..<30 {
+                // The first of them a few errors every minute, the others one every 15 minutes.
+                for minute in stride(from: rare % 15, to: 180, by: rare == 0 ? 1 : 15) {
+                    let count = rare == 0 ? minute % 4 + 1 : 1
+                    if rare == 0 { dense[minute] = Double(count) }
+                    try fixture.events(service: "search", errorType: "RareError\(rare)", message: "rare failure",
+                                       at: spread(count, in: start.addingTimeInterval(Double(minute) * 60)))
+                }
+            }
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let first = try engine.run(on: fixture.connection, now: start.addingTimeInterval(180 * 60 + 6))
+            check.expect(first.series == 32, "\(first.series)")
+            check.expect(first.awakeSeries == 2, "the service and its busy group: \(first.awakeSeries)")
+
+            let burst = start.addingTimeInterval(180 * 60)
+            try fixture.events(service: "search", errorType: "RareError0", message: "rare failure", at: spread(40, in: burst))
+            let second = try engine.run(on: fixture.connection, now: burst.addingTimeInterval(66))
+            check.expect(second.awakeSeries == 3, "\(second.awakeSeries)")
+            let reference = SpikeDetector.scores(of: dense + [40], configuration: engine.configuration.groupDetector).last!
+            check.expect(reference.isAlert)
+            let spike = try check.require(try fixture.insights().first { $0.kind == .spike && $0.fingerprint != nil })
+            check.expect(spike.title.contains("RareError0"), "\(spike.title)")
+            check.expect(spike.startedAt == burst && spike.expected == reference.expected
+                            && spike.details["score"] == String(format: "%.3f", reference.score),
+                         "\(spike.expected ?? -1) expected, score \(spike.details["score"] ?? "-"); watched all along: \(reference.expected), \(reference.score)")
+        }
+    }
+
     @Test func aResolvedGroupReturningInALaterVersionIsARegressionButNotInAnOlderOne() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
         try await onThread { check in
