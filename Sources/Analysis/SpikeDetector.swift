@@ -195,12 +195,30 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
 
         /// The most recent `n` elements (oldest first).
         func last(_ n: Int) -> [Double] {
-            let n = min(n, storage.count)
             var out: [Double] = []
-            out.reserveCapacity(n)
-            for lag in stride(from: n, through: 1, by: -1) { out.append(back(lag)!) }
+            out.reserveCapacity(min(n, storage.count))
+            forEachLast(n) { out.append($0) }
             return out
         }
+
+        /// Calls `body` with the most recent `n` elements, oldest first.
+        func forEachLast(_ n: Int, _ body: (Double) -> Void) {
+            let n = min(n, storage.count)
+            guard n > 0 else { return }
+            // The ring's time order is storage[head...] then storage[..<head].
+            let start = (head + storage.count - n) % storage.count
+            storage.withUnsafeBufferPointer { buffer in
+                if start + n <= buffer.count {
+                    for i in start..<(start + n) { body(buffer[i]) }
+                } else {
+                    for i in start..<buffer.count { body(buffer[i]) }
+                    for i in 0..<(start + n - buffer.count) { body(buffer[i]) }
+                }
+            }
+        }
+
+        /// The element the next append overwrites, once the ring is full.
+        var evicted: Double? { storage.count == capacity ? storage[head] : nil }
 
         mutating func keepLast(_ n: Int) {
             let kept = last(n)
@@ -225,6 +243,11 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
     var absSteps: Ring
     /// Buckets since the last level shift; the level baseline never looks further back.
     var sinceShift = Int.max / 2
+    /// The last `baselineWindow` values, the absolute residuals and the strengths, each in
+    /// order: the medians and the quantile every step takes are read from them.
+    var sortedLevel = SortedWindow()
+    var sortedAbsResiduals = SortedWindow()
+    var sortedStrengths = SortedWindow()
 
     public init(configuration: Configuration = .default) {
         self.configuration = configuration
@@ -253,13 +276,13 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         }
         if values.count < config.warmup {
             let expected = values.count > 0 ? Self.median(values.storage) : value
-            values.append(value)
+            appendValue(value)
             return Point(value: value, expected: expected, score: 0, pValue: 1, isSpike: false, isLevelShift: false, isAlert: false)
         }
 
         // Level predictor.
-        let window = values.last(min(config.baselineWindow, max(sinceShift, config.shortWindow)))
-        let (levelMedian, levelScale) = Self.location(window)
+        let windowLength = min(config.baselineWindow, max(sinceShift, config.shortWindow), values.count)
+        let (levelMedian, levelScale) = levelLocation(windowLength)
 
         // Seasonal predictor.
         var seasonal: (expected: Double, residual: Double)?
@@ -278,7 +301,7 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         var residual = value - levelMedian
         var scale = levelScale
         if let seasonal, residuals.count >= config.warmup {
-            let (_, seasonalScale) = Self.location(residuals.storage, centred: true)
+            let seasonalScale = residualScale()
             let levelError = levelErrors.storage.reduce(0, +) / Double(max(levelErrors.count, 1))
             let seasonalError = seasonalErrors.storage.reduce(0, +) / Double(max(seasonalErrors.count, 1))
             if seasonalErrors.count >= config.warmup && seasonalError < 0.64 * levelError {
@@ -296,7 +319,9 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
                 // million), so z is never more than the normal quantile of the exact Poisson
                 // tail. Its mean is at least the window's mean: the median of small counts sits
                 // below their mean.
-                let windowMean = window.reduce(0, +) / Double(max(window.count, 1))
+                var windowSum = 0.0
+                values.forEachLast(windowLength) { windowSum += $0 }
+                let windowMean = windowSum / Double(max(windowLength, 1))
                 let mean = max(expected, windowMean, 0.5)
                 z = min(z, Self.normalQuantile(upperTail: Self.poissonUpperTail(value.rounded(.up), mean: mean)))
             } else {
@@ -326,11 +351,10 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
             // the baseline.
             var reached = 0
             let bar = expected + config.noveltyFraction * residual
-            let memory = values.last(config.noveltyMemory)
             if residual > 0 {
-                for v in memory where v >= bar { reached += 1 }
+                values.forEachLast(config.noveltyMemory) { if $0 >= bar { reached += 1 } }
             } else {
-                for v in memory where v <= bar { reached += 1 }
+                values.forEachLast(config.noveltyMemory) { if $0 <= bar { reached += 1 } }
             }
             pointStrength /= pow(1 + Double(reached), config.noveltyPower)
         }
@@ -357,7 +381,7 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         var tail = 0.0
         if strengths.count >= config.warmup {
             let count = strengths.count
-            tail = Self.orderStatistic(strengths.storage, min(count - 1, Int(Double(count) * config.calibrationQuantile)))
+            tail = sortedStrengths[min(count - 1, Int(Double(count) * config.calibrationQuantile))]
         }
         let combined = rawStrength / max(1, tail / config.calibrationZ)
         let oneSided = config.direction != .both
@@ -383,18 +407,24 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         if quietRemaining > 0 { quietRemaining -= 1 }
 
         // State update: residuals are winsorised so an anomaly does not widen its own yardstick.
-        values.append(value)
+        appendValue(value)
         if let seasonal {
             let limit = 5 * max(scale, levelScale)
-            residuals.append(min(max(seasonal.residual, -limit), limit))
+            let kept = min(max(seasonal.residual, -limit), limit)
+            if let old = residuals.evicted { sortedAbsResiduals.remove(abs(old)) }
+            residuals.append(kept)
+            sortedAbsResiduals.insert(abs(kept))
             let levelResidual = min(abs(value - levelMedian), 10 * levelScale)
             levelErrors.append(levelResidual * levelResidual)
-            let (_, seasonalScale) = Self.location(residuals.storage, centred: true)
+            let seasonalScale = residualScale()
             let seasonalResidual = min(abs(seasonal.residual), 10 * seasonalScale)
             seasonalErrors.append(seasonalResidual * seasonalResidual)
         }
         recentZ.append(max(min(z, 50), -50))
-        strengths.append(min(rawStrength, 1000))
+        let strength = min(rawStrength, 1000)
+        if let old = strengths.evicted { sortedStrengths.remove(old) }
+        strengths.append(strength)
+        sortedStrengths.insert(strength)
         if isLevelShift && sinceShift > config.shortWindow && pValue < config.alertPValue {
             // Re-base on the new level: the old one would keep every following bucket anomalous.
             sinceShift = 0
@@ -442,6 +472,33 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         let x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * u
             / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
         return -x
+    }
+
+    /// Appends to the values and to the sorted copy of their last `baselineWindow`.
+    private mutating func appendValue(_ value: Double) {
+        if let old = values.back(configuration.baselineWindow) { sortedLevel.remove(old) }
+        values.append(value)
+        sortedLevel.insert(value)
+    }
+
+    /// `location(values.last(n))`, from the sorted copy when the window is all of it.
+    private func levelLocation(_ n: Int) -> (Double, Double) {
+        guard n == sortedLevel.count else { return Self.location(values.last(n)) }
+        let m = sortedLevel.median
+        var meanAbs = 0.0
+        values.forEachLast(n) { meanAbs += abs($0 - m) }
+        meanAbs /= Double(max(n, 1))
+        let mad = 1.4826 * sortedLevel.medianDistance(from: m)
+        return (m, max(mad, 1.2533 * meanAbs * 0.5, 1e-3 * abs(m), 1e-6))
+    }
+
+    /// `location(residuals.storage, centred: true).1`, from the sorted absolute residuals.
+    private func residualScale() -> Double {
+        var meanAbs = 0.0
+        for x in residuals.storage { meanAbs += abs(x - 0) }
+        meanAbs /= Double(max(residuals.count, 1))
+        let mad = 1.4826 * sortedAbsResiduals.median
+        return max(mad, 1.2533 * meanAbs * 0.5, 1e-3 * abs(0.0), 1e-6)
     }
 
     /// Median and a robust scale (1.4826 MAD, floored by the mean absolute deviation and a tiny

@@ -35,6 +35,31 @@ func seasonalMean(_ t: Int) -> Double { 30 + 20 * sin(2 * .pi * Double(t) / Doub
         #expect(SpikeDetector.median([]) == 0)
     }
 
+    /// A sliding window kept in order gives, at every step, the median and the median distance
+    /// from it that selection gives over the window's values, bit for bit (ties, negatives,
+    /// growing and full windows).
+    @Test func aSortedWindowGivesTheMediansSelectionGives() {
+        var generator = SeededGenerator(seed: 5)
+        for trial in 0..<40 {
+            let capacity = 1 + Int(generator.next() % 200)
+            var ring = SpikeDetector.Ring(capacity: capacity)
+            var window = SortedWindow()
+            for _ in 0..<(3 * capacity) {
+                let value = trial % 2 == 0 ? Double(generator.next() % 5) : Double(Int64(generator.next() % 20_001) - 10_000) / 7
+                if let old = ring.evicted { window.remove(old) }
+                ring.append(value)
+                window.insert(value)
+                let values = ring.last(capacity)
+                #expect(window.sorted == values.sorted())
+                let (median, scale) = SpikeDetector.location(values)
+                #expect(window.median.bitPattern == median.bitPattern, "trial \(trial)")
+                let mad = 1.4826 * window.medianDistance(from: window.median)
+                #expect(mad <= scale, "the scale is at least the MAD: trial \(trial)")
+                #expect(mad.bitPattern == (1.4826 * SpikeDetector.median(values.map { abs($0 - median) })).bitPattern, "trial \(trial)")
+            }
+        }
+    }
+
     @Test func plantedSpikeInNoisySeasonalCountsIsFlaggedAtOnce() {
         var rng = SeededGenerator(seed: 7)
         let spikeAt = 5 * period + 30
