@@ -47,8 +47,12 @@ public final class AnalysisEngine {
     /// rare, so the memory and the work of a run grow with the series that are busy, not with
     /// all the series there are.
     struct Series {
+        /// `service:<name>` or `group:<fingerprint>`, as spikes and insights record it.
+        var key: String
         var service: String
         var fingerprint: String?
+        /// The count from which a bucket could alert: the detector's minimum count.
+        var loudAt: Double
         var detector: SpikeDetector?
         /// The first bucket of the series: its first non-zero count within the history.
         var since: Int
@@ -62,7 +66,12 @@ public final class AnalysisEngine {
         /// The insight of the series' last alert, as last written, and the bucket it alerted in:
         /// a burst in the detector's quiet period after it grows it.
         var lastAlert: Insight?
-        var lastAlertBucket = Int.min
+        var lastAlertBucket = Int.min / 2
+        /// The count of the bucket being scored, while it is.
+        var pending = 0.0
+        var alive = true
+
+        static let vacant = Series(key: "", service: "", loudAt: 0, since: 0, lastActive: 0, alive: false)
     }
 
     struct Episode {
@@ -72,9 +81,14 @@ public final class AnalysisEngine {
         var peak: Double
     }
 
-    private var series: [String: Series] = [:]
-    /// The keys of the series with a detector.
-    private var awake: Set<String> = []
+    /// The series, by slot: the scoring loop reads and updates them in place by index, without
+    /// hashing a key or copying a series.
+    private var slots: [Series] = []
+    private var slotOfService: [String: Int] = [:]
+    private var slotOfGroup: [String: Int] = [:]
+    private var freeSlots: [Int] = []
+    /// The slots of the series with a detector.
+    private var awake: Set<Int> = []
     private var lastSweep = Int.min / 2
     /// The first bucket not scored yet, as this engine knows it.
     private var scoredUntil: Int?
@@ -364,8 +378,7 @@ public final class AnalysisEngine {
         try EventTimeStore.publishScored(until: date(of: open), on: connection)
         if persisted == nil || scoredUntil != persisted {
             // First run, a restart, or another replica ran in between: rebuild from the counts.
-            series = [:]
-            awake = []
+            removeAllSeries()
             let until = min(persisted ?? open, open)
             try score(from: until - configuration.historyBuckets, to: until, alertFrom: alertFrom, connection, report: &report)
             scoredUntil = until
@@ -379,7 +392,7 @@ public final class AnalysisEngine {
         report.scoredUntil = date(of: open)
         try rescoreLate(open: open, connection, report: &report)
         try peek(at: open, connection, report: &report)
-        report.series = series.count
+        report.series = slotOfService.count + slotOfGroup.count
         report.awakeSeries = awake.count
     }
 
@@ -394,8 +407,7 @@ public final class AnalysisEngine {
         var earliest: [String: Int] = [:]
         for count in late { earliest[count.service] = min(earliest[count.service] ?? .max, bucket(of: count.bucket)) }
         for (service, first) in earliest.sorted(by: { $0.key < $1.key }) {
-            series = series.filter { $0.value.service != service }
-            awake = awake.filter { series[$0] != nil }
+            for i in slots.indices where slots[i].alive && slots[i].service == service { removeSeries(i) }
             let from = open - configuration.historyBuckets
             guard first < open else { continue }
             try score(from: from, to: open, alertFrom: max(first, open - configuration.alertMaxAgeBuckets), service: service,
@@ -411,16 +423,76 @@ public final class AnalysisEngine {
     private func seriesKey(service: String) -> String { "service:\(service)" }
     private func seriesKey(group: String) -> String { "group:\(group)" }
 
-    /// Per-bucket values of every series in `[from, to)`.
-    private func loadCounts(from: Int, to: Int, service: String? = nil, _ connection: PostgresConnection) throws -> [Int: [String: (service: String, fingerprint: String?, value: Double)]] {
-        var byBucket: [Int: [String: (service: String, fingerprint: String?, value: Double)]] = [:]
+    /// One bucket's counts, per service and per group (its issue).
+    struct BucketCounts {
+        var services: [String: Double] = [:]
+        var groups: [String: (service: String, value: Double)] = [:]
+    }
+
+    /// Per-bucket counts of every series in `[from, to)`.
+    private func loadCounts(from: Int, to: Int, service: String? = nil, _ connection: PostgresConnection) throws -> [Int: BucketCounts] {
+        var byBucket: [Int: BucketCounts] = [:]
         for row in try AnalysisStore.counts(from: date(of: from), to: date(of: to), service: service, on: connection) {
             let b = bucket(of: row.bucket)
             let issue = issueOf[row.fingerprint] ?? row.fingerprint
-            byBucket[b, default: [:]][seriesKey(service: row.service), default: (row.service, nil, 0)].value += Double(row.count)
-            byBucket[b, default: [:]][seriesKey(group: issue), default: (row.service, issue, 0)].value += Double(row.count)
+            byBucket[b, default: BucketCounts()].services[row.service, default: 0] += Double(row.count)
+            byBucket[b, default: BucketCounts()].groups[issue, default: (row.service, 0)].value += Double(row.count)
         }
         return byBucket
+    }
+
+    // MARK: Series
+
+    private func slot(service: String, fingerprint: String?) -> Int? {
+        if let fingerprint { return slotOfGroup[fingerprint] }
+        return slotOfService[service]
+    }
+
+    private func addSeries(service: String, fingerprint: String?, bucket b: Int) -> Int {
+        let series = Series(
+            key: fingerprint.map { seriesKey(group: $0) } ?? seriesKey(service: service), service: service, fingerprint: fingerprint,
+            loudAt: max(detectorConfiguration(fingerprint).minimumCount, .leastNonzeroMagnitude), since: b, lastActive: b)
+        let i: Int
+        if let free = freeSlots.popLast() {
+            slots[free] = series
+            i = free
+        } else {
+            slots.append(series)
+            i = slots.count - 1
+        }
+        if let fingerprint { slotOfGroup[fingerprint] = i } else { slotOfService[service] = i }
+        return i
+    }
+
+    private func removeSeries(_ i: Int) {
+        if let fingerprint = slots[i].fingerprint { slotOfGroup[fingerprint] = nil } else { slotOfService[slots[i].service] = nil }
+        awake.remove(i)
+        slots[i] = .vacant
+        freeSlots.append(i)
+    }
+
+    private func removeAllSeries() {
+        slots = []
+        slotOfService = [:]
+        slotOfGroup = [:]
+        freeSlots = []
+        awake = []
+    }
+
+    /// A bucket's count arrives for a series (made if new): it is kept, and wakes the series
+    /// when it could alert.
+    private func arrive(service: String, fingerprint: String?, value: Double, bucket b: Int) -> Int {
+        var known = slot(service: service, fingerprint: fingerprint)
+        if let i = known, b - slots[i].lastActive > configuration.historyBuckets {
+            removeSeries(i)  // back after longer than the history: a new series
+            known = nil
+        }
+        let i = known ?? addSeries(service: service, fingerprint: fingerprint, bucket: b)
+        slots[i].lastActive = b
+        slots[i].counts.append(b, value, keepingFrom: b - configuration.historyBuckets)
+        slots[i].pending = value
+        if slots[i].detector == nil, value >= slots[i].loudAt { wake(i, before: b) }
+        return i
     }
 
     /// Buckets of counts read at a time while scoring.
@@ -433,7 +505,7 @@ public final class AnalysisEngine {
         var spikes: [SpikeRecord] = []
         // The counts are read an hour at a time: a takeover replays a day of every series, and
         // holding all of its rows at once took most of the leader's memory.
-        var byBucket: [Int: [String: (service: String, fingerprint: String?, value: Double)]] = [:]
+        var byBucket: [Int: BucketCounts] = [:]
         var loadedUntil = from
         for b in from..<to {
             if b >= loadedUntil {
@@ -441,42 +513,38 @@ public final class AnalysisEngine {
                 byBucket = [:]  // the previous hour's rows go before the next hour's come
                 byBucket = try loadCounts(from: b, to: loadedUntil, service: service, connection)
             }
-            let values = byBucket[b] ?? [:]
-            for (key, entry) in values where service == nil || entry.service == service {
-                if let known = series[key], b - known.lastActive > configuration.historyBuckets {
-                    series[key] = nil  // back after longer than the history: a new series
-                }
-                if series[key] == nil {
-                    series[key] = Series(service: entry.service, fingerprint: entry.fingerprint, since: b, lastActive: b)
-                }
-                series[key]!.lastActive = b
-                series[key]!.counts.append(b, entry.value, keepingFrom: b - configuration.historyBuckets)
-                if series[key]!.detector == nil, isLoud(entry.value, entry.fingerprint) { wake(key, before: b) }
+            let counts = byBucket[b] ?? BucketCounts()
+            var touched: [Int] = []
+            for (name, value) in counts.services where service == nil || name == service {
+                touched.append(arrive(service: name, fingerprint: nil, value: value, bucket: b))
             }
-            var alerting: [(key: String, point: SpikeDetector.Point)] = []
-            // Updated in place: a detector holds a day of values, and a copy per update would
-            // copy them all (a snapshot of the keys keeps the dictionary's storage unshared).
-            for key in Array(awake) where service == nil || series[key]!.service == service {
-                let value = values[key]?.value ?? 0
-                if isLoud(value, series[key]!.fingerprint) { series[key]!.lastLoud = b }
-                if b - series[key]!.lastLoud > configuration.historyBuckets {
-                    sleep(key)  // no bucket of the history could alert: the counts are enough
+            for (issue, entry) in counts.groups where service == nil || entry.service == service {
+                touched.append(arrive(service: entry.service, fingerprint: issue, value: entry.value, bucket: b))
+            }
+            var alerting: [(slot: Int, point: SpikeDetector.Point)] = []
+            for i in Array(awake) where service == nil || slots[i].service == service {
+                let value = slots[i].pending
+                if value >= slots[i].loudAt { slots[i].lastLoud = b }
+                if b - slots[i].lastLoud > configuration.historyBuckets {
+                    sleep(i)  // no bucket of the history could alert: the counts are enough
                     continue
                 }
-                let point = series[key]!.detector!.update(value)
-                if point.isAlert && (point.isSpike || point.isLevelShift) { alerting.append((key, point)) }
-                if b >= alertFrom, series[key]!.episode != nil { try follow(key, bucket: b, point: point, connection, report: &report) }
-                if b >= alertFrom, !point.isAlert, series[key]!.episode == nil,
-                    let spike = try recur(key, bucket: b, point: point, connection, report: &report)
+                let point = slots[i].detector!.update(value)
+                if point.isAlert && (point.isSpike || point.isLevelShift) { alerting.append((i, point)) }
+                if b >= alertFrom, slots[i].episode != nil { try follow(i, bucket: b, point: point, connection, report: &report) }
+                if b >= alertFrom, !point.isAlert, slots[i].episode == nil,
+                    let spike = try recur(i, bucket: b, point: point, connection, report: &report)
                 {
                     spikes.append(spike)
                 }
             }
+            for i in touched { slots[i].pending = 0 }
             report.bucketsScored += 1
             guard b >= alertFrom else { continue }
-            let alertingServices = Set(alerting.filter { series[$0.key]?.fingerprint == nil }.compactMap { series[$0.key]?.service })
-            for (key, point) in alerting.sorted(by: { $0.key < $1.key }) {
-                guard let state = series[key] else { continue }
+            let alertingServices = Set(alerting.filter { slots[$0.slot].fingerprint == nil }.map { slots[$0.slot].service })
+            for (i, point) in alerting.sorted(by: { slots[$0.slot].key < slots[$1.slot].key }) {
+                let state = slots[i]
+                let key = state.key
                 let kind: Insight.Kind = point.isLevelShift && !point.isSpike ? .levelShift : .spike
                 var spike = SpikeRecord(
                     series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: kind,
@@ -485,9 +553,9 @@ public final class AnalysisEngine {
                 if state.fingerprint == nil || !alertingServices.contains(state.service) {
                     let insight = try spikeInsight(key, state, kind: kind, bucket: b, point: point, connection)
                     spike.insightID = try record(insight, connection, report: &report)
-                    series[key]?.episode = Episode(insight: insight, startBucket: b, total: point.value, peak: point.value)
-                    series[key]?.lastAlert = insight
-                    series[key]?.lastAlertBucket = b
+                    slots[i].episode = Episode(insight: insight, startBucket: b, total: point.value, peak: point.value)
+                    slots[i].lastAlert = insight
+                    slots[i].lastAlertBucket = b
                 }
                 spikes.append(spike)
             }
@@ -496,8 +564,7 @@ public final class AnalysisEngine {
         report.spikes += spikes.count
         if to - lastSweep >= Self.countsChunkBuckets {
             // Series quiet for longer than the history are forgotten.
-            series = series.filter { to - $0.value.lastActive <= configuration.historyBuckets }
-            awake = awake.filter { series[$0] != nil }
+            for i in slots.indices where slots[i].alive && to - slots[i].lastActive > configuration.historyBuckets { removeSeries(i) }
             lastSweep = to
         }
     }
@@ -506,27 +573,22 @@ public final class AnalysisEngine {
         fingerprint == nil ? configuration.serviceDetector : configuration.groupDetector
     }
 
-    /// Whether a bucket's value could alert: at least the detector's minimum count.
-    private func isLoud(_ value: Double, _ fingerprint: String?) -> Bool {
-        value > 0 && value >= detectorConfiguration(fingerprint).minimumCount
-    }
-
     /// Gives a dormant series its detector, stepped through its counts of the history before
     /// bucket `b` (none of them could alert), as a takeover would have.
-    private func wake(_ key: String, before b: Int) {
-        guard let state = series[key], state.detector == nil else { return }
-        var detector = SpikeDetector(configuration: detectorConfiguration(state.fingerprint))
-        let from = max(state.since, b - configuration.historyBuckets)
-        state.counts.forEachBucket(from: from, to: b) { _ = detector.update($0) }
-        series[key]!.detector = detector
-        awake.insert(key)
+    private func wake(_ i: Int, before b: Int) {
+        guard slots[i].detector == nil else { return }
+        var detector = SpikeDetector(configuration: detectorConfiguration(slots[i].fingerprint))
+        let from = max(slots[i].since, b - configuration.historyBuckets)
+        slots[i].counts.forEachBucket(from: from, to: b) { _ = detector.update($0) }
+        slots[i].detector = detector
+        awake.insert(i)
     }
 
-    private func sleep(_ key: String) {
-        series[key]!.detector = nil
-        series[key]!.episode = nil
-        series[key]!.lastAlert = nil
-        awake.remove(key)
+    private func sleep(_ i: Int) {
+        slots[i].detector = nil
+        slots[i].episode = nil
+        slots[i].lastAlert = nil
+        awake.remove(i)
     }
 
     /// A burst in the detector's quiet period after the series' last alert (it mutes the series,
@@ -534,22 +596,24 @@ public final class AnalysisEngine {
     /// as an alert is followed grows that alert's insight — its count, peak, last seen and
     /// number of bursts — and is followed again while it lasts; the bucket is recorded as a
     /// suppressed spike. An update sends nothing, so webhooks stay as quiet as the detector.
-    private func recur(_ key: String, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection,
+    private func recur(_ i: Int, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection,
                        report: inout CycleReport) throws -> SpikeRecord? {
-        guard let state = series[key], var insight = state.lastAlert else { return nil }
-        let quiet = detectorConfiguration(state.fingerprint).refractoryBuckets
-        let expected = insight.expected ?? 0
-        guard b - state.lastAlertBucket <= quiet, point.value > max(expected * 1.5, expected + 3),
-            point.value >= detectorConfiguration(state.fingerprint).minimumCount
+        // Cheap tests first: this runs for every awake series at every bucket.
+        guard point.value >= slots[i].loudAt, b - slots[i].lastAlertBucket <= detectorConfiguration(slots[i].fingerprint).refractoryBuckets,
+            var insight = slots[i].lastAlert
         else { return nil }
+        let expected = insight.expected ?? 0
+        guard point.value > max(expected * 1.5, expected + 3) else { return nil }
+        let state = slots[i]
+        let key = state.key
         let bursts = (Int(insight.details["bursts"] ?? "") ?? 1) + 1
         insight.details["bursts"] = String(bursts)
         insight.eventCount = (insight.eventCount ?? 0) + Int(point.value)
         insight.observed = max(insight.observed ?? 0, point.value)
         insight.lastSeenAt = date(of: b + 1)
         let id = try record(insight, connection, report: &report)
-        series[key]?.lastAlert = insight
-        series[key]?.episode = Episode(insight: insight, startBucket: b, total: Double(insight.eventCount ?? 0),
+        slots[i].lastAlert = insight
+        slots[i].episode = Episode(insight: insight, startBucket: b, total: Double(insight.eventCount ?? 0),
                                        peak: insight.observed ?? point.value)
         return SpikeRecord(series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: insight.kind,
                            observed: point.value, expected: point.expected, score: point.score, pValue: point.pValue,
@@ -557,11 +621,11 @@ public final class AnalysisEngine {
     }
 
     /// Grows the insight of an ongoing alert while the series stays above what was expected.
-    private func follow(_ key: String, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection, report: inout CycleReport) throws {
-        guard var episode = series[key]?.episode, b > episode.startBucket else { return }
+    private func follow(_ i: Int, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection, report: inout CycleReport) throws {
+        guard var episode = slots[i].episode, b > episode.startBucket else { return }
         let expected = episode.insight.expected ?? 0
         guard point.value > max(expected * 1.5, expected + 3) else {
-            series[key]?.episode = nil
+            slots[i].episode = nil
             return
         }
         episode.total += point.value
@@ -569,25 +633,30 @@ public final class AnalysisEngine {
         episode.insight.observed = episode.peak
         episode.insight.eventCount = Int(episode.total)
         episode.insight.lastSeenAt = date(of: b + 1)
-        series[key]?.episode = episode
-        series[key]?.lastAlert = episode.insight
+        slots[i].episode = episode
+        slots[i].lastAlert = episode.insight
         try record(episode.insight, connection, report: &report)
     }
 
     /// The bucket still filling: counts only grow, so a partial count that already alerts is
     /// a spike now, not in a minute.
     private func peek(at open: Int, _ connection: PostgresConnection, report: inout CycleReport) throws {
-        let values = try loadCounts(from: open, to: open + 1, connection)[open] ?? [:]
-        let alertingServices = Set(values.compactMap { key, entry -> String? in
-            guard entry.fingerprint == nil, var detector = series[key]?.detector else { return nil }
-            let point = detector.update(entry.value)
-            return point.isAlert && point.isSpike ? entry.service : nil
-        })
-        for (key, entry) in values.sorted(by: { $0.key < $1.key }) {
-            guard series[key]?.episode == nil else { continue }
+        let counts = try loadCounts(from: open, to: open + 1, connection)[open] ?? BucketCounts()
+        var alertingServices: Set<String> = []
+        for (name, value) in counts.services {
+            guard let i = slotOfService[name], var detector = slots[i].detector else { continue }
+            let point = detector.update(value)
+            if point.isAlert && point.isSpike { alertingServices.insert(name) }
+        }
+        let entries = counts.services.map { (key: seriesKey(service: $0.key), service: $0.key, fingerprint: String?.none, value: $0.value) }
+            + counts.groups.map { (key: seriesKey(group: $0.key), service: $0.value.service, fingerprint: Optional($0.key), value: $0.value.value) }
+        for entry in entries.sorted(by: { $0.key < $1.key }) {
+            guard let i = slot(service: entry.service, fingerprint: entry.fingerprint), slots[i].episode == nil else { continue }
             if entry.fingerprint != nil && alertingServices.contains(entry.service) { continue }
-            if series[key]?.detector == nil, isLoud(entry.value, entry.fingerprint) { wake(key, before: open) }
-            guard let state = series[key], var detector = state.detector else { continue }
+            if slots[i].detector == nil, entry.value >= slots[i].loudAt { wake(i, before: open) }
+            guard var detector = slots[i].detector else { continue }
+            let state = slots[i]
+            let key = state.key
             let point = detector.update(entry.value)
             guard point.isAlert && point.isSpike else { continue }
             let insight = try spikeInsight(key, state, kind: .spike, bucket: open, point: point, connection)
@@ -663,10 +732,10 @@ public final class AnalysisEngine {
         let threshold = configuration.forecastThreshold
         // The busiest series with a recent history long enough to fit.
         guard let until = scoredUntil else { return }
-        let candidates: [(key: String, state: Series, volume: Double)] = series.compactMap { key, state in
-            guard until - state.since >= 30 else { return nil }
-            let volume = state.counts.sum(from: until - 60, to: until)
-            return volume > 0 ? (key, state, volume) : nil
+        let candidates: [(key: String, state: Series, volume: Double)] = slots.indices.compactMap { i in
+            guard slots[i].alive, until - slots[i].since >= 30 else { return nil }
+            let volume = slots[i].counts.sum(from: until - 60, to: until)
+            return volume > 0 ? (slots[i].key, slots[i], volume) : nil
         }
         // Groups first: a rising group names its error; its service then needs no warning of its own.
         let busiest = candidates.sorted {
