@@ -25,6 +25,8 @@ public struct CycleReport: Sendable, Equatable {
     /// The series the engine knows after the run, and those of them with a detector (awake).
     public var series = 0
     public var awakeSeries = 0
+    /// Seconds each part of the run took: new groups, regressions, scoring, forecasts, clustering.
+    public var seconds: [String: Double] = [:]
 
     public init() {}
 }
@@ -121,12 +123,19 @@ public final class AnalysisEngine {
         // Event time is complete up to here, less the grace period: a group first seen later
         // may still have earlier events to come, and a bucket later may still fill.
         let complete = try completeUntil(connection, now: now).map { $0.addingTimeInterval(-seconds(configuration.grace)) }
-        try analyzeNewGroups(connection, now: now, completeUntil: complete, report: &report)
+        let clock = ContinuousClock()
+        func timed(_ part: String, _ body: () throws -> Void) rethrows {
+            let start = clock.now
+            try body()
+            let elapsed: Duration = clock.now - start
+            report.seconds[part, default: 0] += seconds(elapsed)
+        }
+        try timed("new_groups") { try analyzeNewGroups(connection, now: now, completeUntil: complete, report: &report) }
         issueOf = try AnalysisStore.issueMap(on: connection)
-        try findRegressions(connection, now: now, report: &report)
-        try scoreBuckets(connection, now: now, completeUntil: complete, report: &report)
+        try timed("regressions") { try findRegressions(connection, now: now, report: &report) }
+        try timed("scoring") { try scoreBuckets(connection, now: now, completeUntil: complete, report: &report) }
         if lastForecast.map({ now.timeIntervalSince($0) >= seconds(configuration.forecastEvery) }) ?? true {
-            try forecast(connection, now: now, report: &report)
+            try timed("forecasts") { try forecast(connection, now: now, report: &report) }
             lastForecast = now
         }
         let clusteringDue = lastClustering.map {
@@ -134,7 +143,7 @@ public final class AnalysisEngine {
                 || (newGroupsSinceClustering >= configuration.clusterNewGroups && now.timeIntervalSince($0) >= 60)
         } ?? true
         if clusteringDue {
-            try cluster(connection, now: now, report: &report)
+            try timed("clustering") { try cluster(connection, now: now, report: &report) }
             lastClustering = now
             newGroupsSinceClustering = 0
         }

@@ -46,6 +46,8 @@ public final class AnalysisService: Service {
     private let thread = DedicatedThread(name: "analysis")
     private let box: Box
     private let leader = Gauge(label: "faultline_analysis_leader")
+    private let seriesGauge = Gauge(label: "faultline_analysis_series")
+    private let awakeGauge = Gauge(label: "faultline_analysis_awake_series")
     private let runDuration = Metrics.Timer(label: "faultline_analysis_run_seconds")
     private let runsSucceeded = Counter(label: "faultline_analysis_runs_total", dimensions: [("outcome", "ok")])
     private let runsFailed = Counter(label: "faultline_analysis_runs_total", dimensions: [("outcome", "failed")])
@@ -95,15 +97,18 @@ public final class AnalysisService: Service {
                     }
                 }
                 leader.record(report != nil ? 1 : 0)
-                if report != nil {
+                if let report {
                     runDuration.record(duration: elapsed)
                     runsSucceeded.increment()
+                    seriesGauge.record(report.series)
+                    awakeGauge.record(report.awakeSeries)
                 }
                 if let report, report.insightsCreated > 0 || report.rebuilt {
                     logger.info("analysis run", metadata: [
                         "insights_created": "\(report.insightsCreated)", "spikes": "\(report.spikes)",
                         "groups": "\(report.groupsAnalyzed)", "clusters": "\(report.clustersTrained)",
                         "rebuilt": "\(report.rebuilt)", "duration": "\(elapsed)",
+                        "series": "\(report.series)", "awake_series": "\(report.awakeSeries)",
                     ])
                 }
             } catch {

@@ -84,7 +84,7 @@ public enum AnalysisBenchmark {
             var clock = ContinuousClock.now
             let first = try engine.run(on: connection, now: now.addingTimeInterval(11))
             let takeover = (ContinuousClock.now - clock).seconds
-            progress("takeover: \(String(format: "%.2f", takeover)) s (\(first.bucketsScored) buckets, \(first.groupsAnalyzed) new groups, \(first.clustersTrained) clusterings, \(first.series) series of which \(first.awakeSeries) awake)")
+            progress("takeover: \(String(format: "%.2f", takeover)) s (\(first.bucketsScored) buckets, \(first.groupsAnalyzed) new groups, \(first.clustersTrained) clusterings, \(first.series) series of which \(first.awakeSeries) awake; \(first.seconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value)) s" }.joined(separator: ", ")))")
             try addMinute(options, at: now, on: connection)
             clock = ContinuousClock.now
             _ = try engine.run(on: connection, now: now.addingTimeInterval(71))

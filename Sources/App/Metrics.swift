@@ -57,6 +57,8 @@ public enum FaultlineMetrics {
         Metric("faultline_analysis_run_seconds", .histogram, [], "Duration of an analysis run.", buckets: slow),
         Metric("faultline_analysis_runs_total", .counter, ["outcome"], "Analysis runs on this replica: ok or failed."),
         Metric("faultline_analysis_leader", .gauge, [], "1 on the replica that runs the analysis now, else 0."),
+        Metric("faultline_analysis_series", .gauge, [], "Series (services and groups) the analysis leader follows, as of its last run."),
+        Metric("faultline_analysis_awake_series", .gauge, [], "Of those, the series with a detector: a minute of at least the minimum count in the last 26 hours."),
     ]
 
     /// The registry `/metrics` renders.
