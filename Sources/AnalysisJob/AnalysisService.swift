@@ -70,9 +70,16 @@ public final class AnalysisService: Service {
         self.logger = logger
         self.status = status
         self.box = Box(engine: AnalysisEngine(configuration: configuration, logger: logger))
-        leader.record(0)
+        recordNotLeading()
         runsSucceeded.increment(by: 0)
         runsFailed.increment(by: 0)
+    }
+
+    /// Only the leader follows series: the others say 0, not what they followed when they led.
+    private func recordNotLeading() {
+        leader.record(0)
+        seriesGauge.record(0)
+        awakeGauge.record(0)
     }
 
     deinit {
@@ -96,7 +103,7 @@ public final class AnalysisService: Service {
                         state.lastReport = report
                     }
                 }
-                leader.record(report != nil ? 1 : 0)
+                if report == nil { recordNotLeading() } else { leader.record(1) }
                 if let report {
                     runDuration.record(duration: elapsed)
                     runsSucceeded.increment()
@@ -113,7 +120,7 @@ public final class AnalysisService: Service {
                 }
             } catch {
                 status.state.withLock { $0.failures += 1; $0.isLeader = false }
-                leader.record(0)
+                recordNotLeading()
                 runsFailed.increment()
                 logger.warning("analysis run failed", metadata: ["error": "\(error)"])
                 // A broken connection loses the lock with the session; start again from a new one.
@@ -133,7 +140,7 @@ public final class AnalysisService: Service {
             box.connection = nil
             box.holdsLock = false
         }
-        leader.record(0)
+        recordNotLeading()
         thread.shutdown()
         logger.info("analysis stopped")
     }
