@@ -389,7 +389,10 @@ public final class AnalysisEngine {
             // First run, a restart, or another replica ran in between: rebuild from the counts.
             removeAllSeries()
             let until = min(persisted ?? open, open)
-            try score(from: until - configuration.historyBuckets, to: until, alertFrom: alertFrom, connection, report: &report)
+            let from = until - configuration.historyBuckets
+            let quiet = min(max(alertFrom, from), until)  // no bucket before it may alert
+            try rebuild(from: from, to: quiet, connection, report: &report)
+            try score(from: quiet, to: until, alertFrom: alertFrom, connection, report: &report)
             scoredUntil = until
             report.rebuilt = true
         }
@@ -419,8 +422,10 @@ public final class AnalysisEngine {
             for i in slots.indices where slots[i].alive && slots[i].service == service { removeSeries(i) }
             let from = open - configuration.historyBuckets
             guard first < open else { continue }
-            try score(from: from, to: open, alertFrom: max(first, open - configuration.alertMaxAgeBuckets), service: service,
-                      connection, report: &report)
+            let alertFrom = max(first, open - configuration.alertMaxAgeBuckets)
+            let quiet = min(max(alertFrom, from), open)
+            try rebuild(from: from, to: quiet, service: service, connection, report: &report)
+            try score(from: quiet, to: open, alertFrom: alertFrom, service: service, connection, report: &report)
             report.servicesRescored += 1
             logger.info("late counts: series scored again", metadata: [
                 "service": "\(service)", "from": "\(RFC3339.format(date(of: max(first, from))))",
@@ -502,6 +507,76 @@ public final class AnalysisEngine {
         slots[i].pending = value
         if slots[i].detector == nil, value >= slots[i].loudAt { wake(i, before: b) }
         return i
+    }
+
+    /// Rebuilds the series — every one, or one service's — from the stored counts of
+    /// `[from, to)`, where no bucket may alert any more: the state scoring them bucket by
+    /// bucket would leave, reached a series at a time from one row per group, with the detectors
+    /// stepped on every core. A series is made at its first count and woken if a count of it
+    /// reaches its minimum; its detector then has stepped through every bucket from its first
+    /// count, as `wake` would have it.
+    private func rebuild(from: Int, to: Int, service: String? = nil, _ connection: PostgresConnection, report: inout CycleReport) throws {
+        guard from < to else { return }
+        var services: [String: [Int: Double]] = [:]
+        var groups: [String: (service: String, counts: SparseCounts)] = [:]
+        try AnalysisStore.countHistories(from: date(of: from), to: date(of: to), bucketSeconds: configuration.bucketSeconds,
+                                         service: service, on: connection) { history in
+            var pairs = zip(history.offsets, history.counts).map { (bucket: from + $0.0, value: Double($0.1)) }
+            if !pairs.indices.dropFirst().allSatisfy({ pairs[$0 - 1].bucket < pairs[$0].bucket }) {
+                pairs.sort { $0.bucket < $1.bucket }
+                var merged: [(bucket: Int, value: Double)] = []
+                for pair in pairs {
+                    if merged.last?.bucket == pair.bucket { merged[merged.count - 1].value += pair.value } else { merged.append(pair) }
+                }
+                pairs = merged
+            }
+            var sums = services[history.service, default: [:]]
+            services[history.service] = nil  // unshared while it grows
+            for pair in pairs { sums[pair.bucket, default: 0] += pair.value }
+            services[history.service] = sums
+            let counts = SparseCounts(buckets: pairs.map(\.bucket), values: pairs.map(\.value))
+            let issue = issueOf[history.fingerprint] ?? history.fingerprint
+            if let known = groups[issue] {
+                groups[issue] = (known.service, known.counts.adding(counts))
+            } else {
+                groups[issue] = (history.service, counts)
+            }
+        }
+        var loud: [(slot: Int, counts: SparseCounts, since: Int, configuration: SpikeDetector.Configuration)] = []
+        func make(service: String, fingerprint: String?, counts: SparseCounts) {
+            // (An issue whose series another service holds keeps it.)
+            guard let span = counts.span, slot(service: service, fingerprint: fingerprint) == nil else { return }
+            let i = addSeries(service: service, fingerprint: fingerprint, bucket: span.first)
+            slots[i].counts = counts
+            slots[i].lastActive = span.last
+            let entries = counts.entries
+            if let last = entries.values.indices.last(where: { Double(entries.values[$0]) >= slots[i].loudAt }) {
+                slots[i].lastLoud = entries.buckets[last]
+                loud.append((i, counts, span.first, detectorConfiguration(fingerprint)))
+            }
+        }
+        for (name, sums) in services {
+            let sorted = sums.sorted { $0.key < $1.key }
+            make(service: name, fingerprint: nil, counts: SparseCounts(buckets: sorted.map(\.key), values: sorted.map(\.value)))
+        }
+        services = [:]
+        for (issue, group) in groups { make(service: group.service, fingerprint: issue, counts: group.counts) }
+        groups = [:]
+        // Stepping the detectors is most of a takeover's work, and each series is its own.
+        let chunks = stride(from: 0, to: loud.count, by: 64).map { $0..<min($0 + 64, loud.count) }
+        let jobs = loud
+        let detectors = parallelMap(chunks.count) { chunk in
+            jobs[chunks[chunk]].map { job -> SpikeDetector in
+                var detector = SpikeDetector(configuration: job.configuration)
+                job.counts.forEachBucket(from: job.since, to: to) { _ = detector.update($0) }
+                return detector
+            }
+        }
+        for (job, detector) in zip(jobs, detectors.joined()) {
+            slots[job.slot].detector = detector
+            awake.insert(job.slot)
+        }
+        report.bucketsScored += to - from
     }
 
     /// Buckets of counts read at a time while scoring.

@@ -5,7 +5,33 @@ struct SparseCounts {
     /// The index of the first entry still kept; entries before it are dropped in bulk.
     private var first = 0
 
-    var isEmpty: Bool { first == buckets.count }
+    init() {}
+
+    /// The counts of `buckets[i]` (increasing, none repeated) are `values[i]`; zeros are dropped.
+    init(buckets: [Int], values: [Double]) {
+        precondition(buckets.count == values.count)
+        self.buckets.reserveCapacity(buckets.count)
+        self.values.reserveCapacity(values.count)
+        for (bucket, value) in zip(buckets, values) where value != 0 {
+            self.buckets.append(bucket)
+            self.values.append(Float(value))
+        }
+    }
+
+    /// The counts kept, oldest first.
+    var entries: (buckets: ArraySlice<Int>, values: ArraySlice<Float>) { (buckets[first...], values[first...]) }
+
+    /// The first and the last bucket with a count.
+    var span: (first: Int, last: Int)? { first < buckets.count ? (buckets[first], buckets[buckets.count - 1]) : nil }
+
+    /// The counts of both, summed where both have one.
+    func adding(_ other: SparseCounts) -> SparseCounts {
+        var sums: [Int: Double] = [:]
+        for (bucket, value) in zip(entries.buckets, entries.values) { sums[bucket, default: 0] += Double(value) }
+        for (bucket, value) in zip(other.entries.buckets, other.entries.values) { sums[bucket, default: 0] += Double(value) }
+        let sorted = sums.sorted { $0.key < $1.key }
+        return SparseCounts(buckets: sorted.map(\.key), values: sorted.map(\.value))
+    }
 
     /// Adds a bucket's count (buckets come in increasing order; a zero is not stored) and drops
     /// the entries before `keepingFrom`.

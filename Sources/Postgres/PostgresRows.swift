@@ -124,4 +124,44 @@ public struct PostgresRow: Sendable {
         return out
     }
     public func bytes(_ name: String) throws -> [UInt8] { try bytes(index(name)) }
+    /// A one-dimensional integer array column (`int[]`/`bigint[]` in text form, `{1,-2,3}`),
+    /// without NULL elements.
+    public func integers(_ index: Int) throws -> [Int] {
+        let text = try required(index)
+        let invalid = PostgresError(.decoding, "column \(columns[index]) is not an integer array", operation: "decode")
+        var values: [Int] = []
+        var value = 0
+        var negative = false
+        var digits = 0
+        var open = false
+        var closed = false
+        for byte in text.utf8 {
+            guard !closed else { throw invalid }
+            switch byte {
+            case UInt8(ascii: "{") where !open:
+                open = true
+            case UInt8(ascii: "0")...UInt8(ascii: "9") where open:
+                let (times, overflowed) = value.multipliedReportingOverflow(by: 10)
+                let (sum, carried) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+                guard !overflowed, !carried else { throw invalid }
+                value = sum
+                digits += 1
+            case UInt8(ascii: "-") where open && digits == 0 && !negative:
+                negative = true
+            case UInt8(ascii: "}") where open && digits == 0 && !negative && values.isEmpty:
+                closed = true
+            case UInt8(ascii: ","), UInt8(ascii: "}"):
+                guard open, digits > 0 else { throw invalid }
+                values.append(negative ? -value : value)
+                (value, negative, digits) = (0, false, 0)
+                closed = byte == UInt8(ascii: "}")
+            default:
+                throw invalid
+            }
+        }
+        guard closed else { throw invalid }
+        return values
+    }
+    public func integers(_ name: String) throws -> [Int] { try integers(index(name)) }
 }
+

@@ -121,6 +121,15 @@ public struct PredictionRecord: Sendable, Equatable {
 }
 
 /// One per-minute count of a group.
+/// A group's counts over a window: bucket offsets from the window's start and their counts,
+/// in no particular order.
+public struct CountHistory: Sendable, Equatable {
+    public var service: String
+    public var fingerprint: String
+    public var offsets: [Int]
+    public var counts: [Int]
+}
+
 public struct CountRecord: Sendable, Equatable {
     public var fingerprint: String
     public var service: String
@@ -299,7 +308,35 @@ public enum AnalysisStore {
 
     // MARK: Series
 
-    /// Per-minute counts of every group in `[from, to)`.
+    /// Every group's counts in `[from, to)`, of every service or of one, a row per group: what
+    /// rebuilding the series needs, in one statement whose rows do not grow with the minutes.
+    /// Buckets are `bucketSeconds` long, counted from `from`; a group's counts come in no
+    /// particular order, and a bucket longer than a stored minute appears more than once.
+    public static func countHistories(
+        from: Date, to: Date, bucketSeconds: Int, service: String? = nil, on connection: PostgresConnection,
+        _ body: (CountHistory) throws -> Void
+    ) throws {
+        let rows = try connection.transaction { connection -> PostgresRows in
+            // Room to hash a day of counts per group, which would otherwise be sorted on disk.
+            _ = try connection.execute("SET LOCAL work_mem = '64MB'")
+            return try connection.query("""
+                SELECT service, fingerprint, array_agg((extract(epoch FROM bucket)::bigint - $3) / $4)::text, array_agg(count)::text
+                FROM event_counts
+                WHERE bucket >= $1 AND bucket < $2 AND ($5::text IS NULL OR service = $5)
+                GROUP BY service, fingerprint
+                """, [.timestamp(from), .timestamp(to), .int(Int64(from.timeIntervalSince1970.rounded(.down))),
+                      .int(Int64(bucketSeconds)), .optional(service)])
+        }
+        for row in rows {
+            let offsets = try row.integers(2)
+            let counts = try row.integers(3)
+            guard offsets.count == counts.count else {
+                throw PostgresError(.decoding, "\(offsets.count) buckets but \(counts.count) counts", operation: "read count histories")
+            }
+            try body(CountHistory(service: try row.string(0), fingerprint: try row.string(1), offsets: offsets, counts: counts))
+        }
+    }
+
     /// Per-minute counts in `[from, to)`, of every service or of one.
     public static func counts(from: Date, to: Date, service: String? = nil, on connection: PostgresConnection) throws -> [CountRecord] {
         try connection.query("""

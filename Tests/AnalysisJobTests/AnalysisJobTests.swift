@@ -287,6 +287,49 @@ func configuration(_ rules: RuleSet) -> AnalysisConfiguration {
         }
     }
 
+    /// A replica taking over rebuilds every series from the stored counts, a series at a time;
+    /// the leader it replaces scored them a minute at a time. Both judge the next burst alike.
+    @Test func aTakeoverRebuildsTheSeriesALeaderScoringEveryMinuteWouldHave() async throws {
+        try await onThread { check in
+            var judged: [[String]] = []
+            for takeover in [false, true] {
+                var fixture = try Fixture()
+                for minute in 0..<150 {
+                    let at = start.addingTimeInterval(Double(minute) * 60)
+                    try fixture.events(service: "search", errorType: "TimeoutError", message: "index shard timed out",
+                                       at: spread(noisy(60, minute), in: at))
+                    try fixture.events(service: "search", errorType: "KeyError", message: "missing key 'tenant'",
+                                       at: spread(minute % 3 == 0 ? 6 : 1, in: at))
+                    if minute % 20 == 7 {
+                        try fixture.events(service: "search", errorType: "RareError", message: "rare failure", at: [at])
+                    }
+                }
+                let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+                if !takeover {
+                    // The leader scores as the minutes come, from before the first of them.
+                    for minute in stride(from: 0, through: 150, by: 10) {
+                        let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(Double(minute) * 60 + 6))
+                        check.expect(report.rebuilt == (minute == 0))
+                    }
+                } else {
+                    let report = try engine.run(on: fixture.connection, now: start.addingTimeInterval(150 * 60 + 6))
+                    check.expect(report.rebuilt && report.awakeSeries == 3, "\(report.awakeSeries) awake")
+                }
+                let burst = start.addingTimeInterval(150 * 60)
+                try fixture.events(service: "search", errorType: "KeyError", message: "missing key 'tenant'", at: spread(80, in: burst))
+                _ = try engine.run(on: fixture.connection, now: burst.addingTimeInterval(66))
+                let spikes = try fixture.connection.query(
+                    "SELECT series, kind, observed, expected, score FROM spikes WHERE bucket >= $1 ORDER BY series, bucket",
+                    [.timestamp(burst)]).rows.map { row in
+                    try (0..<5).map { try row.string($0) }.joined(separator: " ")
+                }
+                check.expect(!spikes.isEmpty, "the burst is a spike")
+                judged.append(spikes)
+            }
+            check.expect(judged[0] == judged[1], "minute by minute: \(judged[0]); taken over: \(judged[1])")
+        }
+    }
+
     @Test func aResolvedGroupReturningInALaterVersionIsARegressionButNotInAnOlderOne() async throws {
         // libpq blocks: the test runs on a thread of its own, not on the shared pool.
         try await onThread { check in

@@ -40,6 +40,21 @@ import Testing
         #expect(try connection.query("SELECT $1::text", [.text(huge)]).first?.string(0) == huge)
     }
 
+    @Test func integerArraysAreReadAndAnythingElseIsADecodingError() throws {
+        let connection = try TestDatabase.connect()
+        let row = try #require(try connection.query(
+            "SELECT ARRAY[1, -2, 30]::bigint[]::text, '{}'::int[]::text, ARRAY[$1::bigint, $2::bigint]::text",
+            [.int(Int64.max), .int(Int64.min + 1)]).first)
+        #expect(try row.integers(0) == [1, -2, 30])
+        #expect(try row.integers(1) == [])
+        #expect(try row.integers(2) == [Int.max, Int.min + 1])
+        for text in ["", "{", "{1,}", "{,1}", "{1}{2}", "{NULL}", "{1,NULL}", "{-}", "{--1}", "{1-2}", "{{1}}", "1,2", "{1} ",
+                     "{99999999999999999999}", "{1.5}"] {
+            let error = #expect(throws: PostgresError.self, "\(text)") { try PostgresRow(columns: ["a"], values: [text]).integers(0) }
+            #expect(error?.code == .decoding)
+        }
+    }
+
     @Test func typedValuesRoundTrip() throws {
         let connection = try TestDatabase.connect()
         let date = Date(timeIntervalSince1970: 1_763_789_432.123456)
