@@ -25,7 +25,9 @@ public struct CycleReport: Sendable, Equatable {
     /// The series the engine knows after the run, and those of them with a detector (awake).
     public var series = 0
     public var awakeSeries = 0
-    /// Seconds each part of the run took: new groups, regressions, scoring, forecasts, clustering.
+    /// Per-minute count rows summed into hours (``CountRetention``).
+    public var minutesRolledUp = 0
+    /// Seconds each part of the run took: new groups, regressions, scoring, forecasts, clustering, retention.
     public var seconds: [String: Double] = [:]
 
     public init() {}
@@ -146,6 +148,11 @@ public final class AnalysisEngine {
             try timed("clustering") { try cluster(connection, now: now, report: &report) }
             lastClustering = now
             newGroupsSinceClustering = 0
+        }
+        // Per-minute counts the history no longer needs become hourly, an hour of them per run.
+        try timed("retention") {
+            let pass = try CountRetention.apply(retentionDays: configuration.retentionDays, now: now, hours: 1, on: connection)
+            report.minutesRolledUp = pass.minutesRolledUp
         }
         return report
     }

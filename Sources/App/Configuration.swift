@@ -205,7 +205,7 @@ extension FaultlineConfiguration {
               meaning: "Any other `FAULTLINE_KAFKA_*` variable is passed to librdkafka: the rest of the name in lower case with `_` as `.` (`FAULTLINE_KAFKA_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`). Values of secret properties are never logged.") {
             _, _ throws(ConfigurationError) in
         },
-        .init(name: "FAULTLINE_RETENTION_DAYS", defaultValue: "30", meaning: "Days of events kept; older daily partitions are dropped, and older events are refused (1–3650).") {
+        .init(name: "FAULTLINE_RETENTION_DAYS", defaultValue: "30", meaning: "Days of events and hourly counts kept; older daily partitions and hourly counts are dropped, and older events are refused (1–3650).") {
             config, value throws(ConfigurationError) in
             config.retentionDays = try parseInt("FAULTLINE_RETENTION_DAYS", value, 1...3650)
         },

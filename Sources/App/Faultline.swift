@@ -139,6 +139,7 @@ public enum Faultline {
         analysis.forecastThreshold = configuration.forecastThreshold
         analysis.clockSkew = configuration.clockSkew
         analysis.grace = configuration.analysisGrace
+        analysis.retentionDays = configuration.retentionDays
         analysis.forecastHorizonBuckets = Int(configuration.forecastHorizon.components.seconds) / analysis.bucketSeconds
         return analysis
     }

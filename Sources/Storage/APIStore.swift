@@ -330,8 +330,14 @@ public enum APIStore {
                            'spikes_from', api_time(s.spikes_from), 'new_errors_from', api_time(o.new_errors_from),
                            'daily_pattern_from', api_time(s.first_seen + make_interval(secs => $3))))::text
             FROM services s CROSS JOIN origin o
-            LEFT JOIN (SELECT service, sum(count) AS n FROM event_counts WHERE bucket >= now() - interval '24 hours'
-                       GROUP BY service) c ON c.service = s.service
+            LEFT JOIN (SELECT service, sum(n) AS n FROM (
+                           -- The hours wholly in the last 24 hours, and the minutes of the one it starts in.
+                           SELECT service, count AS n FROM service_counts WHERE hour > now() - interval '24 hours'
+                           UNION ALL
+                           SELECT service, count FROM event_counts
+                           WHERE bucket >= now() - interval '24 hours'
+                             AND bucket < to_timestamp(floor(extract(epoch FROM now() - interval '24 hours') / 3600) * 3600 + 3600)
+                       ) day GROUP BY service) c ON c.service = s.service
             ORDER BY s.service
             """, [.double(learning.spikes), .double(learning.newErrors), .double(learning.dailyPattern)]).rows.map {
             (try $0.string(0), try $0.string(1))
@@ -340,14 +346,20 @@ public enum APIStore {
 
     /// Error counts of a service (or of one group) in `[from, to)` summed into buckets of
     /// `stepSeconds` aligned to the Unix epoch; only buckets with errors (the caller fills the rest).
+    /// Counts older than ``CountRetention/minuteDays`` are kept per hour: each hour's count falls
+    /// in the bucket its first minute falls in.
     public static func series(
         service: String?, fingerprint: String?, from: Date, to: Date, stepSeconds: Int, on connection: PostgresConnection
     ) throws -> [Int: Int] {
         let rows = try connection.query("""
-            SELECT (floor(extract(epoch FROM bucket) / $3) * $3)::bigint AS b, sum(count)::bigint
-            FROM event_counts
-            WHERE ($1::text IS NULL OR service = $1::text) AND ($2::text IS NULL OR fingerprint = $2::text)
-              AND bucket >= $4 AND bucket < $5
+            SELECT (floor(extract(epoch FROM at) / $3) * $3)::bigint AS b, sum(n)::bigint
+            FROM (SELECT bucket AS at, count AS n FROM event_counts
+                  WHERE ($1::text IS NULL OR service = $1::text) AND ($2::text IS NULL OR fingerprint = $2::text)
+                    AND bucket >= $4 AND bucket < $5
+                  UNION ALL
+                  SELECT hour, count FROM event_counts_hourly
+                  WHERE ($1::text IS NULL OR service = $1::text) AND ($2::text IS NULL OR fingerprint = $2::text)
+                    AND hour >= $4 AND hour < $5) counts
             GROUP BY b
             """, [.optional(service), .optional(fingerprint), .int(Int64(stepSeconds)), .timestamp(from), .timestamp(to)]).rows
         var result: [Int: Int] = [:]

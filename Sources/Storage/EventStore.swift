@@ -218,7 +218,7 @@ public enum EventStore {
         }
     }
 
-    /// Adds the staged deltas to `groups` and `event_counts`.
+    /// Adds the staged deltas to `groups`, `event_counts` and `service_counts`.
     private static func applyDeltas(on connection: PostgresConnection) throws {
         try connection.execute("""
             INSERT INTO groups AS g (fingerprint, service, error_type, template, first_seen, last_seen, event_count,
@@ -237,6 +237,10 @@ public enum EventStore {
             INSERT INTO event_counts AS c (fingerprint, service, bucket, count)
             SELECT fingerprint, service, bucket, n FROM ingest_counts ORDER BY fingerprint, bucket
             ON CONFLICT (fingerprint, bucket) DO UPDATE SET count = c.count + EXCLUDED.count;
+            INSERT INTO service_counts AS s (service, hour, count)
+            SELECT service, to_timestamp(floor(extract(epoch FROM bucket) / 3600) * 3600), sum(n) FROM ingest_counts
+            GROUP BY 1, 2 ORDER BY 1, 2
+            ON CONFLICT (service, hour) DO UPDATE SET count = s.count + EXCLUDED.count;
             \(EventTimeStore.markLate)
             """)
     }

@@ -74,6 +74,90 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
     }
 }
 
+@Suite struct CountRetentionTests {
+    /// Minutes older than two days become hours, an hour per call when bounded; what is summed is
+    /// what was counted; a late minute adds to its hour; hours past the retention go; the API's
+    /// series reads minutes and hours alike.
+    @Test func oldMinutesAreSummedIntoHoursAndExpiredHoursDeleted() throws {
+        let connection = try migratedDatabase()
+        let now = RFC3339.parse("2026-11-22T12:30:00Z")!
+        func minute(_ offset: Double) -> Date { now.addingTimeInterval(offset * 60) }
+        // Three days back: the minutes of 12:00 to 13:59 on the 19th; two of the 20th, one of the 22nd.
+        var rows: [(String, String, Date, Int)] = []
+        for m in 0..<120 { rows.append(("aaaa", "checkout", minute(-3 * 1440 - 30 + Double(m)), m % 5 + 1)) }
+        rows.append(("bbbb", "search", minute(-2 * 1440 - 90), 7))  // 2026-11-20T11:00, past the cutoff
+        rows.append(("bbbb", "search", minute(-2 * 1440 - 10), 9))  // 12:20 on the 20th: within two days of 12:00
+        rows.append(("aaaa", "checkout", minute(-5), 4))
+        try connection.copyFrom("COPY event_counts (fingerprint, service, bucket, count) FROM STDIN") { writer in
+            for row in rows {
+                try writer.field(row.0)
+                try writer.field(row.1)
+                writer.field(row.2)
+                writer.field(row.3)
+                try writer.endRow()
+            }
+        }
+        func hours() throws -> [String] {
+            try connection.query("SELECT fingerprint, hour, count FROM event_counts_hourly ORDER BY hour, fingerprint").rows.map {
+                "\(try $0.string(0)) \(ISO8601DateFormatter().string(from: try $0.date(1))) \(try $0.int(2))"
+            }
+        }
+        let first = try CountRetention.apply(retentionDays: 30, now: now, hours: 1, on: connection)
+        #expect(first == CountRetention.Pass(minutesRolledUp: 60, hoursWritten: 1, hoursDeleted: 0))
+        let firstHour = (0..<60).reduce(0) { $0 + $1 % 5 + 1 }
+        #expect(try hours() == ["aaaa 2026-11-19T12:00:00Z \(firstHour)"])
+
+        let rest = try CountRetention.apply(retentionDays: 30, now: now, on: connection)
+        #expect(rest.minutesRolledUp == 61 && rest.hoursWritten == 2)
+        let secondHour = (60..<120).reduce(0) { $0 + $1 % 5 + 1 }
+        #expect(try hours() == ["aaaa 2026-11-19T12:00:00Z \(firstHour)", "aaaa 2026-11-19T13:00:00Z \(secondHour)",
+                                "bbbb 2026-11-20T11:00:00Z 7"])
+        #expect(try connection.query("SELECT count(*), sum(count) FROM event_counts").first.map { "\(try $0.int(0)) \(try $0.int(1))" } == "2 13")
+        #expect(try CountRetention.apply(retentionDays: 30, now: now, on: connection) == CountRetention.Pass())
+
+        // A late minute of an hour already rolled up is added to it.
+        try connection.query("INSERT INTO event_counts (fingerprint, service, bucket, count) VALUES ('bbbb', 'search', $1, 5)",
+                             [.timestamp(minute(-2 * 1440 - 75))])
+        #expect(try CountRetention.apply(retentionDays: 30, now: now, on: connection).hoursWritten == 1)
+        #expect(try hours().last == "bbbb 2026-11-20T11:00:00Z 12")
+
+        // The series: hours where only hours are left, minutes where minutes are.
+        let series = try APIStore.series(service: "search", fingerprint: nil, from: minute(-3 * 1440), to: now, stepSeconds: 3600, on: connection)
+        let hour = { (date: Date) in Int(date.timeIntervalSince1970 / 3600) * 3600 }
+        #expect(series == [hour(minute(-2 * 1440 - 90)): 12, hour(minute(-2 * 1440 - 10)): 9])
+
+        // Three days of retention, half an hour later: the hour that ended three days ago goes.
+        let later = try CountRetention.apply(retentionDays: 3, now: now.addingTimeInterval(1800), on: connection)
+        #expect(later == CountRetention.Pass(minutesRolledUp: 1, hoursWritten: 1, hoursDeleted: 1))
+        #expect(try hours() == ["aaaa 2026-11-19T13:00:00Z \(secondHour)", "bbbb 2026-11-20T11:00:00Z 12", "bbbb 2026-11-20T12:00:00Z 9"])
+    }
+}
+
+extension CountRetentionTests {
+    /// The services summary sums the services' hourly totals and the minutes of the hour its
+    /// 24 hours begin in: exactly what a day of every group's minutes sums to.
+    @Test func aServicesDayOfEventsIsSummedFromItsHoursAndTheMinutesOfTheFirst() throws {
+        let connection = try migratedDatabase()
+        let now = Date()
+        var batch = IngestBatch()
+        var id = 0
+        // Minutes ago and events: two before the day, three in it (its first minutes, mid-day, the last minute).
+        for (minutesAgo, count) in [(25 * 60, 16), (24 * 60 + 3, 8), (24 * 60 - 3, 1), (23 * 60, 2), (1, 4)] {
+            for _ in 0..<count {
+                batch.events.append(enriched(id, fingerprint: id % 2 == 0 ? "aaaa" : "bbbb", at: now.addingTimeInterval(Double(-minutesAgo * 60))))
+                id += 1
+            }
+        }
+        try PartitionManager.ensure(days: Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) }), on: connection)
+        _ = try EventStore.write(batch, on: connection)
+        #expect(try connection.query("SELECT sum(count) FROM service_counts").first?.int(0) == 31)
+        let services = try APIStore.services(learning: (0, 0, 0), on: connection)
+        let checkout = try #require(services.first)
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(checkout.json.utf8)) as? [String: Any])
+        #expect(summary["events_last_24h"] as? Int == 7, "\(summary)")
+    }
+}
+
 @Suite struct DeploymentBackfillTests {
     @Test func aLateDeploymentRecordEnrichesTheEventsAlreadyStored() throws {
         let connection = try migratedDatabase()
