@@ -21,6 +21,8 @@ public enum AnalysisBenchmark {
         public var days = 7
         public var errorsPerSecond = 200.0
         public var directory = "/tmp/faultline-analysis-bench"
+        /// How long the API's list endpoints are measured.
+        public var apiSeconds = 10
         public var binary: String
 
         public init(binary: String) { self.binary = binary }
@@ -32,15 +34,22 @@ public enum AnalysisBenchmark {
         public var days = 0
         public var countRows = 0
         public var fillSeconds = 0.0
+        /// Per-minute rows left after the roll-up, the hourly rows it wrote, and its seconds.
+        public var minuteRows = 0
+        public var hourRows = 0
+        public var rollupSeconds = 0.0
         public var takeoverSeconds = 0.0
         public var steadySeconds = 0.0
         public var rssMiB = 0.0
         public var listP99ms = 0.0
         public var listRequests = 0
+        /// The series the takeover made, and those of them awake (with a detector).
+        public var series = 0
+        public var awakeSeries = 0
 
         public var json: String {
             func round(_ value: Double) -> String { String(format: "%.3f", value) }
-            return #"{"benchmark":"analysis","services":\#(services),"groups":\#(groups),"days":\#(days),"count_rows":\#(countRows),"fill_s":\#(round(fillSeconds)),"takeover_s":\#(round(takeoverSeconds)),"steady_run_s":\#(round(steadySeconds)),"rss_mib":\#(String(format: "%.1f", rssMiB)),"list_p99_ms":\#(round(listP99ms)),"list_requests":\#(listRequests),"cores":\#(ProcessInfo.processInfo.activeProcessorCount)}"#
+            return #"{"benchmark":"analysis","services":\#(services),"groups":\#(groups),"days":\#(days),"count_rows":\#(countRows),"fill_s":\#(round(fillSeconds)),"minute_rows":\#(minuteRows),"hour_rows":\#(hourRows),"rollup_s":\#(round(rollupSeconds)),"takeover_s":\#(round(takeoverSeconds)),"steady_run_s":\#(round(steadySeconds)),"rss_mib":\#(String(format: "%.1f", rssMiB)),"series":\#(series),"awake_series":\#(awakeSeries),"list_p99_ms":\#(round(listP99ms)),"list_requests":\#(listRequests),"cores":\#(ProcessInfo.processInfo.activeProcessorCount)}"#
         }
     }
 
@@ -76,8 +85,21 @@ public enum AnalysisBenchmark {
         result.fillSeconds = (ContinuousClock.now - fillStarted).seconds
         progress("\(rows) per-minute rows in \(String(format: "%.1f", result.fillSeconds)) s")
 
+        // What a running installation holds: minutes older than two days summed into hours.
+        let rollupStarted = ContinuousClock.now
+        let pass = try await offloaded("analysis-bench-rollup") { () -> CountRetention.Pass in
+            let connection = try PostgresConnection.connect(postgresConfiguration, logger: logger)
+            let pass = try CountRetention.apply(retentionDays: 30, now: now, on: connection)
+            try connection.execute("VACUUM ANALYZE event_counts, event_counts_hourly")  // as autovacuum would have
+            return pass
+        }
+        result.rollupSeconds = (ContinuousClock.now - rollupStarted).seconds
+        result.minuteRows = rows - pass.minutesRolledUp
+        result.hourRows = pass.hoursWritten
+        progress("\(pass.minutesRolledUp) per-minute rows rolled up into \(pass.hoursWritten) hourly rows in \(String(format: "%.1f", result.rollupSeconds)) s")
+
         // The takeover: a fresh engine rebuilds every detector. Peak memory is measured from here.
-        let (takeover, steady, rss) = try await offloaded("analysis-bench-run") { () -> (Double, Double, Double) in
+        let (takeover, steady, rss, series) = try await offloaded("analysis-bench-run") { () -> (Double, Double, Double, (Int, Int)) in
             let connection = try PostgresConnection.connect(postgresConfiguration, logger: logger)
             resetPeakResidentMemory()
             let engine = AnalysisEngine(configuration: analysisConfiguration, logger: logger)
@@ -90,13 +112,14 @@ public enum AnalysisBenchmark {
             _ = try engine.run(on: connection, now: now.addingTimeInterval(71))
             let steady = (ContinuousClock.now - clock).seconds
             progress("steady run: \(String(format: "%.3f", steady)) s")
-            return (takeover, steady, peakResidentMiB() ?? 0)
+            return (takeover, steady, peakResidentMiB() ?? 0, (first.series, first.awakeSeries))
         }
+        (result.series, result.awakeSeries) = series
         result.takeoverSeconds = takeover
         result.steadySeconds = steady
         result.rssMiB = rss
 
-        progress("the API's list endpoints for 10 s")
+        progress("the API's list endpoints for \(options.apiSeconds) s")
         let port = try Loopback.freePort()
         let log = options.directory + "/serve.log"
         let server = Supervisor(binary: options.binary, environment: [
@@ -111,7 +134,7 @@ public enum AnalysisBenchmark {
         let load = APILoad(port: port, key: key, clients: 4,
                            paths: ["/v1/groups?limit=50", "/v1/insights", "/v1/services", "/v1/services/svc-0001/series"])
         load.start()
-        try await Task.sleep(for: .seconds(10))
+        try await Task.sleep(for: .seconds(options.apiSeconds))
         load.stop()
         let latencies = load.latencies.sorted()
         result.listRequests = latencies.count
@@ -247,8 +270,20 @@ public enum AnalysisBenchmark {
                 }
             }
         }
+        // Ingest keeps each service's hourly total beside the minutes.
+        try connection.execute(Self.serviceHours(where: "true"))
         try connection.execute("ANALYZE")
         return rows
+    }
+
+    /// Adds the per-minute counts `where` selects to the services' hourly totals, as ingest does.
+    static func serviceHours(where condition: String) -> String {
+        """
+        INSERT INTO service_counts AS s (service, hour, count)
+        SELECT service, to_timestamp(floor(extract(epoch FROM bucket) / 3600) * 3600), sum(count) FROM event_counts
+        WHERE \(condition) GROUP BY 1, 2
+        ON CONFLICT (service, hour) DO UPDATE SET count = s.count + EXCLUDED.count
+        """
     }
 
     /// The minute after `now` for the busiest groups, for the steady run.
@@ -266,6 +301,7 @@ public enum AnalysisBenchmark {
                 try writer.endRow()
             }
         }
+        try connection.query(serviceHours(where: "bucket = $1"), [.timestamp(now)])
     }
 
     /// Linux: resets the process's peak resident set (VmHWM) to what it holds now.

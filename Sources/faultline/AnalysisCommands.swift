@@ -227,10 +227,14 @@ struct BenchAnalysis: AsyncParsableCommand {
     @Option(help: "Days of per-minute counts.") var days = 7
     @Option(help: "Errors per second over all groups.") var rate = 200.0
     @Option(help: "Working folder (a private PostgreSQL is created there).") var directory = "/tmp/faultline-analysis-bench"
+    @Option(help: "Seconds of load on the API's list endpoints.") var apiSeconds = 10
 
     func validate() throws {
-        guard (1...100_000).contains(services), (1...10_000_000).contains(groups), (1...90).contains(days), rate > 0, rate <= 1_000_000 else {
-            throw ValidationError("need 1 ≤ services ≤ 100,000, 1 ≤ groups ≤ 10,000,000, 1 ≤ days ≤ 90 and 0 < rate ≤ 1,000,000")
+        guard (1...100_000).contains(services), (1...10_000_000).contains(groups), (1...90).contains(days), rate > 0, rate <= 1_000_000,
+            (1...600).contains(apiSeconds)
+        else {
+            throw ValidationError(
+                "need 1 ≤ services ≤ 100,000, 1 ≤ groups ≤ 10,000,000, 1 ≤ days ≤ 90, 0 < rate ≤ 1,000,000 and 1 ≤ api-seconds ≤ 600")
         }
     }
 
@@ -242,6 +246,7 @@ struct BenchAnalysis: AsyncParsableCommand {
         options.days = days
         options.errorsPerSecond = rate
         options.directory = directory
+        options.apiSeconds = apiSeconds
         let result = try await AnalysisBenchmark.run(options, logger: Logger(label: "faultline.bench")) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }

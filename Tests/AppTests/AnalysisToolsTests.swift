@@ -150,3 +150,43 @@ let hasNAB = FileManager.default.fileExists(atPath: sharedData.appendingPathComp
         #expect(ClusterTool.evaluate(seed: 42) == lines)
     }
 }
+
+@Suite struct AnalysisBenchmarkTests {
+    /// docs/operations.md sizes the analyze memory limit by a rule (a base, plus so much per awake
+    /// series and per group): a leader taking over thousands of groups stays under it.
+    @Test func aTakeoverStaysWithinTheMemoryTheOperationsGuideGives() async throws {
+        let guide = try DocumentationConsistencyTests.read("docs/operations.md").replacingOccurrences(of: "\n", with: " ")
+        let rule = try #require(guide.firstMatch(of: /about (\d+) MiB, plus (\d+) KB per awake series, plus (\d+) KB per group/),
+                                "docs/operations.md no longer gives the rule")
+        let (base, perAwake, perGroup) = (Double(rule.1)!, Double(rule.2)!, Double(rule.3)!)
+
+        let directory = NSTemporaryDirectory() + "analysis-bench-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try faultlineBinary())
+        process.arguments = ["bench", "analysis", "--services", "20", "--groups", "2000", "--days", "1", "--rate", "30",
+                             "--api-seconds", "1", "--directory", directory]
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let (text, log) = try await onThread { () -> (String, String) in
+            let log = errors.fileHandleForReading.readDataToEndOfFile()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (String(decoding: data, as: UTF8.self), String(decoding: log, as: UTF8.self))
+        }
+        #expect(process.terminationStatus == 0, "\(log)")
+        let line = try #require(text.split(separator: "\n").last.map(String.init), "no result line: \(log)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let groups = try #require(result["groups"] as? Int)
+        let awake = try #require(result["awake_series"] as? Int)
+        let rss = try #require(result["rss_mib"] as? Double)
+        #expect(result["series"] as? Int == groups + 20, "a series per group and per service: \(line)")
+        #expect(awake > 20 && awake < groups, "busy series awake, the long tail dormant: \(line)")
+        let limit = base + (perAwake * Double(awake) + perGroup * Double(groups)) / 1024
+        print("analysis bench: \(line)")
+        #expect(rss > 0 && rss <= limit, "peak \(rss) MiB against the guide's \(limit) MiB for \(awake) awake of \(groups) groups")
+    }
+}
