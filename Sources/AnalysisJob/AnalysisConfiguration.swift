@@ -56,7 +56,7 @@ public struct AnalysisConfiguration: Sendable {
     public var newGroupWarmup: Duration = Self.defaultNewGroupWarmup
     public static let defaultNewGroupWarmup: Duration = .seconds(3600)
     /// Days of counts kept: per-minute counts past ``CountRetention/minuteDays`` are summed into
-    /// hours, an hour of them per run, and hourly counts older than this are deleted.
+    /// hours, ten minutes of them per run, and hourly counts older than this are deleted.
     public var retentionDays = 30
     /// The recommendation rules (shipped, plus the user's file).
     public var rules: RuleSet

@@ -149,9 +149,9 @@ public final class AnalysisEngine {
             lastClustering = now
             newGroupsSinceClustering = 0
         }
-        // Per-minute counts the history no longer needs become hourly, an hour of them per run.
+        // Per-minute counts the history no longer needs become hourly, ten minutes of them per run.
         try timed("retention") {
-            let pass = try CountRetention.apply(retentionDays: configuration.retentionDays, now: now, hours: 1, on: connection)
+            let pass = try CountRetention.apply(retentionDays: configuration.retentionDays, now: now, minutes: 10, on: connection)
             report.minutesRolledUp = pass.minutesRolledUp
         }
         return report

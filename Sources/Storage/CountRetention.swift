@@ -26,19 +26,22 @@ public enum CountRetention {
         }
     }
 
-    /// Rolls up the per-minute counts older than ``minuteDays`` (whole hours only), the oldest
-    /// `hours` hours of them (all when `nil`, a day per statement so that a long backlog does not
-    /// become one huge transaction), and deletes the hours that ended more than `retentionDays` ago.
+    /// Rolls up the per-minute counts older than ``minuteDays`` (whole hours only): one statement
+    /// moving the oldest `minutes` minutes of them (aligned to `minutes`), or all of them when
+    /// `nil`, a day per statement so that a long backlog is not one huge transaction. An hour
+    /// moved in pieces is added to piece by piece. Then deletes the hours that ended more than
+    /// `retentionDays` ago.
     @discardableResult
-    public static func apply(retentionDays: Int, now: Date = Date(), hours: Int? = nil, on connection: PostgresConnection) throws -> Pass {
+    public static func apply(retentionDays: Int, now: Date = Date(), minutes: Int? = nil, on connection: PostgresConnection) throws -> Pass {
         var pass = Pass()
         var passes = 0
         let cutoff = (now.timeIntervalSince1970 / 3600).rounded(.down) * 3600 - Double(minuteDays) * 86_400
         while let oldest = try connection.query("SELECT extract(epoch FROM min(bucket))::float8 FROM event_counts").first?
             .optionalString(0).flatMap(Double.init), oldest < cutoff
         {
-            guard passes < hours ?? 10_000 else { break }  // (ingest writing ever older minutes: the next call goes on)
-            let until = Date(timeIntervalSince1970: min(cutoff, (oldest / 3600).rounded(.down) * 3600 + (hours == nil ? 86_400 : 3600)))
+            guard passes < (minutes == nil ? 10_000 : 1) else { break }  // (ingest writing ever older minutes: the next call goes on)
+            let step = Double(max(1, minutes ?? 1440) * 60)
+            let until = Date(timeIntervalSince1970: min(cutoff, (oldest / step).rounded(.down) * step + step))
             let row = try connection.query("""
                 WITH moved AS (DELETE FROM event_counts WHERE bucket < $1 RETURNING fingerprint, service, bucket, count),
                 written AS (

@@ -75,7 +75,7 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
 }
 
 @Suite struct CountRetentionTests {
-    /// Minutes older than two days become hours, an hour per call when bounded; what is summed is
+    /// Minutes older than two days become hours, in pieces when bounded; what is summed is
     /// what was counted; a late minute adds to its hour; hours past the retention go; the API's
     /// series reads minutes and hours alike.
     @Test func oldMinutesAreSummedIntoHoursAndExpiredHoursDeleted() throws {
@@ -102,8 +102,11 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
                 "\(try $0.string(0)) \(ISO8601DateFormatter().string(from: try $0.date(1))) \(try $0.int(2))"
             }
         }
-        let first = try CountRetention.apply(retentionDays: 30, now: now, hours: 1, on: connection)
-        #expect(first == CountRetention.Pass(minutesRolledUp: 60, hoursWritten: 1, hoursDeleted: 0))
+        // Two pieces of half an hour make the first hour.
+        let piece = try CountRetention.apply(retentionDays: 30, now: now, minutes: 30, on: connection)
+        #expect(piece == CountRetention.Pass(minutesRolledUp: 30, hoursWritten: 1, hoursDeleted: 0))
+        let first = try CountRetention.apply(retentionDays: 30, now: now, minutes: 30, on: connection)
+        #expect(first == CountRetention.Pass(minutesRolledUp: 30, hoursWritten: 1, hoursDeleted: 0))
         let firstHour = (0..<60).reduce(0) { $0 + $1 % 5 + 1 }
         #expect(try hours() == ["aaaa 2026-11-19T12:00:00Z \(firstHour)"])
 
