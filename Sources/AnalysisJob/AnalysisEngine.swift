@@ -528,20 +528,11 @@ public final class AnalysisEngine {
         var groups: [String: (service: String, counts: SparseCounts)] = [:]
         try AnalysisStore.countHistories(from: date(of: from), to: date(of: to), bucketSeconds: configuration.bucketSeconds,
                                          service: service, on: connection) { history in
-            var pairs = zip(history.offsets, history.counts).map { (bucket: from + $0.0, value: Double($0.1)) }
-            if !pairs.indices.dropFirst().allSatisfy({ pairs[$0 - 1].bucket < pairs[$0].bucket }) {
-                pairs.sort { $0.bucket < $1.bucket }
-                var merged: [(bucket: Int, value: Double)] = []
-                for pair in pairs {
-                    if merged.last?.bucket == pair.bucket { merged[merged.count - 1].value += pair.value } else { merged.append(pair) }
-                }
-                pairs = merged
-            }
+            let counts = SparseCounts(summing: zip(history.offsets, history.counts).map { (from + $0.0, Double($0.1)) })
             var sums = services[history.service, default: [:]]
             services[history.service] = nil  // unshared while it grows
-            for pair in pairs { sums[pair.bucket, default: 0] += pair.value }
+            for pair in counts.pairs { sums[pair.bucket, default: 0] += pair.value }
             services[history.service] = sums
-            let counts = SparseCounts(buckets: pairs.map(\.bucket), values: pairs.map(\.value))
             let issue = issueOf[history.fingerprint] ?? history.fingerprint
             if let known = groups[issue] {
                 groups[issue] = (known.service, known.counts.adding(counts))
@@ -556,16 +547,12 @@ public final class AnalysisEngine {
             let i = addSeries(service: service, fingerprint: fingerprint, bucket: span.first)
             slots[i].counts = counts
             slots[i].lastActive = span.last
-            let entries = counts.entries
-            if let last = entries.values.indices.last(where: { Double(entries.values[$0]) >= slots[i].loudAt }) {
-                slots[i].lastLoud = entries.buckets[last]
+            if let last = counts.pairs.last(where: { $0.value >= slots[i].loudAt }) {
+                slots[i].lastLoud = last.bucket
                 loud.append((i, counts, span.first, detectorConfiguration(fingerprint)))
             }
         }
-        for (name, sums) in services {
-            let sorted = sums.sorted { $0.key < $1.key }
-            make(service: name, fingerprint: nil, counts: SparseCounts(buckets: sorted.map(\.key), values: sorted.map(\.value)))
-        }
+        for (name, sums) in services { make(service: name, fingerprint: nil, counts: SparseCounts(summing: sums.map { ($0.key, $0.value) })) }
         services = [:]
         for (issue, group) in groups { make(service: group.service, fingerprint: issue, counts: group.counts) }
         groups = [:]

@@ -110,12 +110,13 @@ public final class AnalysisService: Service {
                     seriesGauge.record(report.series)
                     awakeGauge.record(report.awakeSeries)
                 }
-                if let report, report.insightsCreated > 0 || report.rebuilt {
+                if let report, report.insightsCreated > 0 || report.rebuilt || report.minutesRolledUp > 0 {
                     logger.info("analysis run", metadata: [
                         "insights_created": "\(report.insightsCreated)", "spikes": "\(report.spikes)",
                         "groups": "\(report.groupsAnalyzed)", "clusters": "\(report.clustersTrained)",
                         "rebuilt": "\(report.rebuilt)", "duration": "\(elapsed)",
                         "series": "\(report.series)", "awake_series": "\(report.awakeSeries)",
+                        "minutes_rolled_up": "\(report.minutesRolledUp)",
                     ])
                 }
             } catch {

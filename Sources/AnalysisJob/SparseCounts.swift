@@ -7,31 +7,33 @@ struct SparseCounts {
 
     init() {}
 
-    /// The counts of `buckets[i]` (increasing, none repeated) are `values[i]`; zeros are dropped.
-    init(buckets: [Int], values: [Double]) {
-        precondition(buckets.count == values.count)
-        self.buckets.reserveCapacity(buckets.count)
-        self.values.reserveCapacity(values.count)
-        for (bucket, value) in zip(buckets, values) where value != 0 {
-            self.buckets.append(bucket)
-            self.values.append(Float(value))
+    /// The counts of `pairs`, in any order: a bucket that repeats is summed, zeros are dropped.
+    init(summing pairs: [(bucket: Int, value: Double)]) {
+        var pairs = pairs
+        if !zip(pairs, pairs.dropFirst()).allSatisfy({ $0.bucket < $1.bucket }) { pairs.sort { $0.bucket < $1.bucket } }
+        var index = 0
+        while index < pairs.count {
+            let bucket = pairs[index].bucket
+        var sum = pairs[index].value
+            index += 1
+            while index < pairs.count && pairs[index].bucket == bucket {
+                sum += pairs[index].value
+                index += 1
+            }
+            guard sum != 0 else { continue }
+            buckets.append(bucket)
+            values.append(Float(sum))
         }
     }
 
     /// The counts kept, oldest first.
-    var entries: (buckets: ArraySlice<Int>, values: ArraySlice<Float>) { (buckets[first...], values[first...]) }
+    var pairs: [(bucket: Int, value: Double)] { zip(buckets[first...], values[first...]).map { ($0, Double($1)) } }
 
     /// The first and the last bucket with a count.
     var span: (first: Int, last: Int)? { first < buckets.count ? (buckets[first], buckets[buckets.count - 1]) : nil }
 
     /// The counts of both, summed where both have one.
-    func adding(_ other: SparseCounts) -> SparseCounts {
-        var sums: [Int: Double] = [:]
-        for (bucket, value) in zip(entries.buckets, entries.values) { sums[bucket, default: 0] += Double(value) }
-        for (bucket, value) in zip(other.entries.buckets, other.entries.values) { sums[bucket, default: 0] += Double(value) }
-        let sorted = sums.sorted { $0.key < $1.key }
-        return SparseCounts(buckets: sorted.map(\.key), values: sorted.map(\.value))
-    }
+    func adding(_ other: SparseCounts) -> SparseCounts { SparseCounts(summing: pairs + other.pairs) }
 
     /// Adds a bucket's count (buckets come in increasing order; a zero is not stored) and drops
     /// the entries before `keepingFrom`.
