@@ -234,6 +234,11 @@ struct SplitMix: RandomNumberGenerator {
         #expect(RFC3339.format(Date(timeIntervalSince1970: 1_795_323_032.5)) == "2026-11-22T04:50:32.500Z")
         #expect(RFC3339.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29T00:00:00.000Z")
         #expect(RFC3339.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000Z")
+        // Milliseconds are rounded down, from seconds × 1000 as a double: a time parsed from
+        // ".123" may lie a hair below it and still formats as ".123". Far from 1970 that
+        // rounding is coarser than a microsecond (a double's step is 30 µs in 9925).
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 251_054_194_677.708_98)) == "9925-08-04T20:17:57.709Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -0.000_1)) == "1969-12-31T23:59:59.999Z")
         for seconds in stride(from: -2_000_000_000.0, to: 4_000_000_000, by: 123_456_789.123) {
             let date = Date(timeIntervalSince1970: (seconds * 1000).rounded(.down) / 1000)
             #expect(abs(RFC3339.parse(RFC3339.format(date))!.timeIntervalSince(date)) < 0.001)
