@@ -78,6 +78,9 @@ let package = Package(
         // REST handlers, auth and problem+json, independent of the HTTP server.
         .target(name: "API", dependencies: [
             "Storage", "Domain", "Analysis", "Postgres", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+        ], resources: [
+            // The dashboard's files, compiled into the binary as byte arrays (PackageResources).
+            .embedInCode("Dashboard/index.html"), .embedInCode("Dashboard/app.js"), .embedInCode("Dashboard/style.css"),
         ]),
 
         // Composition root and the executable.

@@ -16,7 +16,12 @@ extension FaultlineAPI {
             guard let document = api.openAPIDocument else { throw APIProblem.notFound("the OpenAPI document is not installed") }
             return APIResponse(status: 200, headers: [("Content-Type", "application/yaml")], body: document)
         },
-        Route("GET", "/", nil) { _, _ in .text(200, Dashboard.html, contentType: "text/html; charset=utf-8") },
+    ] + Dashboard.files.map { file in
+        // no-cache: a browser asks again each time, so an upgrade's page and script arrive together.
+        Route("GET", file.path, nil) { _, _ in
+            APIResponse(status: 200, headers: [("Content-Type", file.contentType), ("Cache-Control", "no-cache")], body: file.body)
+        }
+    } + [
 
         Route("GET", "/v1/insights", .read) { api, c in try await api.listInsights(c) },
         Route("GET", "/v1/insights/{id}", .read) { api, c in try await api.getInsight(c) },

@@ -207,6 +207,16 @@ import TestSupport
         #expect(document.status == 200 && document.text.hasPrefix("openapi: 3.1"))
         let page = await fixture.call("GET", "/", key: nil)
         #expect(page.response.header("content-type")?.hasPrefix("text/html") == true)
+        // The page's script and style sheet, by the relative links it holds, with their types.
+        for (link, type, start) in [("src=\"dashboard/app.js\"", "text/javascript", "(function () {"),
+                                    ("href=\"dashboard/style.css\"", "text/css", ":root {")] {
+            #expect(page.text.contains(link), "the page does not link \(link)")
+            let path = "/" + link.split(separator: "\"")[1]
+            let file = await fixture.call("GET", path, key: nil)
+            #expect(file.status == 200 && file.response.header("content-type")?.hasPrefix(type) == true, "\(path)")
+            #expect(file.response.header("cache-control") == "no-cache" && file.text.hasPrefix(start), "\(path)")
+        }
+        #expect(!page.text.contains("<script>") && !page.text.contains("<style>") && !page.text.contains("style=\""))
     }
 
     /// Every route in the router is documented in openapi/openapi.yaml, and nothing more.

@@ -85,10 +85,11 @@ import Glibc
         let page = try await curl(base + "/", ["-D", headerFile])
         #expect(page.status == 200 && page.body.contains("id=\"error-rate-chart\""))
         // Security headers on the dashboard and on the API's answers, errors included.
-        for path in ["/", "/v1/insights", "/healthz"] {
+        for path in ["/", "/dashboard/app.js", "/v1/insights", "/healthz"] {
             _ = try await curl(base + path, ["-D", headerFile])
             let headers = ((try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "").lowercased()
             #expect(headers.contains("content-security-policy: default-src 'none';") && headers.contains("frame-ancestors 'none'"), "\(path): \(headers)")
+            #expect(headers.contains("script-src 'self';") && !headers.contains("unsafe-inline"), "\(path): \(headers)")
             #expect(headers.contains("x-content-type-options: nosniff") && headers.contains("x-frame-options: deny"), "\(path): \(headers)")
         }
         let contract = try await curl(base + "/openapi.yaml")
