@@ -14,13 +14,11 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// The peer's address, `"127.0.0.1:51234"` or `"[::1]:51234"`.
     public var remoteAddress: String
-    /// The values of the route's `{param}` segments, percent-decoded; set by ``Router``.
-    public var pathParameters: [String: String]
 
     public init(
         method: String, target: String, version: HTTPVersion = .http1_1,
         headers: HTTPHeaders = HTTPHeaders(), trailers: HTTPHeaders = HTTPHeaders(),
-        body: [UInt8] = [], remoteAddress: String = "", pathParameters: [String: String] = [:]
+        body: [UInt8] = [], remoteAddress: String = ""
     ) {
         self.method = method
         self.target = target
@@ -29,7 +27,6 @@ public struct HTTPRequest: Sendable {
         self.trailers = trailers
         self.body = body
         self.remoteAddress = remoteAddress
-        self.pathParameters = pathParameters
         let (path, query) = Self.split(target: target)
         self.path = path
         self.query = query.map(Self.parseQuery) ?? []

@@ -2,6 +2,9 @@ import Logging
 import Posix
 import Synchronization
 
+/// Answers a request; runs on Swift's task pool, never on the event loop.
+public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
+
 /// An HTTP/1.1 server: one epoll event loop on a thread of its own, handlers on Swift tasks.
 ///
 /// The loop reads and parses requests, hands each complete request to a task running the
@@ -10,7 +13,7 @@ import Synchronization
 ///
 /// ```swift
 /// let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0),
-///                         handler: router.handler, logger: logger)
+///                         handler: { request in .text("hello \(request.path)") }, logger: logger)
 /// async let serving: Void = server.run()
 /// let port = try await server.waitUntilStarted()
 /// …
@@ -41,7 +44,7 @@ public final class HTTPServer: Sendable {
 
     /// - Parameters:
     ///   - configuration: address, limits and timeouts.
-    ///   - handler: answers every request (see ``Router``).
+    ///   - handler: answers every request; the application routes (the REST API has its own router).
     ///   - logger: connection-level problems are logged at `debug`, loop failures at `error`.
     public init(configuration: HTTPServerConfiguration, handler: @escaping HTTPHandler, logger: Logger) {
         self.configuration = configuration

@@ -28,24 +28,41 @@ struct RunningServer {
         configure(&configuration)
         let gate = Gate()
         let openConnections = ServerBox()
-        var router = Router()
-        router.add("GET", "/hello") { _ in .text("hello") }
-        // As large as the dashboard page.
-        router.add("GET", "/big") { _ in HTTPResponse(status: 200, body: Array(repeating: UInt8(ascii: "b"), count: 62 * 1024)) }
-        router.add("POST", "/echo") { request in
-            var response = HTTPResponse(status: 200, body: request.body)
-            response.headers["X-Trailer-Digest"] = request.trailers["Digest"] ?? "none"
+        // The routes by path and method; HEAD is answered as GET (the server drops the body).
+        let routes: [String: [String: HTTPHandler]] = [
+            "/hello": ["GET": { _ in .text("hello") }],
+            // As large as the dashboard's script.
+            "/big": ["GET": { _ in HTTPResponse(status: 200, body: Array(repeating: UInt8(ascii: "b"), count: 62 * 1024)) }],
+            "/echo": [
+                "POST": { request in
+                    var response = HTTPResponse(status: 200, body: request.body)
+                    response.headers["X-Trailer-Digest"] = request.trailers["Digest"] ?? "none"
+                    return response
+                },
+                "PUT": { request in HTTPResponse(status: 200, body: request.body) },
+            ],
+            "/gated": ["GET": { _ in
+                await gate.wait()
+                return .text("gated done")
+            }],
+            "/open": ["GET": { _ in .text("\(openConnections.server?.openConnections ?? -1)") }],
+        ]
+        let handler: HTTPHandler = { request in
+            guard let path = request.decodedPath else { return .text("Bad Request\n", status: 400) }
+            if path.hasPrefix("/path/"), request.method == "GET" || request.method == "HEAD" {
+                return .text("path \(path.dropFirst("/path/".count))")
+            }
+            guard let methods = routes[path] else { return .text("Not Found\n", status: 404) }
+            if let route = methods[request.method] ?? (request.method == "HEAD" ? methods["GET"] : nil) {
+                return await route(request)
+            }
+            var response = HTTPResponse.text("Method Not Allowed\n", status: 405)
+            let allowed = methods.keys + (methods["GET"] == nil ? [] : ["HEAD"])
+            response.headers.add(name: "Allow", value: allowed.sorted().joined(separator: ", "))
             return response
         }
-        router.add("PUT", "/echo") { request in HTTPResponse(status: 200, body: request.body) }
-        router.add("GET", "/path/{name}") { request in .text("path \(request.pathParameters["name"] ?? "")") }
-        router.add("GET", "/gated") { _ in
-            await gate.wait()
-            return .text("gated done")
-        }
-        router.add("GET", "/open") { _ in .text("\(openConnections.server?.openConnections ?? -1)") }
         let server = HTTPServer(
-            configuration: configuration, handler: router.handler,
+            configuration: configuration, handler: handler,
             logger: Logger(label: "http-test", factory: { _ in SwiftLogNoOpLogHandler() }))
         openConnections.server = server
         let serving = Task { try await server.run() }
