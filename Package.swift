@@ -91,8 +91,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // The demo, the traffic simulator, the benchmarks and the evaluations: tools the
+        // executable offers beside `serve`, kept out of what `serve` runs.
+        .target(name: "DevTools", dependencies: [
+            "App", "Kafka", "Postgres", "Posix", "Domain", "Analysis", "AnalysisJob", "Ingest", "Storage", "API", "Alerts",
+            "HTTPClient", "HTTPServer",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "faultline", dependencies: [
-            "App", "Kafka", "Postgres",
+            "App", "DevTools", "Kafka", "Postgres",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,15 +115,15 @@ let package = Package(
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Posix", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "Postgres", "Domain", "TestSupport"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Posix", "Domain", "App", "TestSupport"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Storage", "Kafka", "Postgres", "Posix", "Domain", "App", "DevTools", "TestSupport"]),
         .testTarget(name: "AnalysisJobTests", dependencies: ["AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "TestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "Posix"]),
         .testTarget(name: "APITests", dependencies: ["API", "Storage", "Postgres", "Domain", "Analysis", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "Posix"]),
         .testTarget(name: "AlertsTests", dependencies: [
-            "Alerts", "API", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "Kafka", "TestSupport",
+            "Alerts", "API", "HTTPClient", "AnalysisJob", "Analysis", "Storage", "Postgres", "Domain", "App", "DevTools", "Kafka", "TestSupport",
         ], exclude: ["receiver.py"]),
-        .testTarget(name: "AppTests", dependencies: ["App", "API", "Analysis", "Domain", "Kafka", "Posix", "Postgres", "TestSupport"]),
+        .testTarget(name: "AppTests", dependencies: ["App", "DevTools", "API", "Analysis", "Domain", "Kafka", "Posix", "Postgres", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

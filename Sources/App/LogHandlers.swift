@@ -89,8 +89,8 @@ enum StandardOutput {
     }
 }
 
-enum LogTime {
-    static func now() -> String {
+package enum LogTime {
+    package static func now() -> String {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var seconds = spec.tv_sec

@@ -1,4 +1,5 @@
 import App
+import DevTools
 import ArgumentParser
 import Foundation
 import Kafka

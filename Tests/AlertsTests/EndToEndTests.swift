@@ -1,6 +1,7 @@
 import Alerts
 import AnalysisJob
 import App
+import DevTools
 import Foundation
 import Ingest
 import Kafka

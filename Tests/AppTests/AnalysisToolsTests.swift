@@ -1,5 +1,6 @@
 import Analysis
 import App
+import DevTools
 import Domain
 import Foundation
 import Testing

@@ -1,13 +1,8 @@
+import App
 import Analysis
 import Domain
 import Foundation
 import Posix
-
-/// An input file that cannot be used: the message names the file and what is wrong.
-public struct ToolError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
 
 /// One JSON object on one line, keys sorted, numbers rounded for people.
 func jsonLine(_ fields: [String: Any]) -> String {

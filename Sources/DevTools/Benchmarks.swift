@@ -1,3 +1,4 @@
+import App
 import Foundation
 import Ingest
 import Kafka
@@ -111,8 +112,4 @@ public enum IngestBenchmark {
         }
         return Result(events: events, seconds: seconds, copySeconds: copySeconds)
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,3 +1,4 @@
+import App
 import Alerts
 import AnalysisJob
 import Domain

@@ -1,3 +1,4 @@
+import App
 import AnalysisJob
 import Domain
 import Foundation

@@ -1,3 +1,4 @@
+import App
 import AnalysisJob
 import Foundation
 import HTTPClient
