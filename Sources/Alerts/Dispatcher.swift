@@ -46,6 +46,7 @@ public final class AlertDispatcherStatus: Sendable {
         var delivered = 0
         var retried = 0
         var failed = 0
+        var cycles = 0
     }
 
     let state = Mutex(State())
@@ -78,6 +79,11 @@ public final class AlertDispatcherStatus: Sendable {
     public var delivered: Int { state.withLock { $0.delivered } }
     public var retried: Int { state.withLock { $0.retried } }
     public var failed: Int { state.withLock { $0.failed } }
+    /// Passes over the outbox that ended without an error, by every worker: one that began after
+    /// a row was queued has seen it (and sent it or left it to wait).
+    public var cycles: Int { state.withLock { $0.cycles } }
+
+    func cycleEnded() { state.withLock { $0.cycles += 1 } }
 }
 
 /// Sends the outbox's due deliveries to their webhooks.
@@ -133,6 +139,7 @@ public final class AlertDispatcher: Service {
                     lastBacklog = .now
                 }
                 let handled = try await thread.run { [worker] in try worker.cycle() }
+                status.cycleEnded()
                 idle = handled == 0
             } catch {
                 logger.warning("alert dispatch failed", metadata: ["error": "\(error)"])

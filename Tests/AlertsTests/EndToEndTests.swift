@@ -120,8 +120,13 @@ import TestSupport
                 """)
         }
         let first = ContinuousClock.now
-        // Later buckets of the same outage grow the same insights; nothing more is sent for a while.
-        try await Task.sleep(for: .seconds(10))
+        // Later buckets of the same outage grow the same insights and send nothing more: once
+        // the analysis has scored past the last event and the outbox holds nothing unsent.
+        let lastEvent = try fixture.connection.query("SELECT max(occurred_at) FROM events").one().date(0)
+        #expect(try await eventually(.seconds(180)) {
+            guard let scored = analysis.status.lastReport.scoredUntil, scored > lastEvent else { return false }
+            return try fixture.deliveries().allSatisfy { $0.status != "pending" }
+        }, "the analysis scored past \(lastEvent) (until \(String(describing: analysis.status.lastReport.scoredUntil))) with nothing left to send")
         await group.triggerGracefulShutdown()
         _ = try? await task.value
         await ingestGroup.triggerGracefulShutdown()

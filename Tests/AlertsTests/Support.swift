@@ -121,12 +121,3 @@ func withDispatcher<T>(
     }
 }
 
-/// Waits until `condition` holds, checking every 100 ms, at most `timeout`.
-func eventually(_ timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(100))
-    }
-    return try await condition()
-}

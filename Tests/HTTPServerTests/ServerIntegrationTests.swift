@@ -2,6 +2,7 @@ import Foundation
 import HTTPServer
 import Posix
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -264,7 +265,7 @@ struct ServerIntegrationTests {
         try await withServer({ $0.maxConnections = 3; $0.idleTimeout = .seconds(60) }) { running in
             var held: [RawClient] = []
             for _ in 0..<3 { held.append(try await RawClient(port: running.port)) }
-            #expect(await eventually { running.server.openConnections == 3 })
+            #expect(try await eventually(.seconds(10), every: .milliseconds(10)) { running.server.openConnections == 3 })
             // Connects (the kernel queues it) but is accepted only when a slot frees.
             let waiting = try await RawClient(port: running.port)
             try await waiting.send("GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
@@ -409,7 +410,7 @@ struct ServerIntegrationTests {
         #expect(try await idle.read(until: "hello").hasSuffix("hello"))
         // A request in flight: its handler waits for the gate.
         let inFlight = Task { try await runProcess(Self.curl, ["-sv", "\(running.base)/gated"]) }
-        #expect(await eventually { running.gate.waiting == 1 })
+        #expect(try await eventually(.seconds(10), every: .milliseconds(10)) { running.gate.waiting == 1 })
 
         running.server.beginShutdown()
         let (_, idleClosed) = try await idle.readToEnd()

@@ -114,15 +114,6 @@ final class Gate: Sendable {
     }
 }
 
-/// Polls `condition` (never asserts on time; gives up after `attempts` × 10 ms).
-func eventually(attempts: Int = 1000, _ condition: () -> Bool) async -> Bool {
-    for _ in 0..<attempts {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return condition()
-}
-
 struct ProcessResult {
     let status: Int32
     let stdout: String

@@ -50,16 +50,6 @@ func withIngest<T>(
     }
 }
 
-/// Waits until `condition` holds, checking every 200 ms, at most `timeout`.
-func eventually(_ timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(200))
-    }
-    return try await condition()
-}
-
 /// The product's own formatter: Foundation's ISO8601DateFormatter goes through ICU, whose
 /// formatter creation crashed the test process when parallel tests made thousands at once.
 func rfc3339(_ date: Date) -> String {

@@ -166,3 +166,18 @@ public func firstLine(of pipe: Pipe) -> String? {
     }
 }
 
+
+/// Waits until `condition` holds, checking it every `interval`, for at most `timeout`; returns
+/// whether it held (the last check is made at the deadline). For the caller to assert on, so a
+/// slow machine costs time, never a wrong answer.
+public func eventually(
+    _ timeout: Duration = .seconds(60), every interval: Duration = .milliseconds(100),
+    _ condition: () async throws -> Bool
+) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
