@@ -96,8 +96,9 @@ public final class AnalysisEngine {
     private var lastSweep = Int.min / 2
     /// The first bucket not scored yet, as this engine knows it.
     private var scoredUntil: Int?
+    private let deploymentCache: DeploymentCache
+    /// The deployments as read at the start of the run.
     private var deployments = DeploymentIndex()
-    private var lastDeploymentID: Int64 = 0
     private var issueOf: [String: String] = [:]
     /// The current clusters: new groups are put in the nearest one at once.
     private var clusterModel: (result: PatternClusterer.Result, ids: [Int64])?
@@ -107,9 +108,11 @@ public final class AnalysisEngine {
     /// Groups first seen after this are new against a baseline.
     private var newAfter = Date.distantFuture
 
-    public init(configuration: AnalysisConfiguration, logger: Logger) {
+    /// - Parameter deployments: the process's deployments, shared with ingest when it runs there.
+    public init(configuration: AnalysisConfiguration, logger: Logger, deployments: DeploymentCache = DeploymentCache()) {
         self.configuration = configuration
         self.logger = logger
+        self.deploymentCache = deployments
     }
 
     func bucket(of date: Date) -> Int { Int((date.timeIntervalSince1970 / Double(configuration.bucketSeconds)).rounded(.down)) }
@@ -118,7 +121,8 @@ public final class AnalysisEngine {
     /// One run at `now`.
     public func run(on connection: PostgresConnection, now: Date = Date()) throws -> CycleReport {
         var report = CycleReport()
-        try refreshDeployments(connection)
+        try deploymentCache.refresh(on: connection)
+        deployments = deploymentCache.index
         // New errors are news only once there is a baseline to be new against.
         newAfter = try AnalysisStore.earliestFirstSeen(on: connection)
             .map { $0.addingTimeInterval(seconds(configuration.newGroupWarmup)) } ?? .distantFuture
@@ -155,14 +159,6 @@ public final class AnalysisEngine {
             report.minutesRolledUp = pass.minutesRolledUp
         }
         return report
-    }
-
-    // MARK: Deployments
-
-    private func refreshDeployments(_ connection: PostgresConnection) throws {
-        let loaded = try DeploymentStore.load(after: lastDeploymentID, on: connection)
-        for deployment in loaded { deployments.insert(deployment) }
-        if let last = loaded.last?.id { lastDeploymentID = last }
     }
 
     // MARK: Templates, new groups, new in a version

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import Posix
 import Postgres
+import Storage
 import ServiceLifecycle
 import Synchronization
 
@@ -36,8 +37,7 @@ public final class AnalysisStatus: Sendable {
 /// ends, the lock is released, and another replica takes over at its next tick. Blocking
 /// libpq calls and the computation run on a thread of the job's own.
 public final class AnalysisService: Service {
-    /// The advisory lock's key (two int4: "flt", 2).
-    public static let lockKey: (Int64, Int64) = (0x666C74, 2)
+    static let lock = AdvisoryLock.analysisLeader
 
     private let configuration: AnalysisConfiguration
     private let postgres: PostgresConfiguration
@@ -61,15 +61,16 @@ public final class AnalysisService: Service {
         init(engine: AnalysisEngine) { self.engine = engine }
     }
 
+    /// - Parameter deployments: the process's deployments, shared with ingest when it runs there.
     public init(configuration: AnalysisConfiguration, postgres: PostgresConfiguration, logger: Logger,
-                status: AnalysisStatus = AnalysisStatus()) {
+                status: AnalysisStatus = AnalysisStatus(), deployments: DeploymentCache = DeploymentCache()) {
         self.configuration = configuration
         var postgres = postgres
         postgres.applicationName = "faultline-analysis"
         self.postgres = postgres
         self.logger = logger
         self.status = status
-        self.box = Box(engine: AnalysisEngine(configuration: configuration, logger: logger))
+        self.box = Box(engine: AnalysisEngine(configuration: configuration, logger: logger, deployments: deployments))
         recordNotLeading()
         runsSucceeded.increment(by: 0)
         runsFailed.increment(by: 0)
@@ -136,7 +137,7 @@ public final class AnalysisService: Service {
         // Leaving: give the lock up at once so another replica takes over without waiting.
         _ = try? await thread.run { [box] in
             if box.holdsLock, let connection = box.connection {
-                _ = try? connection.query("SELECT pg_advisory_unlock($1, $2)", [.int(Self.lockKey.0), .int(Self.lockKey.1)])
+                try? Self.lock.unlock(on: connection)
             }
             box.connection = nil
             box.holdsLock = false
@@ -157,15 +158,10 @@ public final class AnalysisService: Service {
         try connection.ensureOpen()
         if box.holdsLock {
             // ensureOpen may have reconnected, and a new session does not hold the lock.
-            let held = try connection.query("""
-                SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-                               AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted)
-                """, [.int(lockKey.0), .int(lockKey.1)]).first?.bool(0) ?? false
-            box.holdsLock = held
+            box.holdsLock = try lock.isHeld(on: connection)
         }
         if !box.holdsLock {
-            box.holdsLock = try connection.query("SELECT pg_try_advisory_lock($1, $2)", [.int(lockKey.0), .int(lockKey.1)])
-                .first?.bool(0) ?? false
+            box.holdsLock = try lock.tryLock(on: connection)
             if box.holdsLock { logger.info("this replica now runs the analysis") }
         }
         guard box.holdsLock else { return nil }

@@ -9,6 +9,7 @@ import Logging
 import Metrics
 import Postgres
 import ServiceLifecycle
+import Storage
 import Synchronization
 
 /// The composition root: builds Faultline's parts from a configuration and runs them.
@@ -65,15 +66,18 @@ public enum Faultline {
         // committed, and it leaves the consumer group).
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         var ingestStatus: IngestStatus?
+        // Ingest and the analysis read the same deployments when one process runs both.
+        let deployments = DeploymentCache()
         if let ingestPool {
-            let ingest = IngestService(configuration: configuration.ingest, pool: ingestPool, producer: producer, logger: logger)
-            ingestStatus = ingest.status
-            services.append(.init(service: ingest))
+            let role = IngestRole(configuration: configuration.ingest, pool: ingestPool, producer: producer, logger: logger,
+                                  deployments: deployments)
+            ingestStatus = role.ingest.status
+            services += role.services.map { .init(service: $0) }
         }
         if roles.contains(.analyze) {
             let analysis = AnalysisService(
                 configuration: try analysisConfiguration(configuration), postgres: configuration.postgres,
-                logger: Logger(label: "faultline.analysis"))
+                logger: Logger(label: "faultline.analysis"), deployments: deployments)
             services.append(.init(service: analysis))
             // Webhooks go out from the replicas that analyse; they share the outbox.
             services.append(.init(service: AlertDispatcher(

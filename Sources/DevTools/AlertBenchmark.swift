@@ -93,14 +93,14 @@ public enum AlertLatencyBenchmark {
         let history = sequence
 
         let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
-        let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        let ingest = IngestRole(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
         let analysis = AnalysisService(configuration: try Faultline.analysisConfiguration(configuration), postgres: configuration.postgres,
                                        logger: logger)
         let alerts = AlertDispatcher(configuration: configuration.alerts, postgres: configuration.postgres, logger: logger)
-        let ingestGroup = ServiceGroup(configuration: .init(services: [.init(service: ingest)], logger: logger))
+        let ingestGroup = ServiceGroup(configuration: .init(services: ingest.services.map { .init(service: $0) }, logger: logger))
         let ingesting = Task { try await ingestGroup.run() }
         progress("ingesting \(history) events of history")
-        while ingest.status.eventsInserted < history { try await Task.sleep(for: .milliseconds(100)) }
+        while ingest.ingest.status.eventsInserted < history { try await Task.sleep(for: .milliseconds(100)) }
         let group = ServiceGroup(configuration: .init(services: [.init(service: analysis), .init(service: alerts)], logger: logger))
         let running = Task { try await group.run() }
         while analysis.status.runs < 2 { try await Task.sleep(for: .milliseconds(100)) }

@@ -70,8 +70,9 @@ public enum IngestBenchmark {
         // the producer or the consumer group's start-up.
         progress("ingesting")
         let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
-        let service = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
+        let role = IngestRole(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        let service = role.ingest
+        let group = ServiceGroup(configuration: .init(services: role.services.map { .init(service: $0) }, logger: logger))
         let running = Task { try await group.run() }
         while service.status.assignedPartitions < 32 { try await Task.sleep(for: .milliseconds(5)) }
         let started = ContinuousClock.now

@@ -20,8 +20,9 @@ public struct IngestConfiguration: Sendable {
     /// …or this long after its first message, whichever comes first.
     public var maxBatchDelay: Duration = .milliseconds(250)
     public var limits = DecodeLimits()
+    /// Days of events kept (``PartitionRetention``).
     public var retentionDays = 30
-    /// How often the deployments registry is re-read from the database.
+    /// How often the deployments registry is re-read from the database (``DeploymentRefresher``).
     public var deploymentsRefresh: Duration = .seconds(2)
 
     public init(kafka: KafkaConfiguration, group: String, topic: String, deploymentsTopic: String, deadLetterTopic: String) {
@@ -176,19 +177,21 @@ public final class IngestService: Service {
     private let processor: MessageProcessor
     private let logger: Logger
     public let status: IngestStatus
-    private let deployments = Mutex(DeploymentIndex())
+    /// Events are enriched from what it knows; ``DeploymentRefresher`` keeps it in step with the
+    /// database, and the deployments this loop reads from Kafka are added as they come.
+    private let deployments: DeploymentCache
     /// This process's mark on the offsets it is decoding (``DecodingLedger``).
     private let owner = UUID()
-    private let lastDeploymentID = Mutex<Int64>(0)
     private let deadLetterLog = DeadLetterLog()
 
     public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
-                status: IngestStatus = IngestStatus()) {
+                status: IngestStatus = IngestStatus(), deployments: DeploymentCache) {
         self.configuration = configuration
         self.pool = pool
         self.producer = producer
         self.logger = logger
         self.status = status
+        self.deployments = deployments
         self.processor = MessageProcessor(decoder: EventDecoder(limits: configuration.limits), deploymentsTopic: configuration.deploymentsTopic)
     }
 
@@ -205,32 +208,17 @@ public final class IngestService: Service {
         let eventTime = EventTimeLag()
         var lastLag = ContinuousClock.now - .seconds(60)
         var partitions: Set<String> = []
-        var lastRefresh = ContinuousClock.now - configuration.deploymentsRefresh
-        var lastRetention = ContinuousClock.now - .seconds(3600)
         // Two stages overlap: while one batch is written to PostgreSQL, the next is polled
         // and decoded. Offsets of a batch are committed only after its own write.
         var prepared: Prepared?
         do {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                if ContinuousClock.now - lastRefresh >= configuration.deploymentsRefresh {
-                    do {
-                        try await refreshDeployments()
-                        lastRefresh = .now
-                    } catch {
-                        // Events are enriched from the deployments known so far; tried again next batch.
-                        logger.warning("deployments not re-read", metadata: ["error": "\(error)"])
-                    }
-                }
                 if ContinuousClock.now - lastLag >= .seconds(5) {
                     if let current = try? await consumer.lag() {
                         lag.update(current)
                         await markCaughtUp(current, unwritten: prepared, eventTime: eventTime)
                     }
                     lastLag = .now
-                }
-                if ContinuousClock.now - lastRetention >= .seconds(3600) {
-                    await applyRetention(&partitions)
-                    lastRetention = .now
                 }
                 guard let current = prepared else {
                     prepared = try await prepare(try await read(consumer), partitions: &partitions)
@@ -268,13 +256,13 @@ public final class IngestService: Service {
     private func prepare(_ read: Read, partitions: inout Set<String>) async throws -> Prepared? {
         let messages = read.messages
         guard !messages.isEmpty else { return nil }
-        let index = deployments.withLock { $0 }
+        let index = deployments.index
         let started = ContinuousClock.now
         var (batch, skipped) = try await decodeGuarded(messages, index: index)
         batch.progress = EventTimeProgress.of(messages, events: batch.events, topic: configuration.topic, lag: read.lag, readAt: read.at)
         let elapsed = ContinuousClock.now - started
         status.decoded(in: elapsed)
-        for deployment in batch.deployments { deployments.withLock { $0.insert(deployment) } }
+        deployments.insert(batch.deployments)
         try await deliverDeadLetters(batch.deadLetters)
         let days = Set(batch.events.map { PartitionManager.day(of: $0.event.timestamp) })
             .filter { !partitions.contains(PartitionManager.name(of: $0)) }
@@ -282,6 +270,9 @@ public final class IngestService: Service {
             try await retrying("creating partitions") {
                 try await pool.withConnection { try PartitionManager.ensure(days: days, on: $0) }
             }
+            // The days this loop has created; PartitionRetention may drop the oldest, which
+            // the decoder no longer accepts events for. Forgotten now and then, to stay small.
+            if partitions.count > 2 * configuration.retentionDays + 30 { partitions.removeAll() }
             for day in days { partitions.insert(PartitionManager.name(of: day)) }
         }
         return Prepared(messages: messages, batch: batch, skipped: skipped)
@@ -500,34 +491,6 @@ public final class IngestService: Service {
         total.deadLetters = result.deadLetters
         total.deployments = result.deployments
         return total
-    }
-
-    private func refreshDeployments() async throws {
-        let after = lastDeploymentID.withLock { $0 }
-        let loaded = try await pool.withConnection { try DeploymentStore.load(after: after, on: $0) }
-        guard let last = loaded.last?.id else { return }
-        deployments.withLock { index in for deployment in loaded { index.insert(deployment) } }
-        lastDeploymentID.withLock { $0 = last }
-    }
-
-    /// Drops expired partitions, on one replica at a time.
-    private func applyRetention(_ partitions: inout Set<String>) async {
-        let days = configuration.retentionDays
-        do {
-            let dropped = try await pool.withConnection { connection -> [String] in
-                guard try connection.query("SELECT pg_try_advisory_lock($1)", [.int(0x6661_756C_7472_6574)]).first?.bool(0) == true else {
-                    return []
-                }
-                defer { _ = try? connection.query("SELECT pg_advisory_unlock($1)", [.int(0x6661_756C_7472_6574)]) }
-                return try PartitionManager.dropOlderThan(days: days, on: connection)
-            }
-            for name in dropped {
-                partitions.remove(name)
-                logger.info("dropped expired partition", metadata: ["partition": "\(name)"])
-            }
-        } catch {
-            logger.warning("retention failed", metadata: ["error": "\(error)"])
-        }
     }
 }
 

@@ -52,8 +52,7 @@ public struct Watermark: Sendable, Equatable {
 /// analysis reads (its counts are scored), one that took it after sees the new mark (its
 /// counts are late): no minute falls between.
 public enum EventTimeStore {
-    /// The advisory lock (two int4: "flt", 3).
-    public static let lockKey: (Int64, Int64) = (0x666C74, 3)
+    static let lock = AdvisoryLock.scoredWatermark
     static let scoredKey = "scored_until_at"
 
     /// Records the batch's progress per partition; a partition's `complete_until` only moves forward.
@@ -98,7 +97,7 @@ public enum EventTimeStore {
     /// Publishes that minutes before `time` are scored: counts stored for them from now on are late.
     public static func publishScored(until time: Date, on connection: PostgresConnection) throws {
         try connection.transaction { connection in
-            try connection.query("SELECT pg_advisory_xact_lock($1, $2)", [.int(lockKey.0), .int(lockKey.1)])
+            try connection.query("SELECT pg_advisory_xact_lock($1, $2)", [.int(lock.space), .int(lock.id)])
             try connection.query("""
                 INSERT INTO analysis_state (key, value) VALUES ($1, to_jsonb($2::timestamptz))
                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
@@ -109,7 +108,7 @@ public enum EventTimeStore {
     /// Part of a batch's transaction, after its counts are staged in `ingest_counts`: the
     /// minutes among them that are already scored become late counts.
     static let markLate = """
-        SELECT pg_advisory_xact_lock_shared(\(lockKey.0), \(lockKey.1));
+        SELECT pg_advisory_xact_lock_shared(\(lock.space), \(lock.id));
         INSERT INTO late_counts AS l (service, bucket, events)
         SELECT c.service, c.bucket, sum(c.n) FROM ingest_counts c
         JOIN analysis_state s ON s.key = '\(scoredKey)' AND c.bucket < (s.value #>> '{}')::timestamptz

@@ -90,8 +90,8 @@ import TestSupport
         let produced = ContinuousClock.now
 
         let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
-        let ingest = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
-        let ingestGroup = ServiceGroup(configuration: .init(services: [.init(service: ingest)], logger: logger))
+        let ingest = IngestRole(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+        let ingestGroup = ServiceGroup(configuration: .init(services: ingest.services.map { .init(service: $0) }, logger: logger))
         let ingesting = Task { try await ingestGroup.run() }
         defer { ingesting.cancel() }
         // The analysis runs while the history is ingested, as after any back-fill or backlog:

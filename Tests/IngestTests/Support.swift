@@ -33,8 +33,9 @@ func withIngest<T>(
 ) async throws -> T {
     let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
     let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
-    let service = IngestService(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
-    let group = ServiceGroup(configuration: .init(services: [.init(service: service)], logger: logger))
+    let role = IngestRole(configuration: configuration.ingest, pool: pool, producer: producer, logger: logger)
+    let service = role.ingest
+    let group = ServiceGroup(configuration: .init(services: role.services.map { .init(service: $0) }, logger: logger))
     let task = Task { try await group.run() }
     do {
         let result = try await body(service.status)

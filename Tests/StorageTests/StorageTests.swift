@@ -74,6 +74,46 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
     }
 }
 
+@Suite struct SharedStateTests {
+    /// A refresh reads only what was recorded since the one before; what Kafka brought first
+    /// and the database later is known once.
+    @Test func theDeploymentCacheReadsEachRecordedRolloutOnce() throws {
+        let connection = try migratedDatabase()
+        let cache = DeploymentCache()
+        let start = RFC3339.parse("2026-11-22T12:00:00Z")!
+        let first = Deployment(service: "checkout", environment: "production", version: "1.8.2", startedAt: start)
+        let second = Deployment(service: "checkout", environment: "production", version: "1.8.3", startedAt: start.addingTimeInterval(600))
+        #expect(try cache.refresh(on: connection) == 0)
+        #expect(try DeploymentStore.insert(first, on: connection))
+        cache.insert([second])  // read from Kafka before its row is written
+        #expect(try cache.refresh(on: connection) == 1)
+        #expect(try DeploymentStore.insert(second, on: connection))
+        #expect(try cache.refresh(on: connection) == 1)
+        #expect(try cache.refresh(on: connection) == 0)
+        #expect(cache.index.rollouts(service: "checkout", environment: "production").map(\.version) == ["1.8.2", "1.8.3"])
+        #expect(cache.index.context(service: "checkout", environment: "production", version: nil, at: start.addingTimeInterval(60))?.version == "1.8.2")
+    }
+
+    /// One session holds a lock at a time; it knows it holds it; a lock left is free again.
+    @Test func anAdvisoryLockIsHeldByOneSessionAtATime() throws {
+        let url = try TestDatabase.migrated("storage")
+        let one = try PostgresConnection.connect(.init(url: url), logger: logger)
+        let other = try PostgresConnection.connect(.init(url: url), logger: logger)
+        let lock = AdvisoryLock.partitionRetention
+        #expect(try lock.tryLock(on: one) && lock.isHeld(on: one))
+        #expect(try !lock.tryLock(on: other) && !lock.isHeld(on: other))
+        #expect(try lock.ifFree(on: other) { 1 } == nil)
+        // Another key is free.
+        #expect(try AdvisoryLock.analysisLeader.tryLock(on: other))
+        try lock.unlock(on: one)
+        #expect(try !lock.isHeld(on: one))
+        #expect(try lock.ifFree(on: other) { try lock.isHeld(on: other) } == true)
+        #expect(try !lock.isHeld(on: other), "ifFree gives the lock back")
+        let keys = [AdvisoryLock.analysisLeader, .scoredWatermark, .partitionRetention]
+        #expect(Set(keys.map(\.id)).count == keys.count)
+    }
+}
+
 @Suite struct CountRetentionTests {
     /// Minutes older than two days become hours, in pieces when bounded; what is summed is
     /// what was counted; a late minute adds to its hour; hours past the retention go; the API's
