@@ -224,41 +224,17 @@ public final class AnalysisEngine {
         }
         let newElsewhere = try AnalysisStore.templatesNewElsewhere(sharedChecks, on: connection)
 
-        enum Finding {
-            case newInVersion((version: String, previousVersion: String?), deployedAt: Date?)
-            case newGroup
-            case firstErrors
-        }
-        var findings: [(group: GroupRecord, environment: String, finding: Finding)] = []
-        var introducing = Set<String>()
-        for group in groups {
-            guard let environment = environments[group.fingerprint] ?? nil else { continue }
-            let rollouts = deployments.rollouts(service: group.service, environment: environment)
-            // The same new error in services that were not deployed points at a shared cause
-            // (a dependency), not at this rollout: the cross-service pattern reports it.
-            let shared = newElsewhere.contains(group.fingerprint)
-            if !shared, let found = NewInVersion.check(
-                groupFirstSeen: group.firstSeen, firstVersion: group.firstVersion,
-                deployments: rollouts.map { ($0.version, $0.startedAt) }, window: window, clockSkew: skew)
-            {
-                let deployedAt = rollouts.last {
-                    $0.version == found.version && $0.startedAt <= group.firstSeen.addingTimeInterval(skew)
-                }?.startedAt
-                findings.append((group, environment, .newInVersion(found, deployedAt: deployedAt)))
-            } else if group.firstSeen >= newAfter {
-                findings.append((group, environment, .newGroup))
-            } else if now < newAfter && !introduced(group.service) && !introducing.contains(group.service) {
-                // Still learning what is usual: every group is "new", so say once per service
-                // what was seen and when the analysis will say more.
-                introducing.insert(group.service)
-                findings.append((group, environment, .firstErrors))
-            }
-        }
+        let context = NewGroups.Context(
+            deployments: deployments, window: window, clockSkew: skew, newAfter: newAfter, now: now,
+            introduced: introducedServices ?? [])
+        let findings = NewGroups.decide(groups, environments: environments, newElsewhere: newElsewhere, context: context)
         let messages = try AnalysisStore.sampleMessages(of: findings.map(\.group.fingerprint), on: connection)
-        for (group, environment, finding) in findings {
+        for finding in findings {
+            let (group, environment) = (finding.group, finding.environment)
             let message = messages[group.fingerprint] ?? nil
-            switch finding {
-            case .newInVersion(let found, let deployedAt):
+            switch finding.kind {
+            case .newInVersion(let version, let previousVersion, let deployedAt):
+                let found = (version: version, previousVersion: previousVersion)
                 let evidence = Evidence(
                     kind: .newGroup, service: group.service, environment: environment, errorType: group.errorType,
                     template: group.template, message: message,
@@ -331,33 +307,12 @@ public final class AnalysisEngine {
     // MARK: Regressions
 
     private func findRegressions(_ connection: PostgresConnection, now: Date, report: inout CycleReport) throws {
-        for group in try AnalysisStore.returningResolvedGroups(on: connection) {
-            guard let resolvedAt = group.statusChangedAt else { continue }
-            let versions = try AnalysisStore.versions(of: group.fingerprint, since: resolvedAt, on: connection)
-            let environment = try AnalysisStore.firstEnvironment(of: group.fingerprint, on: connection) ?? "production"
-            let rollouts = deployments.rollouts(service: group.service, environment: environment)
-            let deployedAt: @Sendable (String) -> Date? = { version in rollouts.last { $0.version == version }?.startedAt }
-            guard let returning = versions.first(where: { entry in
-                Regression.isRegression(
-                    resolvedInVersion: group.resolvedInVersion, resolvedAt: resolvedAt, eventVersion: entry.version,
-                    eventTime: entry.first, deployedAt: deployedAt)
-            }) else { continue }
-            try AnalysisStore.setStatus(group.fingerprint, "open", at: now, on: connection)
-            let previous = group.resolvedInVersion
-            let evidence = Evidence(
-                kind: .regression, service: group.service, environment: environment, errorType: group.errorType,
-                template: group.template, message: try AnalysisStore.sampleMessage(of: group.fingerprint, on: connection),
-                version: returning.version, previousVersion: previous,
-                secondsSinceDeploy: returning.version.flatMap(deployedAt).map { Int(returning.first.timeIntervalSince($0)) },
-                observed: 1, expected: 0, count: 1)
-            let insight = Insight(
-                dedupeKey: "regression:\(group.fingerprint):\(Int(resolvedAt.timeIntervalSince1970))", kind: .regression,
-                severity: .warning, service: group.service, environment: environment, fingerprint: group.fingerprint,
-                version: returning.version, previousVersion: previous,
-                title: "Regression in \(group.service)\(returning.version.map { " \($0)" } ?? ""): \(label(group))",
-                summary: "\(label(group)) was resolved\(previous.map { " in \($0)" } ?? "") at \(RFC3339.format(resolvedAt)) and came back\(returning.version.map { " in \($0)" } ?? "") at \(RFC3339.format(returning.first)).",
-                startedAt: returning.first, lastSeenAt: group.lastSeen,
-                recommendations: configuration.rules.recommend(for: evidence))
+        let findings = Regressions.decide(try Regressions.load(on: connection), deployments: deployments)
+        let messages = try AnalysisStore.sampleMessages(of: findings.map(\.group.fingerprint), on: connection)
+        for finding in findings {
+            try AnalysisStore.setStatus(finding.group.fingerprint, "open", at: now, on: connection)
+            let insight = Regressions.insight(
+                finding, message: messages[finding.group.fingerprint] ?? nil, rules: configuration.rules, label: label(finding.group))
             try record(insight, connection, report: &report)
             report.regressions += 1
         }

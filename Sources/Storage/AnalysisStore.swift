@@ -20,6 +20,30 @@ public struct GroupRecord: Sendable, Equatable {
     public var templateID: Int?
     public var issueFingerprint: String?
     public var clusterID: Int64?
+
+    public init(
+        fingerprint: String, service: String, errorType: String? = nil, template: String, topFrames: String? = nil,
+        firstSeen: Date, lastSeen: Date, eventCount: Int, firstVersion: String? = nil, lastVersion: String? = nil,
+        status: String = "open", statusChangedAt: Date? = nil, resolvedInVersion: String? = nil, templateID: Int? = nil,
+        issueFingerprint: String? = nil, clusterID: Int64? = nil
+    ) {
+        self.fingerprint = fingerprint
+        self.service = service
+        self.errorType = errorType
+        self.template = template
+        self.topFrames = topFrames
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.eventCount = eventCount
+        self.firstVersion = firstVersion
+        self.lastVersion = lastVersion
+        self.status = status
+        self.statusChangedAt = statusChangedAt
+        self.resolvedInVersion = resolvedInVersion
+        self.templateID = templateID
+        self.issueFingerprint = issueFingerprint
+        self.clusterID = clusterID
+    }
 }
 
 /// A mined template as persisted.
@@ -378,13 +402,6 @@ public enum AnalysisStore {
         }
     }
 
-    /// The environment of a group's first event.
-    public static func firstEnvironment(of fingerprint: String, on connection: PostgresConnection) throws -> String? {
-        try connection.query("""
-            SELECT environment FROM events WHERE fingerprint = $1 ORDER BY occurred_at LIMIT 1
-            """, [.text(fingerprint)]).first?.optionalString(0)
-    }
-
     /// The environment of each group's first event (`nil` for a group without one), in one
     /// statement.
     public static func firstEnvironments(of fingerprints: [String], on connection: PostgresConnection) throws -> [String: String?] {
@@ -465,12 +482,27 @@ public enum AnalysisStore {
             """).rows.map(group)
     }
 
-    /// The versions a group's events ran since `since`, each with its first time.
-    public static func versions(of fingerprint: String, since: Date, on connection: PostgresConnection) throws -> [(version: String?, first: Date)] {
-        try connection.query("""
-            SELECT version, min(occurred_at) FROM events WHERE fingerprint = $1 AND occurred_at > $2
-            GROUP BY version ORDER BY min(occurred_at)
-            """, [.text(fingerprint), .timestamp(since)]).rows.map { row in (row.optionalString(0), try row.date(1)) }
+    /// The versions each group's events ran since its time, each with its first time, earliest
+    /// first; in one statement for all of them.
+    public static func versions(since: [(fingerprint: String, since: Date)], on connection: PostgresConnection) throws
+        -> [String: [(version: String?, first: Date)]]
+    {
+        guard !since.isEmpty else { return [:] }
+        struct Row: Encodable { let fingerprint: String; let since: String }
+        let json = try encodeJSON(since.map { Row(fingerprint: $0.fingerprint, since: PostgresTimestamp.format($0.since)) })
+        var found: [String: [(version: String?, first: Date)]] = [:]
+        for row in try connection.query("""
+            SELECT g.fingerprint, v.version, v.first
+            FROM jsonb_to_recordset($1::jsonb) AS g(fingerprint text, since timestamptz)
+            CROSS JOIN LATERAL (
+                SELECT version, min(occurred_at) AS first FROM events e
+                WHERE e.fingerprint = g.fingerprint AND e.occurred_at > g.since GROUP BY version
+            ) v
+            ORDER BY g.fingerprint, v.first
+            """, [.json(json)]) {
+            found[try row.string(0), default: []].append((row.optionalString(1), try row.date(2)))
+        }
+        return found
     }
 
     /// Sets a group's status. Resolving remembers the latest version seen, so only a later
