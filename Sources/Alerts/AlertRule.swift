@@ -39,15 +39,22 @@ public struct AlertRule: Sendable, Equatable {
     /// (the API validates what it stores).
     public init(filtersJSON: String) {
         self.init()
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(filtersJSON.utf8))) as? [String: Any] else { return }
-        kinds = Set((object["kinds"] as? [String] ?? []).compactMap(Insight.Kind.init(rawValue:)))
-        services = Set(object["services"] as? [String] ?? [])
-        environments = Set(object["environments"] as? [String] ?? [])
-        if let text = object["min_severity"] as? String, let severity = Insight.Severity(rawValue: text) { minSeverity = severity }
-        if let count = (object["min_count"] as? NSNumber)?.intValue { minCount = max(1, count) }
-        if let value = (object["cooldown"] as? NSNumber)?.doubleValue { cooldown = .milliseconds(Int64(max(0, value) * 1000)) }
-        if let value = (object["throttle"] as? NSNumber)?.doubleValue { throttle = .milliseconds(Int64(max(0, value) * 1000)) }
-        if let value = (object["digest_window"] as? NSNumber)?.doubleValue { digestWindow = .milliseconds(Int64(max(0, value) * 1000)) }
+        guard let object = try? JSONParser.parse(Array(filtersJSON.utf8), maxDepth: 4), object.objectValue != nil else { return }
+        func strings(_ key: String) -> [String] { object[key]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        func number(_ key: String) -> Double? {
+            guard case .number(let text)? = object[key], let value = Double(text), value.isFinite else { return nil }
+            return value
+        }
+        // Seconds as a duration; the API stores at most a day, a row written by hand is held to a year.
+        func duration(_ key: String) -> Duration? { number(key).map { .milliseconds(Int64(min(max(0, $0), 31_536_000) * 1000)) } }
+        kinds = Set(strings("kinds").compactMap(Insight.Kind.init(rawValue:)))
+        services = Set(strings("services"))
+        environments = Set(strings("environments"))
+        if let text = object["min_severity"]?.stringValue, let severity = Insight.Severity(rawValue: text) { minSeverity = severity }
+        if let count = number("min_count") { minCount = Int(min(max(1, count), Double(Int32.max))) }
+        if let value = duration("cooldown") { cooldown = value }
+        if let value = duration("throttle") { throttle = value }
+        if let value = duration("digest_window") { digestWindow = value }
     }
 
     /// Whether the rule wants this insight.

@@ -27,6 +27,18 @@ import Testing
         #expect(AlertRule(filtersJSON: #"{"services":["checkout"]}"#).matches(cluster))
     }
 
+    /// A stored rule is read field by field: a malformed field takes its default, the others
+    /// still count, and text that is no object is the default rule.
+    @Test func aMalformedFieldFallsBackAloneToItsDefault() {
+        let rule = AlertRule(filtersJSON: #"{"kinds":"spike","services":["checkout",7],"min_count":"10","cooldown":1e999,"throttle":-5,"digest_window":2.5,"min_severity":"loud"}"#)
+        #expect(rule.kinds.isEmpty && rule.services == ["checkout"] && rule.minSeverity == .info)
+        #expect(rule.minCount == AlertRule.defaultMinCount)
+        #expect(rule.cooldown == .seconds(AlertRule.defaultCooldownSeconds), "a number beyond a double is no number")
+        #expect(rule.throttle == .zero && rule.digestWindow == .milliseconds(2_500))
+        #expect(AlertRule(filtersJSON: "[1,2]") == AlertRule() && AlertRule(filtersJSON: "{") == AlertRule())
+        #expect(AlertRule(filtersJSON: #"{"min_count":1e300,"cooldown":1e300}"#).cooldown == .seconds(31_536_000))
+    }
+
     @Test func noiseSettingsHaveDefaults() {
         let rule = AlertRule(filtersJSON: #"{"cooldown": 120, "digest_window": 0}"#)
         #expect(rule.cooldown == .seconds(120) && rule.digestWindow == .zero)
