@@ -15,14 +15,11 @@ public enum AlertPayload {
     /// Renders `insights` (oldest first) as one message.
     /// - Parameter publicURL: the API's external base URL (`https://faultline.example.com`).
     public static func render(_ insights: [Insight], format: Format, deliveryID: String, publicURL: String) -> String {
-        let object: [String: Any]
         switch format {
-        case .generic: object = generic(insights, deliveryID: deliveryID, publicURL: publicURL)
-        case .slack: object = slack(insights, publicURL: publicURL)
-        case .teams: object = teams(insights, publicURL: publicURL)
+        case .generic: generic(insights, deliveryID: deliveryID, publicURL: publicURL).text
+        case .slack: slack(insights, publicURL: publicURL).text
+        case .teams: teams(insights, publicURL: publicURL).text
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 
     static func link(_ insight: Insight, _ publicURL: String) -> String {
@@ -39,36 +36,38 @@ public enum AlertPayload {
 
     // MARK: Generic
 
-    static func generic(_ insights: [Insight], deliveryID: String, publicURL: String) -> [String: Any] {
+    static func generic(_ insights: [Insight], deliveryID: String, publicURL: String) -> JSONValue {
         [
-            "delivery_id": deliveryID,
+            "delivery_id": .string(deliveryID),
             "type": insights.count == 1 ? "alert" : "digest",
-            "count": insights.count,
-            "alerts": insights.map { insight -> [String: Any] in
-                var item: [String: Any] = [
-                    "insight_id": insight.id.map { NSNumber(value: $0) } ?? NSNull(),
-                    "kind": insight.kind.rawValue,
-                    "severity": insight.severity.rawValue,
-                    "title": insight.title,
-                    "summary": insight.summary,
-                    "started_at": time(insight.startedAt),
-                    "last_seen_at": time(insight.lastSeenAt),
-                    "url": link(insight, publicURL),
-                    "details": insight.details,
-                    "recommendations": insight.recommendations.map { recommendation -> [String: Any] in
-                        ["rule_id": recommendation.ruleID, "action": recommendation.action, "title": recommendation.title,
-                         "confidence": recommendation.confidence, "evidence": recommendation.evidence]
-                    },
+            "count": .numeric(insights.count),
+            "alerts": .array(insights.map { insight -> JSONValue in
+                [
+                    "insight_id": insight.id.map { .numeric($0) } ?? nil,
+                    "kind": .string(insight.kind.rawValue),
+                    "severity": .string(insight.severity.rawValue),
+                    "title": .string(insight.title),
+                    "summary": .string(insight.summary),
+                    "started_at": .string(time(insight.startedAt)),
+                    "last_seen_at": .string(time(insight.lastSeenAt)),
+                    "url": .string(link(insight, publicURL)),
+                    "details": .object(insight.details.sorted { $0.key < $1.key }.map { (key: $0.key, value: .string($0.value)) }),
+                    "recommendations": .array(insight.recommendations.map { recommendation -> JSONValue in
+                        ["rule_id": .string(recommendation.ruleID), "action": .string(recommendation.action),
+                         "title": .string(recommendation.title), "confidence": .numeric(recommendation.confidence),
+                         "evidence": .array(recommendation.evidence.map { .string($0) })]
+                    }),
+                    "service": .optional(insight.service),
+                    "environment": .optional(insight.environment),
+                    "version": .optional(insight.version),
+                    "previous_version": .optional(insight.previousVersion),
+                    "fingerprint": .optional(insight.fingerprint),
+                    "cluster_id": insight.clusterID.map { .numeric($0) } ?? nil,
+                    "event_count": insight.eventCount.map { .numeric($0) } ?? nil,
+                    "observed": insight.observed.map { .numeric($0) } ?? nil,
+                    "expected": insight.expected.map { .numeric($0) } ?? nil,
                 ]
-                let optional: [String: Any?] = [
-                    "service": insight.service, "environment": insight.environment, "version": insight.version,
-                    "previous_version": insight.previousVersion, "fingerprint": insight.fingerprint,
-                    "cluster_id": insight.clusterID, "event_count": insight.eventCount, "observed": insight.observed,
-                    "expected": insight.expected,
-                ]
-                for (key, value) in optional { item[key] = value ?? NSNull() }
-                return item
-            },
+            }),
         ]
     }
 
@@ -132,73 +131,76 @@ public enum AlertPayload {
         return out
     }
 
-    static func slack(_ insights: [Insight], publicURL: String) -> [String: Any] {
+    static func slack(_ insights: [Insight], publicURL: String) -> JSONValue {
+        func mrkdwn(_ text: String) -> JSONValue { ["type": "mrkdwn", "text": .string(text)] }
         let shown = insights.prefix(8)
-        var blocks: [[String: Any]] = []
+        var blocks: [JSONValue] = []
         let heading = insights.count == 1 ? insights[0].title : "\(insights.count) Faultline alerts"
-        blocks.append(["type": "header", "text": ["type": "plain_text", "text": clip(heading, 150), "emoji": false]])
+        blocks.append(["type": "header", "text": ["type": "plain_text", "text": .string(clip(heading, 150)), "emoji": false]])
         for (index, insight) in shown.enumerated() {
             if index > 0 { blocks.append(["type": "divider"]) }
             let title = insights.count == 1 ? "" : "*\(slackEscape(insight.title))*\n"
-            blocks.append(["type": "section", "text": ["type": "mrkdwn", "text": clip(title + slackEscape(insight.summary), 3000)]])
-            blocks.append(["type": "section", "fields": facts(insight).prefix(10).map { name, value -> [String: Any] in
-                ["type": "mrkdwn", "text": clip("*\(name)*\n\(slackEscape(value))", 2000)]
-            }])
+            blocks.append(["type": "section", "text": mrkdwn(clip(title + slackEscape(insight.summary), 3000))])
+            blocks.append(["type": "section", "fields": .array(facts(insight).prefix(10).map { name, value in
+                mrkdwn(clip("*\(name)*\n\(slackEscape(value))", 2000))
+            })])
             if !insight.recommendations.isEmpty {
                 let lines = insight.recommendations.prefix(5).map { recommendation in
                     "• *\(slackEscape(recommendation.title))* (confidence \(Int((recommendation.confidence * 100).rounded())) %)"
                         + recommendation.evidence.prefix(4).map { "\n    ◦ \(slackEscape($0))" }.joined()
                 }
-                blocks.append(["type": "section", "text": ["type": "mrkdwn", "text": clip("*Recommended actions*\n" + lines.joined(separator: "\n"), 3000)]])
+                blocks.append(["type": "section", "text": mrkdwn(clip("*Recommended actions*\n" + lines.joined(separator: "\n"), 3000))])
             }
             let url = link(insight, publicURL)
-            blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": clip("<\(url)|Insight \(insight.id.map(String.init) ?? "")> in the Faultline API", 3000)]]])
+            blocks.append(["type": "context", "elements": [mrkdwn(clip("<\(url)|Insight \(insight.id.map(String.init) ?? "")> in the Faultline API", 3000))]])
         }
         if insights.count > shown.count {
-            blocks.append(["type": "context", "elements": [["type": "mrkdwn", "text": "and \(insights.count - shown.count) more"]]])
+            blocks.append(["type": "context", "elements": [mrkdwn("and \(insights.count - shown.count) more")]])
         }
-        return ["text": clip(slackEscape(heading), 3000), "blocks": blocks]
+        return ["text": .string(clip(slackEscape(heading), 3000)), "blocks": .array(blocks)]
     }
 
     // MARK: Teams
 
-    static func teams(_ insights: [Insight], publicURL: String) -> [String: Any] {
-        var body: [[String: Any]] = []
+    static func teams(_ insights: [Insight], publicURL: String) -> JSONValue {
+        var body: [JSONValue] = []
         let heading = insights.count == 1 ? insights[0].title : "\(insights.count) Faultline alerts"
-        body.append(["type": "TextBlock", "text": teamsEscape(heading), "size": "Large", "weight": "Bolder", "wrap": true])
-        var actions: [[String: Any]] = []
+        body.append(["type": "TextBlock", "text": .string(teamsEscape(heading)), "size": "Large", "weight": "Bolder", "wrap": true])
+        var actions: [JSONValue] = []
         for insight in insights.prefix(10) {
             if insights.count > 1 {
-                body.append(["type": "TextBlock", "text": teamsEscape(insight.title), "weight": "Bolder", "wrap": true, "separator": true, "spacing": "Large"])
+                body.append(["type": "TextBlock", "text": .string(teamsEscape(insight.title)), "weight": "Bolder", "wrap": true,
+                             "separator": true, "spacing": "Large"])
             }
-            body.append(["type": "TextBlock", "text": teamsEscape(insight.summary), "wrap": true])
-            body.append(["type": "FactSet", "facts": facts(insight).map { ["title": $0.0, "value": teamsEscape($0.1)] }])
+            body.append(["type": "TextBlock", "text": .string(teamsEscape(insight.summary)), "wrap": true])
+            body.append(["type": "FactSet", "facts": .array(facts(insight).map { ["title": .string($0.0), "value": .string(teamsEscape($0.1))] })])
             if !insight.recommendations.isEmpty {
                 body.append(["type": "TextBlock", "text": "Recommended actions", "weight": "Bolder", "wrap": true])
                 for recommendation in insight.recommendations.prefix(5) {
                     body.append(["type": "TextBlock", "wrap": true,
-                                 "text": "- **\(teamsEscape(recommendation.title))** (confidence \(Int((recommendation.confidence * 100).rounded())) %)"])
+                                 "text": .string("- **\(teamsEscape(recommendation.title))** (confidence \(Int((recommendation.confidence * 100).rounded())) %)")])
                     if !recommendation.evidence.isEmpty {
                         body.append(["type": "TextBlock", "wrap": true, "isSubtle": true, "spacing": "None",
-                                     "text": recommendation.evidence.prefix(4).map { "  - \(teamsEscape($0))" }.joined(separator: "\n")])
+                                     "text": .string(recommendation.evidence.prefix(4).map { "  - \(teamsEscape($0))" }.joined(separator: "\n"))])
                     }
                 }
             }
             if actions.count < 5 {
-                actions.append(["type": "Action.OpenUrl", "title": insights.count == 1 ? "Open in Faultline" : "Insight \(insight.id.map(String.init) ?? "")",
-                                "url": link(insight, publicURL)])
+                actions.append(["type": "Action.OpenUrl",
+                                "title": .string(insights.count == 1 ? "Open in Faultline" : "Insight \(insight.id.map(String.init) ?? "")"),
+                                "url": .string(link(insight, publicURL))])
             }
         }
-        let card: [String: Any] = [
+        let card: JSONValue = [
             "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
             "type": "AdaptiveCard",
             "version": "1.4",
-            "body": body,
-            "actions": actions,
+            "body": .array(body),
+            "actions": .array(actions),
         ]
         return [
             "type": "message",
-            "attachments": [["contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": NSNull(), "content": card]],
+            "attachments": [["contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": nil, "content": card]],
         ]
     }
 }

@@ -334,3 +334,30 @@ public struct JSONParser {
         return value
     }
 }
+
+/// Literals, for documents built in code (webhook messages): `["type": "divider"]`. Objects keep
+/// the order their keys are written in.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int) { self = .number(String(value)) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements.map { (key: $0.0, value: $0.1) }) }
+    public init(nilLiteral: ()) { self = .null }
+
+    /// A number: a whole one without a fraction, any other as Swift writes it shortest; `null`
+    /// when it is not finite (JSON has no infinity).
+    public static func numeric(_ value: Double) -> JSONValue {
+        guard value.isFinite else { return .null }
+        if value == value.rounded(), abs(value) < 1e15 { return .number(String(Int64(value))) }
+        return .number(String(value))
+    }
+
+    public static func numeric(_ value: Int) -> JSONValue { .number(String(value)) }
+    public static func numeric(_ value: Int64) -> JSONValue { .number(String(value)) }
+
+    /// A string, or `null`.
+    public static func optional(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+}
