@@ -194,7 +194,7 @@ extension FaultlineAPI {
         let kind = try c.query("kind", oneOf: Self.insightKinds)
         let status = try c.query("status", oneOf: ["open", "acknowledged"])
         let (service, since, cursor, limit) = (try c.service(), try c.time("since"), try c.cursor(), try c.limit())
-        let prefix = c.caller.servicePrefix
+        let filter = InsightFilter(kind: kind, service: service, status: status, since: since, servicePrefix: c.caller.servicePrefix)
         // The newest insights come from memory; a page beyond them from the database.
         let snapshot = try await cache.current()
         var start = 0
@@ -209,12 +209,7 @@ extension FaultlineAPI {
             while index < snapshot.insights.count && items.count <= limit {
                 let entry = snapshot.insights[index]
                 index += 1
-                if let kind, entry.kind != kind { continue }
-                if let status, entry.status != status { continue }
-                if let service, entry.service != service { continue }
-                if let since, entry.lastSeenAt < since { continue }
-                if let prefix, !(entry.service.map { Principal.matches(service: $0, prefix: prefix) } ?? false) { continue }
-                items.append(entry)
+                if filter.matches(entry) { items.append(entry) }
             }
             if items.count > limit || snapshot.complete {
                 let kept = Array(items.prefix(limit))
@@ -222,8 +217,7 @@ extension FaultlineAPI {
             }
         }
         return pageResponse(try await db {
-            try APIStore.insights(kind: kind, service: service, status: status, since: since, servicePrefix: prefix, after: cursor,
-                                  limit: limit, on: $0)
+            try APIStore.insights(filter, after: cursor, limit: limit, on: $0)
         })
     }
 

@@ -102,20 +102,14 @@ public enum APIStore {
         return (entries, rows.count <= limit)
     }
 
-    /// Insights, newest first.
-    public static func insights(
-        kind: String?, service: String?, status: String?, since: Date?, servicePrefix: String?, after: Cursor?, limit: Int,
-        on connection: PostgresConnection
-    ) throws -> JSONPage {
+    /// Insights that pass `filter`, newest first.
+    public static func insights(_ filter: InsightFilter, after: Cursor?, limit: Int, on connection: PostgresConnection) throws -> JSONPage {
         try page("""
             SELECT \(insightJSON)::text, api_time(i.created_at), i.id FROM insights i
-            WHERE ($1::text IS NULL OR i.kind = $1::text) AND ($2::text IS NULL OR i.service = $2::text)
-              AND ($3::text IS NULL OR i.status = $3::text) AND ($4::timestamptz IS NULL OR i.last_seen_at >= $4::timestamptz)
-              AND ($5::text IS NULL OR starts_with(i.service, $5::text))
+            WHERE \(InsightFilter.sqlCondition)
               AND ($6::timestamptz IS NULL OR (i.created_at, i.id) < ($6::timestamptz, $7::bigint))
             ORDER BY i.created_at DESC, i.id DESC LIMIT $8
-            """, [.optional(kind), .optional(service), .optional(status), .optional(since), .optional(servicePrefix),
-                  try .optional(after) { try $0.time(0) }, try .optional(after) { try $0.int(1) }, .int(Int64(limit + 1))],
+            """, filter.sqlParameters + [try .optional(after) { try $0.time(0) }, try .optional(after) { try $0.int(1) }, .int(Int64(limit + 1))],
             limit: limit, keyColumns: 2, on: connection)
     }
 

@@ -114,6 +114,43 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
     }
 }
 
+@Suite struct InsightFilterTests {
+    /// The filter in memory (the API's cache of the newest insights) and in SQL (a page beyond
+    /// them) choose the same insights, for every combination of its fields.
+    @Test func memoryAndSQLAgreeOnEveryCombination() throws {
+        let connection = try migratedDatabase()
+        let start = RFC3339.parse("2026-11-22T12:00:00Z")!
+        let kinds: [Insight.Kind] = [.spike, .newGroup, .regression]
+        let services: [String?] = ["team-a-checkout", "team-a-orders", "team-b-search", "ünïcode", nil]
+        for n in 0..<30 {
+            let insight = Insight(
+                dedupeKey: "k\(n)", kind: kinds[n % 3], severity: .warning, service: services[n % 5], title: "t\(n)", summary: "s",
+                startedAt: start.addingTimeInterval(Double(n) * 60), lastSeenAt: start.addingTimeInterval(Double(n) * 600))
+            let id = try AnalysisStore.upsertInsight(insight, on: connection).id
+            if n % 4 == 0 { try APIStore.acknowledgeInsight(id: id, on: connection) }
+        }
+        let recent = try APIStore.recentInsights(limit: 100, on: connection)
+        #expect(recent.complete && recent.entries.count == 30)
+        var checked = 0
+        for kind in [nil, "spike", "regression"] {
+            for service in [nil, "team-a-orders", "ünïcode", "nobody"] {
+                for status in [nil, "open", "acknowledged"] {
+                    for since in [nil, start.addingTimeInterval(9_000)] {
+                        for prefix in [nil, "team-a-", "ü", "team-b-search-longer"] {
+                            let filter = InsightFilter(kind: kind, service: service, status: status, since: since, servicePrefix: prefix)
+                            let inMemory = recent.entries.filter(filter.matches).map(\.json)
+                            let inSQL = try APIStore.insights(filter, after: nil, limit: 100, on: connection).items
+                            #expect(inMemory == inSQL, "\(filter)")
+                            checked += inMemory.isEmpty ? 0 : 1
+                        }
+                    }
+                }
+            }
+        }
+        #expect(checked > 40, "the combinations that choose something: \(checked)")
+    }
+}
+
 @Suite struct CountRetentionTests {
     /// Minutes older than two days become hours, in pieces when bounded; what is summed is
     /// what was counted; a late minute adds to its hour; hours past the retention go; the API's
