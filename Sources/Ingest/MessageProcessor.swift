@@ -63,7 +63,8 @@ public struct MessageProcessor: Sendable {
         return (content, skipped)
     }
 
-    func deadLetter(_ message: KafkaMessage, reason: String) -> DeadLetter {
+    /// The whole message set aside, with why.
+    public func deadLetter(_ message: KafkaMessage, reason: String) -> DeadLetter {
         DeadLetter(
             origin: MessageOrigin(topic: message.topic, partition: message.partition, offset: message.offset),
             key: message.key, value: message.value, headers: message.headers.map { ($0.name, $0.value) }, reason: reason)

@@ -194,13 +194,29 @@ func reason(_ bytes: [UInt8], contentType: String? = nil) -> String? {
         #expect(reason(Array("{}".utf8), contentType: "application/xml")?.contains("not accepted") == true)
     }
 
+    /// Noise, and valid messages cut short or with noise after them: every one is refused with
+    /// a reason or decodes to events that hold what a valid event holds.
     @Test func randomBytesNeverCrashAndAreEitherRefusedOrValid() {
         var generator = SplitMix(seed: 7)
+        var (refused, decoded) = (0, 0)
         for length in 0..<2000 {
             var bytes = (0..<(length % 300)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             if length % 3 == 0 { bytes = Array(Self.valid.utf8.prefix(length % Self.valid.utf8.count)) + bytes }
-            _ = reason(bytes)
+            if length % 7 == 0 { bytes = Array(Self.valid.utf8) + Array(bytes.prefix(length % 5)) }
+            do {
+                let result = try EventDecoder().decode(bytes, origin: origin, now: now)
+                decoded += 1
+                for event in result.events {
+                    #expect(!event.service.isEmpty && !event.message.isEmpty && event.timestamp.timeIntervalSince1970.isFinite)
+                }
+            } catch {
+                refused += 1
+                #expect(!error.reason.isEmpty)
+            }
         }
+        // Whole valid messages (with white space or nothing after them) decode; noise does not.
+        #expect(decoded > 0 && refused > 1_500, "\(decoded) decoded, \(refused) refused")
+        #expect(reason(Array(Self.valid.utf8) + [32, 10]) == nil)
     }
 }
 

@@ -1,0 +1,61 @@
+import Domain
+import Foundation
+import Ingest
+import Kafka
+import Testing
+
+/// The batch step of ingest alone, on messages made in memory: decoding, enrichment from the
+/// deployments, fingerprints, dead letters and skipped records. No broker, no database.
+@Suite struct MessageProcessorTests {
+    let processor = MessageProcessor(deploymentsTopic: "deployments")
+
+    func message(_ topic: String, _ text: String, offset: Int64, headers: [KafkaHeader] = []) -> KafkaMessage {
+        KafkaMessage(topic: topic, partition: 2, offset: offset, key: Array("k".utf8), value: Array(text.utf8), headers: headers,
+                     timestamp: nil)
+    }
+
+    @Test func aRolloutInTheSameBatchEnrichesItsEventsAndBadInputBecomesDeadLetters() {
+        let now = RFC3339.parse("2026-11-22T12:30:00Z")!
+        let before = DeploymentIndex([
+            Deployment(service: "checkout", environment: "production", version: "1.8.2", startedAt: now.addingTimeInterval(-86_400)),
+        ])
+        let messages = [
+            // The rollout of 1.8.3 and, later in the batch, errors of both versions.
+            message("deployments", #"{"service":"checkout","version":"1.8.3","commit":"abc123","started_at":"2026-11-22T12:00:00Z"}"#, offset: 0),
+            message("errors", #"{"timestamp":"2026-11-22T12:05:00Z","service":"checkout","version":"1.8.3","message":"timeout after 30s"}"#, offset: 1),
+            message("errors", #"{"timestamp":"2026-11-22T11:00:00Z","service":"checkout","message":"timeout after 5s"}"#, offset: 2,
+                    headers: [KafkaHeader(name: "content-type", string: "application/json")]),
+            message("errors", "not json", offset: 3, headers: [KafkaHeader(name: "trace", string: "t-1")]),
+            message("deployments", #"{"service":"checkout"}"#, offset: 4),
+            // CLEF below Warning without an exception: skipped on purpose, not a dead letter.
+            message("errors", #"{"@t":"2026-11-22T12:06:00Z","@mt":"cache warm","@l":"Debug","Application":"checkout"}"#, offset: 5),
+        ]
+        let (batch, skipped) = processor.process(messages, index: before, now: now)
+
+        #expect(skipped == 1)
+        #expect(batch.deployments.map(\.version) == ["1.8.3"] && batch.deployments.first?.commit == "abc123")
+        #expect(batch.events.count == 2)
+        let (new, old) = (batch.events[0], batch.events[1])
+        #expect(new.deployment?.version == "1.8.3" && new.deployment?.commit == "abc123", "the rollout read in the same batch")
+        #expect(old.deployment?.version == "1.8.2", "an event before the rollout ran the version before")
+        #expect(new.fingerprint == old.fingerprint && new.template == "timeout after <*>", "one group, whatever the duration")
+        #expect(new.origin.offset == 1 && old.origin.contentType == "application/json")
+
+        #expect(batch.deadLetters.map(\.origin.offset) == [4, 3], "the deployment records are read first")
+        let letters = Dictionary(uniqueKeysWithValues: batch.deadLetters.map { ($0.origin.offset, $0) })
+        #expect(letters[4]?.reason.hasPrefix("deployment record: ") == true)
+        #expect(letters[3]?.reason == "not JSON")
+        #expect(letters[3]?.value == Array("not json".utf8) && letters[3]?.key == Array("k".utf8))
+        #expect(letters[3]?.headers.first?.name == "trace" && letters[3]?.headers.first?.value == Array("t-1".utf8))
+    }
+
+    @Test func theDeadLetterMessageCarriesTheOriginalAndWhereItCameFrom() {
+        let letter = processor.deadLetter(message("errors", "{", offset: 41, headers: [KafkaHeader(name: "h", string: "v")]),
+                                          reason: "malformed or truncated JSON")
+        let outgoing = DeadLetterHeaders.message(for: letter, topic: "errors.dlq")
+        #expect(outgoing.topic == "errors.dlq" && outgoing.value == Array("{".utf8) && outgoing.key == Array("k".utf8))
+        let headers = outgoing.headers.map { ($0.name, $0.stringValue ?? "") }
+        #expect(headers.map(\.0) == ["h", "faultline-dlq-reason", "faultline-source-topic", "faultline-source-partition", "faultline-source-offset"])
+        #expect(headers.map(\.1) == ["v", "malformed or truncated JSON", "errors", "2", "41"])
+    }
+}
