@@ -761,49 +761,46 @@ public final class AnalysisEngine {
         let threshold = configuration.forecastThreshold
         // The busiest series with a recent history long enough to fit.
         guard let until = scoredUntil else { return }
-        let candidates: [(key: String, state: Series, volume: Double)] = slots.indices.compactMap { i in
+        var slotOf: [String: Int] = [:]
+        let volumes: [Forecasts.Volume] = slots.indices.compactMap { i in
             guard slots[i].alive, until - slots[i].since >= 30 else { return nil }
-            let volume = slots[i].counts.sum(from: until - 60, to: until)
-            return volume > 0 ? (slots[i].key, slots[i], volume) : nil
+            slotOf[slots[i].key] = i
+            return Forecasts.Volume(key: slots[i].key, service: slots[i].service, fingerprint: slots[i].fingerprint,
+                                    volume: slots[i].counts.sum(from: until - 60, to: until))
         }
-        // Groups first: a rising group names its error; its service then needs no warning of its own.
-        let busiest = candidates.sorted {
-            ($0.state.fingerprint == nil) != ($1.state.fingerprint == nil) ? $0.state.fingerprint != nil
-                : $0.volume != $1.volume ? $0.volume > $1.volume : $0.key < $1.key
-        }.prefix(configuration.forecastSeriesLimit)
-        var warned: Set<String> = []
-        for (key, state, _) in busiest where !(state.fingerprint == nil && warned.contains(state.service)) {
+        let candidates = Forecasts.choose(volumes, limit: configuration.forecastSeriesLimit).compactMap { series -> Forecasts.Candidate? in
+            guard let i = slotOf[series.key] else { return nil }
             // The counts a forecast is fitted on: the last three hours, or since the series began.
             var recent: [Double] = []
-            state.counts.forEachBucket(from: max(state.since, until - configuration.forecastWindowBuckets), to: until) { recent.append($0) }
-            let current = recent.suffix(5).reduce(0, +) / Double(min(5, recent.count))
-            guard current < threshold else { continue }  // already over: the spike detector speaks
-            let forecaster = Forecaster(series: recent)
-            guard let breach = forecaster.breach(threshold: threshold, horizon: configuration.forecastHorizonBuckets) else { continue }
+            slots[i].counts.forEachBucket(from: max(slots[i].since, until - configuration.forecastWindowBuckets), to: until) { recent.append($0) }
+            return Forecasts.Candidate(series: series, recent: recent)
+        }
+        let findings = Forecasts.decide(candidates, threshold: threshold, horizon: configuration.forecastHorizonBuckets)
+        for finding in findings {
+            let (key, breach, current) = (finding.key, finding.breach, finding.current)
             let breachAt = now.addingTimeInterval(Double(breach.steps * configuration.bucketSeconds))
             let window = Int(now.timeIntervalSince1970 / 21_600)
-            let group = try state.fingerprint.flatMap { try AnalysisStore.group($0, on: connection) }
+            let group = try finding.fingerprint.flatMap { try AnalysisStore.group($0, on: connection) }
             // A service's warning is read through its busiest group of the last hour.
             let main = try group ?? AnalysisStore.topGroups(
-                service: state.service, from: now.addingTimeInterval(-3600), to: now, limit: 1, on: connection).first?.group
+                service: finding.service, from: now.addingTimeInterval(-3600), to: now, limit: 1, on: connection).first?.group
             let evidence = Evidence(
-                kind: .predictedBreach, service: state.service, errorType: main?.errorType, template: main?.template ?? "",
+                kind: .predictedBreach, service: finding.service, errorType: main?.errorType, template: main?.template ?? "",
                 message: try main.flatMap { try AnalysisStore.sampleMessage(of: $0.fingerprint, on: connection) },
-                observed: breach.value, expected: current, count: Int(recent.suffix(60).reduce(0, +)),
+                observed: breach.value, expected: current, count: finding.lastHour,
                 secondsUntilBreach: breach.steps * configuration.bucketSeconds)
-            let what = group.map { "\(state.service): \(label($0))" } ?? "\(state.service) errors"
+            let what = group.map { "\(finding.service): \(label($0))" } ?? "\(finding.service) errors"
             let insight = Insight(
-                dedupeKey: "predicted_breach:\(key):\(window)", kind: .predictedBreach, severity: .warning, service: state.service,
-                fingerprint: state.fingerprint,
+                dedupeKey: "predicted_breach:\(key):\(window)", kind: .predictedBreach, severity: .warning, service: finding.service,
+                fingerprint: finding.fingerprint,
                 title: "\(what) forecast to reach \(format(threshold))/min in \(minutes(breach.steps * configuration.bucketSeconds))",
                 summary: "At \(format(current))/min now and rising, the forecast crosses \(format(threshold))/min at about \(RFC3339.format(breachAt)).",
                 observed: current, expected: breach.value, startedAt: now, lastSeenAt: now,
                 details: ["breach_at": RFC3339.format(breachAt), "threshold": format(threshold), "series": key],
                 recommendations: configuration.rules.recommend(for: evidence))
             let id = try record(insight, connection, report: &report)
-            warned.insert(state.service)
             try AnalysisStore.insertPrediction(PredictionRecord(
-                series: key, service: state.service, fingerprint: state.fingerprint, threshold: threshold, currentValue: current,
+                series: key, service: finding.service, fingerprint: finding.fingerprint, threshold: threshold, currentValue: current,
                 predictedValue: breach.value, breachAt: breachAt, madeAt: now, insightID: id), on: connection)
             report.predictions += 1
         }
