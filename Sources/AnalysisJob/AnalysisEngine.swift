@@ -846,16 +846,11 @@ public final class AnalysisEngine {
         clusterModel = (result, ids)
         report.clustersTrained += 1
 
-        // A pattern that has newly appeared in several services in the last hour is news, once;
-        // one that has always been there (background noise) is not.
-        let recent = now.addingTimeInterval(-3600)
-        for (index, cluster) in result.clusters.enumerated() {
-            let active = cluster.memberIDs.compactMap { byFingerprint[$0] }
-                .filter { $0.lastSeen >= recent && $0.firstSeen >= max(recent, newAfter) }
-            let services = Set(active.map(\.service)).sorted()
-            guard services.count >= 2 else { continue }
-            let count = active.reduce(0) { $0 + $1.eventCount }
-            let main = active.max { $0.eventCount < $1.eventCount }
+        let news = ClusterNews.decide(result.clusters.enumerated().map { ($0.offset, $0.element.memberIDs) }, groups: byFingerprint,
+                                      now: now, newAfter: newAfter)
+        for finding in news {
+            let (cluster, index) = (result.clusters[finding.index], finding.index)
+            let (active, services, count, main) = (finding.active, finding.services, finding.count, finding.main)
             let evidence = Evidence(
                 kind: .cluster, service: services.joined(separator: ", "), errorType: main?.errorType, template: main?.template ?? "",
                 message: try main.flatMap { try AnalysisStore.sampleMessage(of: $0.fingerprint, on: connection) }, services: services, observed: Double(count), expected: 0, count: count)
