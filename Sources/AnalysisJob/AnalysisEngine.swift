@@ -78,12 +78,7 @@ public final class AnalysisEngine {
         static let vacant = Series(key: "", service: "", loudAt: 0, since: 0, lastActive: 0, alive: false)
     }
 
-    struct Episode {
-        var insight: Insight
-        var startBucket: Int
-        var total: Double
-        var peak: Double
-    }
+    typealias Episode = SpikeEpisodes.Episode
 
     /// The series, by slot: the scoring loop reads and updates them in place by index, without
     /// hashing a key or copying a series.
@@ -620,51 +615,36 @@ public final class AnalysisEngine {
         awake.remove(i)
     }
 
-    /// A burst in the detector's quiet period after the series' last alert (it mutes the series,
-    /// and a burst that recurs is no longer news to it): a bucket as far above what was expected
-    /// as an alert is followed grows that alert's insight — its count, peak, last seen and
-    /// number of bursts — and is followed again while it lasts; the bucket is recorded as a
-    /// suppressed spike. An update sends nothing, so webhooks stay as quiet as the detector.
+    /// A burst in the detector's quiet period after the series' last alert grows that alert's
+    /// insight and is followed again while it lasts (``SpikeEpisodes``); the bucket is recorded
+    /// as a suppressed spike.
     private func recur(_ i: Int, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection,
                        report: inout CycleReport) throws -> SpikeRecord? {
-        // Cheap tests first: this runs for every awake series at every bucket.
-        guard point.value >= slots[i].loudAt, b - slots[i].lastAlertBucket <= detectorConfiguration(slots[i].fingerprint).refractoryBuckets,
-            var insight = slots[i].lastAlert
+        // Runs for every awake series at every bucket: the cheapest test first.
+        guard point.value >= slots[i].loudAt, let insight = SpikeEpisodes.recur(
+            lastAlert: slots[i].lastAlert, lastAlertBucket: slots[i].lastAlertBucket, value: point.value, loudAt: slots[i].loudAt,
+            quietBuckets: detectorConfiguration(slots[i].fingerprint).refractoryBuckets, bucket: b, end: date(of: b + 1))
         else { return nil }
-        let expected = insight.expected ?? 0
-        guard point.value > max(expected * 1.5, expected + 3) else { return nil }
-        let state = slots[i]
-        let key = state.key
-        let bursts = (Int(insight.details["bursts"] ?? "") ?? 1) + 1
-        insight.details["bursts"] = String(bursts)
-        insight.eventCount = (insight.eventCount ?? 0) + Int(point.value)
-        insight.observed = max(insight.observed ?? 0, point.value)
-        insight.lastSeenAt = date(of: b + 1)
         let id = try record(insight, connection, report: &report)
         slots[i].lastAlert = insight
         slots[i].episode = Episode(insight: insight, startBucket: b, total: Double(insight.eventCount ?? 0),
-                                       peak: insight.observed ?? point.value)
-        return SpikeRecord(series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: insight.kind,
+                                   peak: insight.observed ?? point.value)
+        let state = slots[i]
+        return SpikeRecord(series: state.key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: insight.kind,
                            observed: point.value, expected: point.expected, score: point.score, pValue: point.pValue,
                            insightID: id, suppressed: true)
     }
 
     /// Grows the insight of an ongoing alert while the series stays above what was expected.
     private func follow(_ i: Int, bucket b: Int, point: SpikeDetector.Point, _ connection: PostgresConnection, report: inout CycleReport) throws {
-        guard var episode = slots[i].episode, b > episode.startBucket else { return }
-        let expected = episode.insight.expected ?? 0
-        guard point.value > max(expected * 1.5, expected + 3) else {
+        guard let episode = slots[i].episode, b > episode.startBucket else { return }
+        guard let grown = SpikeEpisodes.follow(episode, value: point.value, bucket: b, end: date(of: b + 1)) else {
             slots[i].episode = nil
             return
         }
-        episode.total += point.value
-        episode.peak = max(episode.peak, point.value)
-        episode.insight.observed = episode.peak
-        episode.insight.eventCount = Int(episode.total)
-        episode.insight.lastSeenAt = date(of: b + 1)
-        slots[i].episode = episode
-        slots[i].lastAlert = episode.insight
-        try record(episode.insight, connection, report: &report)
+        slots[i].episode = grown
+        slots[i].lastAlert = grown.insight
+        try record(grown.insight, connection, report: &report)
     }
 
     /// The bucket still filling: counts only grow, so a partial count that already alerts is
