@@ -220,8 +220,41 @@ public final class FaultlineAPI: Sendable {
     public func handle(_ request: APIRequest) async -> APIResponse {
         let resolution = router.resolve(method: request.method, path: request.path)
         var response = await respond(request, resolution)
+        if request.method == "GET" || request.method == "HEAD" {
+            response = Self.conditional(response, ifNoneMatch: request.headers["if-none-match"])
+        }
         if case .found(let route, _) = resolution { response.route = route.pattern }
         return response
+    }
+
+    /// A 200 answer to a GET carries an entity tag, a hash of its body, and is kept by a browser
+    /// only to be asked again (`private, no-cache`, unless the route says otherwise); a request
+    /// whose `If-None-Match` names the tag is answered 304 with no body. The dashboard's polls
+    /// of unchanged lists then cost no transfer.
+    static func conditional(_ response: APIResponse, ifNoneMatch: String?) -> APIResponse {
+        guard response.status == 200 else { return response }
+        let digits = String(StableHash.fnv1a64(response.body), radix: 16)
+        let tag = "\"" + String(repeating: "0", count: 16 - digits.count) + digits + "\""
+        var headers = response.headers
+        headers.append(("ETag", tag))
+        if response.header("cache-control") == nil { headers.append(("Cache-Control", "private, no-cache")) }
+        if let ifNoneMatch, Self.matches(ifNoneMatch, tag) {
+            return APIResponse(status: 304, headers: headers.filter { $0.0.lowercased() != "content-type" })
+        }
+        var tagged = response
+        tagged.headers = headers
+        return tagged
+    }
+
+    /// Whether an `If-None-Match` list names `tag`: `*`, or a tag equal to it by the weak
+    /// comparison RFC 9110 prescribes for this header (a `W/` prefix does not count).
+    static func matches(_ ifNoneMatch: String, _ tag: String) -> Bool {
+        ifNoneMatch.split(separator: ",").contains { candidate in
+            var candidate = candidate.trimmingCharacters(in: .whitespaces)
+            if candidate == "*" { return true }
+            if candidate.hasPrefix("W/") { candidate.removeFirst(2) }
+            return candidate == tag
+        }
     }
 
     private func respond(_ request: APIRequest, _ resolution: Router.Outcome) async -> APIResponse {

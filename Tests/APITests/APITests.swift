@@ -219,6 +219,30 @@ import TestSupport
         #expect(!page.text.contains("<script>") && !page.text.contains("<style>") && !page.text.contains("style=\""))
     }
 
+    /// A 200 to a GET carries an entity tag; asked again with it, the answer is 304 with no body
+    /// until the content changes. Errors and writes carry none.
+    @Test func unchangedAnswersAreNotSentAgain() async throws {
+        let fixture = try Fixture()
+        let first = await fixture.call("GET", "/v1/webhooks")
+        let tag = try #require(first.response.header("etag"))
+        #expect(first.status == 200 && tag.hasPrefix("\"") && tag.count == 18)
+        #expect(first.response.header("cache-control") == "private, no-cache")
+        for ifNoneMatch in [tag, "W/\(tag)", "\"other\", \(tag)", "*"] {
+            let again = await fixture.call("GET", "/v1/webhooks", headers: ["if-none-match": ifNoneMatch])
+            #expect(again.status == 304 && again.response.body.isEmpty && again.response.header("etag") == tag, "\(ifNoneMatch)")
+        }
+        #expect(await fixture.call("GET", "/v1/webhooks", headers: ["if-none-match": "\"other\""]).status == 200)
+        // The dashboard keeps its own caching rule, and gets a tag too.
+        let page = await fixture.call("GET", "/", key: nil)
+        #expect(page.response.header("cache-control") == "no-cache" && page.response.header("etag") != nil)
+        #expect(await fixture.call("GET", "/", key: nil, headers: ["if-none-match": page.response.header("etag") ?? ""]).status == 304)
+        // A change is a new tag.
+        #expect(await fixture.call("POST", "/v1/webhooks", body: #"{"url": "https://hooks.example.com/etag"}"#).status == 201)
+        let changed = await fixture.call("GET", "/v1/webhooks", headers: ["if-none-match": tag])
+        #expect(changed.status == 200 && changed.response.header("etag") != tag)
+        #expect(await fixture.call("GET", "/v1/webhooks/999999").response.header("etag") == nil, "an error has no tag")
+    }
+
     /// Every route in the router is documented in openapi/openapi.yaml, and nothing more.
     @Test func theOpenAPIDocumentListsEveryRoute() throws {
         let text = try String(contentsOf: repositoryRoot.appendingPathComponent("openapi/openapi.yaml"), encoding: .utf8)

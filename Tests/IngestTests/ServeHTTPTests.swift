@@ -92,6 +92,12 @@ import Glibc
             #expect(headers.contains("script-src 'self';") && !headers.contains("unsafe-inline"), "\(path): \(headers)")
             #expect(headers.contains("x-content-type-options: nosniff") && headers.contains("x-frame-options: deny"), "\(path): \(headers)")
         }
+        // Asked again with its entity tag, an unchanged page is 304 with no body, over the wire.
+        _ = try await curl(base + "/dashboard/app.js", ["-D", headerFile])
+        let scriptHeaders = ((try? String(contentsOfFile: headerFile, encoding: .utf8)) ?? "").split(separator: "\r\n")
+        let tag = try #require(scriptHeaders.first { $0.lowercased().hasPrefix("etag: ") }.map { String($0.dropFirst(6)) })
+        let unchanged = try await curl(base + "/dashboard/app.js", ["-H", "If-None-Match: \(tag)"])
+        #expect(unchanged.status == 304 && unchanged.body.isEmpty)
         let contract = try await curl(base + "/openapi.yaml")
         #expect(contract.status == 200 && contract.body.hasPrefix("openapi: 3.1"))
 
