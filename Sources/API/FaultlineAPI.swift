@@ -232,17 +232,20 @@ public final class FaultlineAPI: Sendable {
     /// whose `If-None-Match` names the tag is answered 304 with no body. The dashboard's polls
     /// of unchanged lists then cost no transfer.
     static func conditional(_ response: APIResponse, ifNoneMatch: String?) -> APIResponse {
-        guard response.status == 200 else { return response }
+        let tagged = Self.tagged(response)
+        guard let ifNoneMatch, let tag = tagged.header("etag"), Self.matches(ifNoneMatch, tag) else { return tagged }
+        return APIResponse(status: 304, headers: tagged.headers.filter { $0.0.lowercased() != "content-type" })
+    }
+
+    /// The answer with its entity tag and caching rule; hashed once, where it is made: a shared
+    /// read is tagged before it is shared, so the requests that reuse it within the second do
+    /// not hash its body again.
+    static func tagged(_ response: APIResponse) -> APIResponse {
+        guard response.status == 200, response.header("etag") == nil else { return response }
         let digits = String(StableHash.fnv1a64(response.body), radix: 16)
-        let tag = "\"" + String(repeating: "0", count: 16 - digits.count) + digits + "\""
-        var headers = response.headers
-        headers.append(("ETag", tag))
-        if response.header("cache-control") == nil { headers.append(("Cache-Control", "private, no-cache")) }
-        if let ifNoneMatch, Self.matches(ifNoneMatch, tag) {
-            return APIResponse(status: 304, headers: headers.filter { $0.0.lowercased() != "content-type" })
-        }
         var tagged = response
-        tagged.headers = headers
+        tagged.headers.append(("ETag", "\"" + String(repeating: "0", count: 16 - digits.count) + digits + "\""))
+        if response.header("cache-control") == nil { tagged.headers.append(("Cache-Control", "private, no-cache")) }
         return tagged
     }
 
@@ -280,7 +283,7 @@ public final class FaultlineAPI: Sendable {
                 let context = RequestContext(request: request, parameters: parameters, principal: principal)
                 if route.scope == .read && request.method == "GET" {
                     return await sharedReads.answer(SharedReads.Key(request, servicePrefix: principal?.servicePrefix)) {
-                        await self.run(route, context)
+                        Self.tagged(await self.run(route, context))
                     }
                 }
                 let response = await run(route, context)

@@ -17,10 +17,11 @@ extension FaultlineAPI {
             return APIResponse(status: 200, headers: [("Content-Type", "application/yaml")], body: document)
         },
     ] + Dashboard.files.map { file in
-        // no-cache: a browser asks again each time, so an upgrade's page and script arrive together.
-        Route("GET", file.path, nil) { _, _ in
-            APIResponse(status: 200, headers: [("Content-Type", file.contentType), ("Cache-Control", "no-cache")], body: file.body)
-        }
+        // no-cache: a browser asks again each time, so an upgrade's page and script arrive
+        // together; the tag (hashed once, here) makes asking again cheap.
+        let answer = FaultlineAPI.tagged(
+            APIResponse(status: 200, headers: [("Content-Type", file.contentType), ("Cache-Control", "no-cache")], body: file.body))
+        return Route("GET", file.path, nil) { _, _ in answer }
     } + [
 
         Route("GET", "/v1/insights", .read) { api, c in try await api.listInsights(c) },
