@@ -522,14 +522,6 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
             return OrderStatistics.median(UnsafeMutableBufferPointer(rebasing: scratch[0..<xs.count]))
         }
     }
-
-    /// The `k`-th smallest (from 0) of `xs`, as `xs.sorted()[k]`.
-    static func orderStatistic(_ xs: [Double], _ k: Int) -> Double {
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: max(xs.count, 1)) { scratch in
-            _ = scratch.initialize(fromContentsOf: xs)
-            return OrderStatistics.select(UnsafeMutableBufferPointer(rebasing: scratch[0..<xs.count]), k)
-        }
-    }
 }
 
 /// Order statistics by selection (Hoare's quickselect), linear on average where sorting is
