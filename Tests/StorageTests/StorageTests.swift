@@ -114,6 +114,32 @@ func enriched(_ id: Int, fingerprint: String, at time: Date, version: String? = 
     }
 }
 
+@Suite struct AnalysisReadTests {
+    /// The versions each group ran since its own time, earliest first, read for many groups in
+    /// one statement; a group with no event since then has none, an unknown one is absent.
+    @Test func versionsSinceAreReadPerGroupInOneStatement() throws {
+        let connection = try migratedDatabase()
+        let start = RFC3339.parse("2026-11-22T12:00:00Z")!
+        var batch = IngestBatch()
+        let rows: [(String, Double, String?)] = [
+            ("aaaa", 0, "1.0"), ("aaaa", 600, "1.1"), ("aaaa", 1_200, "1.1"), ("aaaa", 1_500, nil), ("aaaa", 1_800, "1.0"),
+            ("bbbb", 0, "2.0"), ("bbbb", 60, "2.1"),
+        ]
+        batch.events = rows.enumerated().map { enriched($0.offset, fingerprint: $0.element.0, at: start.addingTimeInterval($0.element.1), version: $0.element.2) }
+        try PartitionManager.ensure(days: [PartitionManager.day(of: start)], on: connection)
+        _ = try EventStore.write(batch, on: connection)
+
+        let found = try AnalysisStore.versions(
+            since: [("aaaa", start.addingTimeInterval(300)), ("bbbb", start.addingTimeInterval(60)), ("zzzz", start)], on: connection)
+        let aaaa = try #require(found["aaaa"])
+        #expect(aaaa.map(\.version) == ["1.1", nil, "1.0"], "earliest first, each version once")
+        #expect(aaaa.map(\.first) == [start.addingTimeInterval(600), start.addingTimeInterval(1_500), start.addingTimeInterval(1_800)])
+        #expect(found["bbbb"] == nil, "nothing after its time (the bound is exclusive)")
+        #expect(found["zzzz"] == nil && found.count == 1)
+        #expect(try AnalysisStore.versions(since: [], on: connection).isEmpty)
+    }
+}
+
 @Suite struct InsightFilterTests {
     /// The filter in memory (the API's cache of the newest insights) and in SQL (a page beyond
     /// them) choose the same insights, for every combination of its fields.
