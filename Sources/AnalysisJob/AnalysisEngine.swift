@@ -565,16 +565,17 @@ public final class AnalysisEngine {
             for i in touched { slots[i].pending = 0 }
             report.bucketsScored += 1
             guard b >= alertFrom else { continue }
-            let alertingServices = Set(alerting.filter { slots[$0.slot].fingerprint == nil }.map { slots[$0.slot].service })
-            for (i, point) in alerting.sorted(by: { slots[$0.slot].key < slots[$1.slot].key }) {
+            let verdicts = SpikeNews.judge(alerting.map {
+                SpikeNews.Alert(key: slots[$0.slot].key, service: slots[$0.slot].service, fingerprint: slots[$0.slot].fingerprint, point: $0.point)
+            })
+            for verdict in verdicts {
+                let (i, point, kind) = (alerting[verdict.alert].slot, alerting[verdict.alert].point, verdict.kind)
                 let state = slots[i]
                 let key = state.key
-                let kind: Insight.Kind = point.isLevelShift && !point.isSpike ? .levelShift : .spike
                 var spike = SpikeRecord(
                     series: key, service: state.service, fingerprint: state.fingerprint, bucket: date(of: b), kind: kind,
                     observed: point.value, expected: point.expected, score: point.score, pValue: point.pValue)
-                // A group's spike inside its service's spike is the same news: one insight.
-                if state.fingerprint == nil || !alertingServices.contains(state.service) {
+                if verdict.reported {
                     let insight = try spikeInsight(key, state, kind: kind, bucket: b, point: point, connection)
                     spike.insightID = try record(insight, connection, report: &report)
                     slots[i].episode = Episode(insight: insight, startBucket: b, total: point.value, peak: point.value)
