@@ -393,7 +393,14 @@ extension FaultlineAPI {
                                       headers: letter.headers.map { ($0.name, $0.value) })
         } catch {
             logger.error("dead letter replay failed", metadata: ["id": "\(id)", "error": "\(error)"])
-            _ = try? await db { try DeadLetterStore.unclaimReplay(id: id, previous: letter.replayedAt, on: $0) }
+            do {
+                try await db { try DeadLetterStore.unclaimReplay(id: id, previous: letter.replayedAt, on: $0) }
+            } catch {
+                // The letter stays marked replayed though it was not: a retry needs ?force=true.
+                logger.error("dead letter replay mark not undone", metadata: ["id": "\(id)", "error": "\(error)"])
+                throw APIProblem(503, "the message could not be produced to \(letter.sourceTopic), and dead letter \(id) "
+                    + "stays marked replayed; retry with ?force=true")
+            }
             throw APIProblem(503, "the message could not be produced to \(letter.sourceTopic); try again")
         }
         return .json(200, Self.deadLetterJSON(claimed))

@@ -208,15 +208,26 @@ public final class IngestService: Service {
         let eventTime = EventTimeLag()
         var lastLag = ContinuousClock.now - .seconds(60)
         var partitions: Set<String> = []
+        var lagFailing = false
         // Two stages overlap: while one batch is written to PostgreSQL, the next is polled
         // and decoded. Offsets of a batch are committed only after its own write.
         var prepared: Prepared?
         do {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if ContinuousClock.now - lastLag >= .seconds(5) {
-                    if let current = try? await consumer.lag() {
+                    do {
+                        let current = try await consumer.lag()
                         lag.update(current)
                         await markCaughtUp(current, unwritten: prepared, eventTime: eventTime)
+                        if lagFailing { logger.info("consumer lag is read again") }
+                        lagFailing = false
+                    } catch {
+                        // Without it, quiet partitions are not known to be caught up, so the
+                        // analysis holds their minutes: worth a line, once.
+                        if !lagFailing {
+                            logger.warning("consumer lag not read; quiet partitions hold event time back", metadata: ["error": "\(error)"])
+                        }
+                        lagFailing = true
                     }
                     lastLag = .now
                 }
