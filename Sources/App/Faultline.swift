@@ -116,7 +116,13 @@ public enum Faultline {
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
         let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
-        try? await producer.flush(timeout: .seconds(5))
+        do {
+            try await producer.flush(timeout: .seconds(5))
+        } catch {
+            // Dead letters and replays each wait for their delivery report, so nothing should be
+            // left; if something is, say so.
+            logger.warning("messages not delivered to Kafka at shutdown", metadata: ["error": "\(error)"])
+        }
         await pool.close()
         await ingestPool?.close()
         logger.info("faultline stopped")
