@@ -535,7 +535,7 @@ print(json.dumps(results), flush=True)
         // more than a second behind.
         var worst = 0
         var lastBehind = stopped
-        while ContinuousClock.now - stopped < .seconds(40) {
+        while ContinuousClock.now - stopped < .seconds(60) {
             let behind = produced.withLock { $0 } - (try count(url, "SELECT count(*) FROM events"))
             worst = max(worst, behind)
             if behind > 200 { lastBehind = .now }
@@ -543,7 +543,10 @@ print(json.dumps(results), flush=True)
         }
         let stall = lastBehind - stopped
         print("rolling restart: ingest more than a second behind for \(stall) after SIGTERM (at worst \(worst) events)")
-        #expect(stall < .seconds(25), "behind until \(stall) after SIGTERM\n\(replicas.tail(restarted))")
+        // Two rebalances with a 6 s session: 6.5 s when this test runs alone here, 6.5-26 s
+        // beside the rest of the suite on two cores. A bound, not a benchmark: a replica that
+        // took the stream down until it was restarted by hand would pass no bound at all.
+        #expect(stall < .seconds(45), "behind until \(stall) after SIGTERM\n\(replicas.tail(restarted))")
 
         // Caught up: what was produced a moment ago is stored, with both replicas at work again.
         stop.withLock { $0 = true }
