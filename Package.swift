@@ -21,6 +21,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "CLinuxShims"),
+        // k-means's distance kernel, compiled for each vector unit (see its header).
+        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Wrappers: the only modules that import C.
         .target(name: "Posix", dependencies: ["CLinuxShims"]),
@@ -38,11 +40,12 @@ let package = Package(
             "Posix", "CLinuxShims", .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // Pure logic: no C, no I/O.
+        // Pure logic: no I/O, and no C but k-means's own distance kernel.
         .target(name: "Domain"),
         // Optimised in debug builds too: the tests hold the analysis's cross-validated accuracy,
         // which means mining and scoring whole labelled corpora several times over.
-        .target(name: "Analysis", dependencies: ["Domain"], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "Analysis", dependencies: ["Domain", "CVectorKernels"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         // Every SQL statement of the product.
         .target(name: "Storage", dependencies: [

@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 
 /// A dense row-major matrix of `Float` (`rows` × `columns`).
@@ -61,6 +62,7 @@ public struct Matrix: Sendable, Equatable {
 /// - Iteration: Lloyd's algorithm with Hamerly's bounds (one upper and one lower bound per point),
 ///   which skips most distance computations once clusters settle and gives the same assignments
 ///   as plain Lloyd (up to ties and float rounding). Centroid sums are maintained incrementally.
+///   On large inputs the points are assigned on every core; the result is the same bit for bit.
 /// - Convergence as scikit-learn: stop when no label changes, or when the sum over centres of the
 ///   squared centre shift is ≤ `tolerance × mean per-feature variance of the data`, or after
 ///   `maxIterations`; then labels are recomputed for the final centres.
@@ -152,7 +154,10 @@ public struct KMeans: Sendable {
     }
 
     /// `elkan`: force Elkan's (true) or Hamerly's (false) bounds; nil chooses by memory.
-    static func fit(_ data: Matrix, k: Int, configuration: Configuration, initialCentroids: Matrix?, elkan: Bool?) -> Result {
+    /// `chunks`: ranges of points assigned in parallel; nil chooses by size.
+    static func fit(
+        _ data: Matrix, k: Int, configuration: Configuration, initialCentroids: Matrix?, elkan: Bool?, chunks: Int? = nil
+    ) -> Result {
         let start = initialCentroids ?? kMeansPlusPlus(data, k: k, seed: configuration.seed)
         precondition(start.columns == data.columns, "centroid dimension must equal the data dimension")
         guard data.rows > 0, data.columns > 0, start.rows > 0 else {
@@ -163,7 +168,7 @@ public struct KMeans: Sendable {
         let outcome = data.values.withUnsafeBufferPointer { x in
             Lloyd.run(x: x.baseAddress!, n: data.rows, d: data.columns, centers: start.values,
                       maxIterations: max(1, configuration.maxIterations), tolerance: tolerance,
-                      elkan: elkan ?? (data.rows * start.rows <= Lloyd.elkanLimit))
+                      elkan: elkan ?? (data.rows * start.rows <= Lloyd.elkanLimit), chunks: chunks)
         }
         return Result(
             model: Model(centroids: Matrix(rows: start.rows, columns: data.columns, values: outcome.centers)),
@@ -342,11 +347,26 @@ enum Lloyd {
         var converged: Bool
     }
 
+    /// Below this many multiply-adds per full assignment (n × k × d) one thread does the work:
+    /// handing out ranges costs more than it saves.
+    static let parallelThreshold = 1 << 20
+
+    /// Ranges of points assigned in parallel: a few per core, so a range with more boundary
+    /// points than the others does not hold the step up. The result does not depend on it.
+    static func defaultChunks(n: Int, d: Int, k: Int) -> Int {
+        n * k * d < parallelThreshold ? 1 : min(n, 4 * ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// `chunks`: ranges of points assigned in parallel (1: on the calling thread). Every chunk
+    /// count gives the same result bit for bit: the ranges only compute labels and bounds, and
+    /// the centroid sums are updated afterwards in point order, as one thread would.
     static func run(
-        x: UnsafePointer<Float>, n: Int, d: Int, centers initial: [Float], maxIterations: Int, tolerance: Double, elkan: Bool
+        x: UnsafePointer<Float>, n: Int, d: Int, centers initial: [Float], maxIterations: Int, tolerance: Double, elkan: Bool,
+        chunks: Int? = nil
     ) -> Outcome {
         let k = initial.count / d
-        let w = Workspace(x: x, n: n, d: d, k: k, initial: initial, elkan: elkan)
+        let w = Workspace(x: x, n: n, d: d, k: k, initial: initial, elkan: elkan,
+                          chunks: max(1, min(chunks ?? defaultChunks(n: n, d: d, k: k), n)))
         defer { w.deallocate() }
         w.initialAssign()
 
@@ -373,12 +393,12 @@ enum Lloyd {
         // As scikit-learn: unless labels were already stable, label against the final centres.
         if !strict { _ = w.assign(updateSums: false) }
 
+        let distances = w.finalDistances()
         var inertia = 0.0
         var labels = [Int](repeating: 0, count: n)
         for i in 0..<n {
-            let a = Int(w.label[i])
-            labels[i] = a
-            inertia += Double(VectorKernels.squaredDistance(x + i * d, w.c + a * d, d))
+            labels[i] = Int(w.label[i])
+            inertia += Double(distances[i])
         }
         return Outcome(centers: Array(UnsafeBufferPointer(start: w.c, count: k * d)), labels: labels, inertia: inertia,
                        iterations: iterations, converged: converged)
@@ -386,7 +406,7 @@ enum Lloyd {
 
     /// Buffers of one run (manually allocated: the hot loops must not pay for copy-on-write,
     /// bounds or exclusivity checks).
-    struct Workspace {
+    struct Workspace: @unchecked Sendable {  // ranges of points write disjoint rows; see `forEachRange`
         let x: UnsafePointer<Float>
         let n: Int
         let d: Int
@@ -415,8 +435,15 @@ enum Lloyd {
         /// Elkan: half the distance between every two centres (k × k; ∞ on the diagonal).
         let halfPair: UnsafeMutablePointer<Float>
         let shift: UnsafeMutablePointer<Float>
+        /// The centres transposed for the distance kernel: coordinate t of centre j at
+        /// `t * tileStride + j` (`tileStride`: k rounded up to the kernel's tile, the padding zero).
+        let centresT: UnsafeMutablePointer<Float>
+        let tileStride: Int
+        /// Ranges of points handed to threads in each step.
+        let ranges: [Range<Int>]
 
-        init(x: UnsafePointer<Float>, n: Int, d: Int, k: Int, initial: [Float], elkan: Bool) {
+        init(x: UnsafePointer<Float>, n: Int, d: Int, k: Int, initial: [Float], elkan: Bool, chunks: Int) {
+            ranges = (0..<chunks).map { n * $0 / chunks..<n * ($0 + 1) / chunks }
             self.x = x
             self.n = n
             self.d = d
@@ -441,12 +468,35 @@ enum Lloyd {
             second = .allocate(capacity: elkan ? n : 0)
             maxDrift = .allocate(capacity: 1)
             maxDrift.initialize(to: 0)
+            let tile = Int(CVectorKernels_tile)
+            tileStride = (k + tile - 1) / tile * tile
+            centresT = .allocate(capacity: d * tileStride)
+            centresT.initialize(repeating: 0, count: d * tileStride)
+            transposeCentres()
         }
 
         func deallocate() {
             c.deallocate(); newC.deallocate(); label.deallocate(); upper.deallocate(); lower.deallocate()
             sums.deallocate(); counts.deallocate(); half.deallocate(); halfPair.deallocate(); shift.deallocate()
-            drift.deallocate(); second.deallocate(); maxDrift.deallocate()
+            drift.deallocate(); second.deallocate(); maxDrift.deallocate(); centresT.deallocate()
+        }
+
+        private func transposeCentres() {
+            for j in 0..<k {
+                for t in 0..<d { centresT[t * tileStride + j] = c[j * d + t] }
+            }
+        }
+
+        /// Squared distances from point `i` to every centre, into `out` (k floats): one pass of
+        /// the vector kernel, several times cheaper per distance than one distance at a time
+        /// once more than a few centres are wanted.
+        @inline(__always) func distancesToAll(_ i: Int, _ out: UnsafeMutablePointer<Float>) {
+            CVectorKernels_distancesToCentres(x + i * d, centresT, d, k, tileStride, out)
+        }
+
+        /// `body` with a scratch row of k floats (one per range of points).
+        @inline(__always) func withScratch<T>(_ body: (UnsafeMutablePointer<Float>) -> T) -> T {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { body($0.baseAddress!) }
         }
 
         @inline(__always) func move(_ i: Int, from old: Int, to new: Int) {
@@ -461,32 +511,60 @@ enum Lloyd {
             counts[new] += 1
         }
 
+        /// `body` on every range of points, in parallel when there is more than one; the results
+        /// in range order.
+        func forEachRange<T: Sendable>(_ body: @Sendable (Range<Int>) -> T) -> [T] {
+            ranges.count == 1 ? [body(ranges[0])] : parallelMap(ranges.count) { body(ranges[$0]) }
+        }
+
         func initialAssign() {
-            for i in 0..<n {
-                let xi = x + i * d
-                var best = 0
-                var bestDistance = Float.infinity
-                var secondDistance = Float.infinity
-                for j in 0..<k {
-                    let distance = VectorKernels.squaredDistance(xi, c + j * d, d)
-                    if elkan { lower[i * k + j] = distance.squareRoot() }
-                    if distance < bestDistance {
-                        secondDistance = bestDistance
-                        bestDistance = distance
-                        best = j
-                    } else if distance < secondDistance {
-                        secondDistance = distance
+            _ = forEachRange { range in withScratch { row in
+                for i in range {
+                    distancesToAll(i, row)
+                    var best = 0
+                    var bestDistance = Float.infinity
+                    var secondDistance = Float.infinity
+                    for j in 0..<k {
+                        let distance = row[j]
+                        if elkan { lower[i * k + j] = distance.squareRoot() }
+                        if distance < bestDistance {
+                            secondDistance = bestDistance
+                            bestDistance = distance
+                            best = j
+                        } else if distance < secondDistance {
+                            secondDistance = distance
+                        }
+                    }
+                    label[i] = Int32(best)
+                    upper[i] = bestDistance.squareRoot()
+                    if elkan {
+                        second[i] = secondDistance.squareRoot()
+                    } else {
+                        lower[i] = secondDistance.squareRoot()
                     }
                 }
-                label[i] = Int32(best)
-                upper[i] = bestDistance.squareRoot()
-                if elkan {
-                    self.second[i] = secondDistance.squareRoot()
-                } else {
-                    lower[i] = secondDistance.squareRoot()
+            } }
+            // The sums in point order, each thread for its own centres: the same additions in the
+            // same order as one thread adding point after point.
+            let centreChunks = min(k, ranges.count)
+            _ = parallelMap(centreChunks) { chunk in
+                let centres = Int32(k * chunk / centreChunks)..<Int32(k * (chunk + 1) / centreChunks)
+                for i in 0..<n where centres.contains(label[i]) {
+                    let xi = x + i * d
+                    let s = sums + Int(label[i]) * d
+                    for j in 0..<d { s[j] += Double(xi[j]) }
                 }
-                move(i, from: -1, to: best)
             }
+            for i in 0..<n { counts[Int(label[i])] += 1 }
+        }
+
+        /// Each point's squared distance to its centre, written over the upper bounds (the last
+        /// step that needs them has run).
+        func finalDistances() -> UnsafeMutablePointer<Float> {
+            _ = forEachRange { range in
+                for i in range { upper[i] = VectorKernels.squaredDistance(x + i * d, c + Int(label[i]) * d, d) }
+            }
+            return upper
         }
 
         /// New centres from the sums; records each centre's shift; returns Σ shift².
@@ -506,6 +584,7 @@ enum Lloyd {
                 shiftTotal += Double(moved)
             }
             c.update(from: newC, count: k * d)
+            transposeCentres()
             return shiftTotal
         }
 
@@ -526,23 +605,62 @@ enum Lloyd {
         }
 
         /// One assignment step against centres that moved by `shift`; returns labels changed.
+        /// The ranges of points are assigned in parallel, each listing the points it relabelled
+        /// (with their old label); the sums are then moved in point order.
         func assign(updateSums: Bool) -> Int {
             centreSeparations()
-            return elkan ? assignElkan(updateSums: updateSums) : assignHamerly(updateSums: updateSums)
+            let moves: [[Int]]
+            if elkan {
+                var largestShift: Float = 0
+                for j in 0..<k {
+                    drift[j] += shift[j]
+                    largestShift = max(largestShift, shift[j])
+                }
+                maxDrift[0] += largestShift
+                moves = forEachRange { assignElkan($0) }
+            } else {
+                var maxShift: Float = 0
+                var maxIndex = -1
+                var secondShift: Float = 0
+                for j in 0..<k {
+                    if shift[j] > maxShift {
+                        secondShift = maxShift
+                        maxShift = shift[j]
+                        maxIndex = j
+                    } else if shift[j] > secondShift {
+                        secondShift = shift[j]
+                    }
+                }
+                let (largest, largestIndex, runnerUp) = (maxShift, maxIndex, secondShift)
+                moves = forEachRange { assignHamerly($0, maxShift: largest, maxIndex: largestIndex, secondShift: runnerUp) }
+            }
+            var changed = 0
+            for list in moves {
+                changed += list.count / 2
+                guard updateSums else { continue }
+                for pair in stride(from: 0, to: list.count, by: 2) {
+                    let i = list[pair]
+                    move(i, from: list[pair + 1], to: Int(label[i]))
+                }
+            }
+            return changed
         }
 
-        private func assignElkan(updateSums: Bool) -> Int {
-            var largestShift: Float = 0
-            for j in 0..<k {
-                drift[j] += shift[j]
-                largestShift = max(largestShift, shift[j])
-            }
-            maxDrift[0] += largestShift
+        /// Assigns the points in `range`; returns (point, old label) pairs, flattened, for the
+        /// points whose label changed.
+        private func assignElkan(_ range: Range<Int>) -> [Int] {
+            withScratch { assignElkan(range, row: $0) }
+        }
+
+        private func assignElkan(_ range: Range<Int>, row: UnsafeMutablePointer<Float>) -> [Int] {
             let secondDrift = maxDrift[0]
-            var changed = 0
+            var moved: [Int] = []
             let blocks = (k + 7) / 8
             let laneBits = SIMD8<Int32>(1, 2, 4, 8, 16, 32, 64, 128)
-            for i in 0..<n {
+            // A pass of the kernel over every centre costs about as much as a quarter of its
+            // tile's distances one at a time; with more candidates than that, it is cheaper.
+            let denseFrom = max(2, tileStride / 4)
+            for i in range {
                 let a = Int(label[i])
                 var u = upper[i] + shift[a]
                 if u <= max(half[a], second[i] - secondDrift) {
@@ -552,51 +670,68 @@ enum Lloyd {
                 let bounds = lower + i * k
                 let xi = x + i * d
                 let pairs = halfPair + a * k
-                // Tighten u (one distance), then test every centre at once against the decayed
-                // lower bounds and the centre separations; the scan re-checks each candidate
-                // against the best centre so far.
-                var anyCandidate = false
-                for block in 0..<blocks where !anyCandidate {
-                    let base = block &* 8
-                    if base &+ 8 <= k {
-                        let uu = SIMD8<Float>(repeating: u)
-                        let decayed = UnsafeRawPointer(bounds + base).loadUnaligned(as: SIMD8<Float>.self)
-                            - UnsafeRawPointer(drift + base).loadUnaligned(as: SIMD8<Float>.self)
-                        anyCandidate = any((uu .> decayed) .& (uu .> UnsafeRawPointer(pairs + base).loadUnaligned(as: SIMD8<Float>.self)))
-                    } else {
-                        for j in base..<k where j != a && u > bounds[j] - drift[j] && u > pairs[j] { anyCandidate = true }
-                    }
-                }
-                if !anyCandidate {
-                    upper[i] = u
-                    continue
-                }
-                u = VectorKernels.squaredDistance(xi, c + a * d, d).squareRoot()
-                bounds[a] = u + drift[a]
-                var best = a
+                // Count the centres that may be nearer: every centre at once against the decayed
+                // lower bounds and the centre separations.
+                var candidates = 0
                 for block in 0..<blocks {
                     let base = block &* 8
-                    var mask: Int32 = 0
                     if base &+ 8 <= k {
                         let uu = SIMD8<Float>(repeating: u)
                         let decayed = UnsafeRawPointer(bounds + base).loadUnaligned(as: SIMD8<Float>.self)
                             - UnsafeRawPointer(drift + base).loadUnaligned(as: SIMD8<Float>.self)
                         let m = (uu .> decayed) .& (uu .> UnsafeRawPointer(pairs + base).loadUnaligned(as: SIMD8<Float>.self))
-                        mask = SIMD8<Int32>.zero.replacing(with: laneBits, where: m).wrappedSum()
+                        candidates &+= Int(SIMD8<Int32>.zero.replacing(with: 1, where: m).wrappedSum())
                     } else {
-                        for lane in 0..<(k - base) where u > bounds[base + lane] - drift[base + lane] && u > pairs[base + lane] {
-                            mask |= 1 << lane
+                        for j in base..<k where j != a && u > bounds[j] - drift[j] && u > pairs[j] { candidates &+= 1 }
+                    }
+                }
+                if candidates == 0 {
+                    upper[i] = u
+                    continue
+                }
+                var best = a
+                if candidates >= denseFrom {
+                    // Every distance at once: every bound becomes exact.
+                    distancesToAll(i, row)
+                    var nearest = Float.infinity
+                    for j in 0..<k {
+                        let distance = row[j].squareRoot()
+                        bounds[j] = distance + drift[j]
+                        if distance < nearest {
+                            nearest = distance
+                            best = j
                         }
                     }
-                    while mask != 0 {
-                        let j = base &+ mask.trailingZeroBitCount
-                        mask &= mask &- 1
-                        if j == best || u <= bounds[j] - drift[j] || u <= halfPair[best &* k &+ j] { continue }
-                        let distance = VectorKernels.squaredDistance(xi, c + j * d, d).squareRoot()
-                        bounds[j] = distance + drift[j]
-                        if distance < u || (distance == u && j < best) {
-                            best = j
-                            u = distance
+                    u = nearest
+                } else {
+                    // Tighten u (one distance), then re-test the candidates against it and
+                    // against the best centre so far.
+                    u = VectorKernels.squaredDistance(xi, c + a * d, d).squareRoot()
+                    bounds[a] = u + drift[a]
+                    for block in 0..<blocks {
+                        let base = block &* 8
+                        var mask: Int32 = 0
+                        if base &+ 8 <= k {
+                            let uu = SIMD8<Float>(repeating: u)
+                            let decayed = UnsafeRawPointer(bounds + base).loadUnaligned(as: SIMD8<Float>.self)
+                                - UnsafeRawPointer(drift + base).loadUnaligned(as: SIMD8<Float>.self)
+                            let m = (uu .> decayed) .& (uu .> UnsafeRawPointer(pairs + base).loadUnaligned(as: SIMD8<Float>.self))
+                            mask = SIMD8<Int32>.zero.replacing(with: laneBits, where: m).wrappedSum()
+                        } else {
+                            for lane in 0..<(k - base) where u > bounds[base + lane] - drift[base + lane] && u > pairs[base + lane] {
+                                mask |= 1 << lane
+                            }
+                        }
+                        while mask != 0 {
+                            let j = base &+ mask.trailingZeroBitCount
+                            mask &= mask &- 1
+                            if j == best || u <= bounds[j] - drift[j] || u <= halfPair[best &* k &+ j] { continue }
+                            let distance = VectorKernels.squaredDistance(xi, c + j * d, d).squareRoot()
+                            bounds[j] = distance + drift[j]
+                            if distance < u || (distance == u && j < best) {
+                                best = j
+                                u = distance
+                            }
                         }
                     }
                 }
@@ -621,29 +756,23 @@ enum Lloyd {
                 for lane in 0..<8 where smallest[lane] < lowest { lowest = smallest[lane] }
                 second[i] = lowest + secondDrift
                 if best != a {
-                    changed += 1
+                    moved.append(i)
+                    moved.append(a)
                     label[i] = Int32(best)
-                    if updateSums { move(i, from: a, to: best) }
                 }
             }
-            return changed
+            return moved
         }
 
-        private func assignHamerly(updateSums: Bool) -> Int {
-            var maxShift: Float = 0
-            var maxIndex = -1
-            var secondShift: Float = 0
-            for j in 0..<k {
-                if shift[j] > maxShift {
-                    secondShift = maxShift
-                    maxShift = shift[j]
-                    maxIndex = j
-                } else if shift[j] > secondShift {
-                    secondShift = shift[j]
-                }
-            }
-            var changed = 0
-            for i in 0..<n {
+        private func assignHamerly(_ range: Range<Int>, maxShift: Float, maxIndex: Int, secondShift: Float) -> [Int] {
+            withScratch { row in assignHamerly(range, maxShift: maxShift, maxIndex: maxIndex, secondShift: secondShift, row: row) }
+        }
+
+        private func assignHamerly(
+            _ range: Range<Int>, maxShift: Float, maxIndex: Int, secondShift: Float, row: UnsafeMutablePointer<Float>
+        ) -> [Int] {
+            var moved: [Int] = []
+            for i in range {
                 let a = Int(label[i])
                 var u = upper[i] + shift[a]
                 let l = lower[i] - (a == maxIndex ? secondShift : maxShift)
@@ -663,8 +792,9 @@ enum Lloyd {
                 var best = 0
                 var bestDistance = Float.infinity
                 var second = Float.infinity
+                distancesToAll(i, row)
                 for j in 0..<k {
-                    let distance = VectorKernels.squaredDistance(xi, c + j * d, d)
+                    let distance = row[j]
                     if distance < bestDistance {
                         second = bestDistance
                         bestDistance = distance
@@ -676,12 +806,12 @@ enum Lloyd {
                 upper[i] = bestDistance.squareRoot()
                 lower[i] = second.squareRoot()
                 if best != a {
-                    changed += 1
+                    moved.append(i)
+                    moved.append(a)
                     label[i] = Int32(best)
-                    if updateSums { move(i, from: a, to: best) }
                 }
             }
-            return changed
+            return moved
         }
 
         /// Gives every empty cluster the point farthest from its centre (lowest index on ties)

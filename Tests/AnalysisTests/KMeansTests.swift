@@ -173,6 +173,20 @@ private func planted(k: Int, d: Int, perCluster: Int, spread: Float = 0.3, seed:
         #expect(split.assignments[0] != split.assignments[3] && split.assignments[3] == split.assignments[4])
     }
 
+    @Test(arguments: [true, false])
+    func assigningOnManyThreadsGivesTheOneThreadResultBitForBit(elkan: Bool) {
+        // Uneven ranges (7 for 3,001 points), an empty cluster to relocate (two equal starts),
+        // and enough iterations that points move between ranges' centres many times.
+        let (data, _) = SyntheticData.gaussianMixture(count: 3001, dimensions: 24, components: 10, centreSpread: 0.4, clusterStd: 1, seed: 8)
+        var start = KMeans.kMeansPlusPlus(data, k: 10, seed: 3)
+        start.setRow(9, to: start.row(0))
+        let configuration = KMeans.Configuration(tolerance: 0)
+        let one = KMeans.fit(data, k: 10, configuration: configuration, initialCentroids: start, elkan: elkan, chunks: 1)
+        let many = KMeans.fit(data, k: 10, configuration: configuration, initialCentroids: start, elkan: elkan, chunks: 7)
+        #expect(one.iterations > 5)
+        #expect(one == many)
+    }
+
     @Test func kLargerThanNIsClampedToDistinctPoints() {
         let data = Matrix(rows: [[0, 0], [1, 1], [1, 1], [5, 5]])
         let result = KMeans.fit(data, k: 10)
