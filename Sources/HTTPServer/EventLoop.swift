@@ -29,8 +29,7 @@ final class Connection {
     /// Complete requests (and parser failures) waiting for their turn, oldest first.
     var queue: [Queued] = []
     var inFlight: InFlight?
-    var output: [UInt8] = []
-    var outputOffset = 0
+    var output = OutputQueue()
     var registered: UInt32 = 0
     /// Nothing more will be read as a request: the client asked to close, sent garbage or
     /// half-closed.
@@ -56,7 +55,7 @@ final class Connection {
         self.parser = HTTPRequestParser(limits: limits)
     }
 
-    var hasPendingOutput: Bool { outputOffset < output.count }
+    var hasPendingOutput: Bool { !output.isEmpty }
 
     /// `192.0.2.1` of `192.0.2.1:5000`, `2001:db8::1` of `[2001:db8::1]:5000`.
     static func host(of address: String) -> String {
@@ -325,7 +324,7 @@ final class EventLoop {
     func wantsRead(_ connection: Connection) -> Bool {
         connection.draining
             || (!connection.noMoreRequests && connection.queue.count < Self.maxQueuedRequests
-                && connection.output.count - connection.outputOffset < Self.maxBufferedOutput)
+                && connection.output.pending < Self.maxBufferedOutput)
     }
 
     func readFrom(_ connection: Connection) {
@@ -407,7 +406,7 @@ final class EventLoop {
     /// nothing more is read) until the client reads, so a client that pipelines requests and
     /// never reads holds at most about that much of the server's memory.
     func isBackedUp(_ connection: Connection) -> Bool {
-        connection.output.count - connection.outputOffset >= Self.maxBufferedOutput
+        connection.output.pending >= Self.maxBufferedOutput
     }
 
     /// Starts the next queued request if none is running, then writes what is ready.
@@ -450,17 +449,16 @@ final class EventLoop {
     }
 
     func appendContinue(_ connection: Connection) {
-        connection.output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+        connection.output.append(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
     }
 
     func appendResponse(_ response: HTTPResponse, to connection: Connection, isHead: Bool, close: Bool) {
         server.countServed()
-        var out = connection.output
-        connection.output = []  // keeps the buffer uniquely referenced while appending
-        // Room for this response, growing geometrically: reserving exactly the new size made
-        // every append of a pipelined burst copy the whole buffer.
-        let needed = out.count + 256 + response.body.count
-        if out.capacity < needed { out.reserveCapacity(max(needed, out.capacity * 2)) }
+        let bodyAllowed = !(100...199).contains(response.status) && response.status != 204 && response.status != 304
+        let sendsBody = bodyAllowed && !isHead && !response.body.isEmpty
+        let inlineBody = sendsBody && response.body.count <= OutputQueue.inlineBodyLimit
+        var out: [UInt8] = []
+        out.reserveCapacity(512 + (inlineBody ? response.body.count : 0))
         out.append(contentsOf: "HTTP/1.1 \(response.status) \(HTTPResponse.reasonPhrase(response.status))\r\n".utf8)
         var declaredLength: String?
         for (name, value) in response.headers {
@@ -470,15 +468,11 @@ final class EventLoop {
             {
                 continue
             }
-            switch asciiLowercased(Substring(name)) {
-            case "content-length":
+            if HTTPHeaders.equalNames(name, "content-length") {
                 declaredLength = value
                 continue
-            case "connection", "date", "server", "transfer-encoding":
-                continue
-            default:
-                break
             }
+            if Self.serverOwned.contains(where: { HTTPHeaders.equalNames(name, $0) }) { continue }
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: ": ".utf8)
             out.append(contentsOf: value.utf8)
@@ -487,17 +481,16 @@ final class EventLoop {
         out.append(contentsOf: "Date: ".utf8)
         out.append(contentsOf: dates.current())
         out.append(contentsOf: "\r\nServer: faultline\r\n".utf8)
-        let bodyAllowed = !(100...199).contains(response.status) && response.status != 204 && response.status != 304
         if bodyAllowed {
             // A HEAD handler may declare the length of the GET body it did not produce.
             let length = isHead && response.body.isEmpty ? (declaredLength ?? "0") : String(response.body.count)
             out.append(contentsOf: "Content-Length: \(length)\r\n".utf8)
         }
         out.append(contentsOf: (close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n").utf8)
-        if bodyAllowed && !isHead {
-            out.append(contentsOf: response.body)
-        }
-        connection.output = out
+        if inlineBody { out.append(contentsOf: response.body) }
+        connection.output.append(out)
+        // A large body is queued as it is: written from the handler's array, not copied.
+        if sendsBody && !inlineBody { connection.output.append(response.body) }
         if close {
             connection.closeAfterFlush = true
             connection.noMoreRequests = true
@@ -506,17 +499,15 @@ final class EventLoop {
         }
     }
 
+    /// Headers the server writes itself; a handler's are dropped.
+    static let serverOwned = ["connection", "date", "server", "transfer-encoding"]
+
     func flush(_ connection: Connection) {
         guard !connection.closed else { return }
         while connection.hasPendingOutput {
-            let result: SyscallResult<Int>
+            let result: SyscallResultCount
             do {
-                result = try connection.output.withUnsafeBytes { bytes in
-                    try syscall("send") {
-                        send(connection.fd, bytes.baseAddress! + connection.outputOffset,
-                             bytes.count - connection.outputOffset, Int32(MSG_NOSIGNAL))
-                    }
-                }
+                result = try connection.output.write(to: connection.fd)
             } catch {
                 logger.debug("write failed", metadata: ["error": "\(error)", "peer": "\(connection.remoteAddress)"])
                 close(connection)
@@ -527,18 +518,12 @@ final class EventLoop {
                 if connection.writeStalledSince == nil { connection.writeStalledSince = now }
                 update(connection)
                 return
-            case .value(let written):
-                connection.outputOffset += written
+            case .written:
                 connection.writeStalledSince = nil
             }
         }
         connection.writeStalledSince = nil
-        if connection.output.capacity > 256 * 1024 {
-            connection.output = []
-        } else {
-            connection.output.removeAll(keepingCapacity: true)
-        }
-        connection.outputOffset = 0
+        connection.output.removeAll()
         if connection.closeAfterFlush && !connection.draining {
             startDraining(connection)
             return
