@@ -15,13 +15,20 @@ public enum IngestBenchmark {
         public var events: Int
         public var seconds: Double
         public var copySeconds: Double
+        /// The `events` partitions with their indexes and TOAST, per stored event.
+        public var eventBytesPerEvent: Double = 0
+        /// The whole database (groups, counts, offsets, the catalog too), per stored event.
+        public var databaseBytesPerEvent: Double = 0
+        /// The pipeline's own clocks: decoding, enriching and fingerprinting, then writing.
+        public var decodeSeconds: Double = 0
+        public var writeSeconds: Double = 0
         public var eventsPerSecond: Double { Double(events) / seconds }
         public var copyEventsPerSecond: Double { Double(events) / copySeconds }
         public var ratio: Double { eventsPerSecond / copyEventsPerSecond }
 
         public var json: String {
             func round(_ value: Double) -> String { String(format: "%.3f", value) }
-            return #"{"benchmark":"ingest","events":\#(events),"seconds":\#(round(seconds)),"events_per_sec":\#(Int(eventsPerSecond)),"copy_seconds":\#(round(copySeconds)),"copy_events_per_sec":\#(Int(copyEventsPerSecond)),"ratio":\#(round(ratio)),"cores":\#(ProcessInfo.processInfo.activeProcessorCount)}"#
+            return #"{"benchmark":"ingest","events":\#(events),"seconds":\#(round(seconds)),"events_per_sec":\#(Int(eventsPerSecond)),"copy_seconds":\#(round(copySeconds)),"copy_events_per_sec":\#(Int(copyEventsPerSecond)),"ratio":\#(round(ratio)),"event_bytes_per_event":\#(Int(eventBytesPerEvent)),"database_bytes_per_event":\#(Int(databaseBytesPerEvent)),"decode_seconds":\#(round(decodeSeconds)),"write_seconds":\#(round(writeSeconds)),"cores":\#(ProcessInfo.processInfo.activeProcessorCount)}"#
         }
     }
 
@@ -94,8 +101,12 @@ public enum IngestBenchmark {
 
         progress("psql \\copy of the same rows")
         let file = directory + "/postgres/events.copy"
-        let copySeconds = try await offloaded("bench-copy") {
+        let (copySeconds, eventBytes, databaseBytes) = try await offloaded("bench-copy") {
             let source = try PostgresConnection.connect(.init(url: postgres.url(database: "bench")), logger: logger)
+            let eventBytes = try source.query(
+                "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0)::bigint FROM pg_inherits WHERE inhparent = 'events'::regclass"
+            ).first!.int(0)
+            let databaseBytes = try source.query("SELECT pg_database_size(current_database())").first!.int(0)
             try source.query("COPY (SELECT * FROM events) TO '\(file)'")
             let target = try PostgresConnection.connect(.init(url: postgres.url(database: "reference")), logger: logger)
             let days = Set(try source.query("SELECT DISTINCT date_trunc('day', occurred_at) FROM events").rows.map { try $0.date(0) })
@@ -109,8 +120,13 @@ public enum IngestBenchmark {
             guard status == 0 else { throw PostgresError(.localServer, "psql \\copy failed; see \(directory)/copy.log", operation: "bench") }
             let copied = try target.query("SELECT count(*) FROM events").first!.int(0)
             guard copied == events else { throw PostgresError(.localServer, "psql copied \(copied) rows", operation: "bench") }
-            return elapsed
+            return (elapsed, eventBytes, databaseBytes)
         }
-        return Result(events: events, seconds: seconds, copySeconds: copySeconds)
+        var result = Result(events: events, seconds: seconds, copySeconds: copySeconds)
+        result.eventBytesPerEvent = Double(eventBytes) / Double(events)
+        result.databaseBytesPerEvent = Double(databaseBytes) / Double(events)
+        result.decodeSeconds = decode.seconds
+        result.writeSeconds = write.seconds
+        return result
     }
 }
