@@ -49,17 +49,23 @@ faultline_build_http_fuzzer() {
 # faultline_build_domain_fuzzer SOURCE_ROOT OUT: OUT/faultline-fuzz, every target of
 # Fuzz/DomainFuzz.swift. Domain becomes a module of its own (as in the package, so Analysis's
 # `import Domain` and its internal names stay as they are), linked as a static library into
-# the module FaultlineFuzz of Analysis's files and the entry point.
+# the module FaultlineFuzz of Analysis's files and the entry point. Analysis's C kernel
+# (CVectorKernels) is compiled by clang with the same sanitizers and given a module map.
 faultline_build_domain_fuzzer() {
     local src="$1" out="$2"
-    mkdir -p "$out/domain"
+    mkdir -p "$out/domain" "$out/kernels"
     FAULTLINE_FUZZ_OUT="$out"
     faultline_fuzz_up_to_date "$out/faultline-fuzz" "$src" "$src/Sources/Domain" "$src/Sources/Analysis" \
-        "$src/Fuzz/DomainFuzz.swift" "${BASH_SOURCE[0]}" && return 0
+        "$src/Sources/CVectorKernels" "$src/Fuzz/DomainFuzz.swift" "${BASH_SOURCE[0]}" && return 0
     echo "==> building $out/faultline-fuzz (-sanitize=$FAULTLINE_FUZZ_SANITIZERS)" >&2
     faultline_fuzz_swiftc -swift-version 6 -module-name Domain -emit-module -emit-module-path "$out/domain/Domain.swiftmodule" \
         -emit-library -static -o "$out/domain/libDomain.a" "$src"/Sources/Domain/*.swift
-    faultline_fuzz_swiftc -swift-version 6 -module-name FaultlineFuzz -I "$out/domain" \
-        "$src"/Sources/Analysis/*.swift "$src/Fuzz/DomainFuzz.swift" "$out/domain/libDomain.a" -o "$out/faultline-fuzz"
+    local headers="$src/Sources/CVectorKernels/include"
+    printf 'module CVectorKernels {\n    header "%s/CVectorKernels.h"\n    export *\n}\n' "$headers" >"$out/kernels/module.modulemap"
+    clang -O3 -fsanitize="${FAULTLINE_FUZZ_SANITIZERS//fuzzer/fuzzer-no-link}" -I "$headers" \
+        -c "$src/Sources/CVectorKernels/kernels.c" -o "$out/kernels/kernels.o"
+    faultline_fuzz_swiftc -swift-version 6 -module-name FaultlineFuzz -I "$out/domain" -I "$out/kernels" \
+        "$src"/Sources/Analysis/*.swift "$src/Fuzz/DomainFuzz.swift" "$out/domain/libDomain.a" "$out/kernels/kernels.o" \
+        -o "$out/faultline-fuzz"
     echo "$FAULTLINE_FUZZ_SANITIZERS $src" >"$out/faultline-fuzz.built"
 }
