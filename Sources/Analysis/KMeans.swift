@@ -498,6 +498,25 @@ enum Lloyd {
             CVectorKernels_distancesToCentres(x + i * d, centresT, d, k, tileStride, out)
         }
 
+        /// The nearest centre in a row of k squared distances (the lowest index on ties), its
+        /// squared distance, and the smallest squared distance of the others.
+        @inline(__always) func nearestTwo(_ row: UnsafeMutablePointer<Float>) -> (Int, Float, Float) {
+            var best = 0
+            var bestDistance = Float.infinity
+            var second = Float.infinity
+            for j in 0..<k {
+                let distance = row[j]
+                if distance < bestDistance {
+                    second = bestDistance
+                    bestDistance = distance
+                    best = j
+                } else if distance < second {
+                    second = distance
+                }
+            }
+            return (best, bestDistance, second)
+        }
+
         /// `body` with a scratch row of k floats (one per range of points).
         @inline(__always) func withScratch<T>(_ body: (UnsafeMutablePointer<Float>) -> T) -> T {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { body($0.baseAddress!) }
@@ -525,20 +544,10 @@ enum Lloyd {
             _ = forEachRange { range in withScratch { row in
                 for i in range {
                     distancesToAll(i, row)
-                    var best = 0
-                    var bestDistance = Float.infinity
-                    var secondDistance = Float.infinity
-                    for j in 0..<k {
-                        let distance = row[j]
-                        if elkan { lower[i * k + j] = distance.squareRoot() }
-                        if distance < bestDistance {
-                            secondDistance = bestDistance
-                            bestDistance = distance
-                            best = j
-                        } else if distance < secondDistance {
-                            secondDistance = distance
-                        }
+                    if elkan {
+                        for j in 0..<k { lower[i * k + j] = row[j].squareRoot() }
                     }
+                    let (best, bestDistance, secondDistance) = nearestTwo(row)
                     label[i] = Int32(best)
                     upper[i] = bestDistance.squareRoot()
                     if elkan {
@@ -794,20 +803,8 @@ enum Lloyd {
                     lower[i] = l
                     continue
                 }
-                var best = 0
-                var bestDistance = Float.infinity
-                var second = Float.infinity
                 distancesToAll(i, row)
-                for j in 0..<k {
-                    let distance = row[j]
-                    if distance < bestDistance {
-                        second = bestDistance
-                        bestDistance = distance
-                        best = j
-                    } else if distance < second {
-                        second = distance
-                    }
-                }
+                let (best, bestDistance, second) = nearestTwo(row)
                 upper[i] = bestDistance.squareRoot()
                 lower[i] = second.squareRoot()
                 if best != a {
