@@ -37,16 +37,12 @@ struct OutputQueue {
         let result: Int = withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors in
             // A native array's storage does not move while the array lives unmodified, and these
             // stay in `segments`, untouched, for the whole call.
-            var pinned: [UnsafeRawBufferPointer] = []
-            pinned.reserveCapacity(count)
-            for index in 0..<count {
-                segments[index].withUnsafeBytes { pinned.append($0) }
-            }
             for index in 0..<count {
                 let start = index == 0 ? offset : 0
-                vectors[index] = iovec(
-                    iov_base: UnsafeMutableRawPointer(mutating: pinned[index].baseAddress! + start),
-                    iov_len: pinned[index].count - start)
+                segments[index].withUnsafeBytes { bytes in
+                    vectors[index] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + start), iov_len: bytes.count - start)
+                }
             }
             var message = msghdr()
             message.msg_iov = vectors.baseAddress
