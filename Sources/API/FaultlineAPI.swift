@@ -227,6 +227,22 @@ public final class FaultlineAPI: Sendable {
         return response
     }
 
+    /// The answer to a read that is in memory now, or `nil` when answering needs more: a
+    /// database query, a key not yet known, a request that fails. It never waits, so the HTTP
+    /// server calls it on its event loop and hands only the `nil`s to ``handle(_:)``, which
+    /// would give the same answer.
+    public func answerFromMemory(_ request: APIRequest) -> APIResponse? {
+        guard request.method == "GET", request.body.isEmpty,
+              case .found(let route, _) = router.resolve(method: "GET", path: request.path), route.scope == .read,
+              let caller = try? authenticateFromMemory(request), caller.has(.read),
+              !(route.allServices && caller.servicePrefix != nil),
+              let shared = sharedReads.ready(SharedReads.Key(request, servicePrefix: caller.servicePrefix))
+        else { return nil }
+        var response = Self.conditional(shared, ifNoneMatch: request.headers["if-none-match"])
+        response.route = route.pattern
+        return response
+    }
+
     /// A 200 answer to a GET carries an entity tag, a hash of its body, and is kept by a browser
     /// only to be asked again (`private, no-cache`, unless the route says otherwise); a request
     /// whose `If-None-Match` names the tag is answered 304 with no body. The dashboard's polls
@@ -338,6 +354,24 @@ public final class FaultlineAPI: Sendable {
     }
 
     private func authenticate(_ request: APIRequest) async throws -> Principal {
+        let token = try bearerToken(request)
+        if let admin = adminPrincipal(token) { return admin }
+        guard let record = try await keys.record(for: token) else {
+            throw APIProblem(401, "the API key is not valid or has been revoked",
+                             headers: [("WWW-Authenticate", "Bearer realm=\"faultline\", error=\"invalid_token\"")])
+        }
+        return Self.principal(record)
+    }
+
+    /// The caller when the key directory in memory is fresh and knows the key; `nil` (or a
+    /// throw) when only ``authenticate(_:)`` can tell.
+    private func authenticateFromMemory(_ request: APIRequest) throws -> Principal? {
+        let token = try bearerToken(request)
+        if let admin = adminPrincipal(token) { return admin }
+        return keys.freshRecord(for: token).map(Self.principal)
+    }
+
+    private func bearerToken(_ request: APIRequest) throws -> String {
         let challenge = [("WWW-Authenticate", "Bearer realm=\"faultline\"")]
         guard let header = request.headers["authorization"] else {
             throw APIProblem(401, "an API key is required: Authorization: Bearer <key>", headers: challenge)
@@ -346,16 +380,28 @@ public final class FaultlineAPI: Sendable {
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw APIProblem(401, "the Authorization header must be Bearer <key>", headers: challenge)
         }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        if let admin = configuration.adminToken, !admin.isEmpty, constantTimeEquals(token, admin) {
-            return Principal(keyID: nil, scopes: [.admin], servicePrefix: nil)
-        }
-        guard let record = try await keys.record(for: token) else {
-            throw APIProblem(401, "the API key is not valid or has been revoked",
-                             headers: [("WWW-Authenticate", "Bearer realm=\"faultline\", error=\"invalid_token\"")])
-        }
-        return Principal(keyID: record.id, scopes: Set(record.scopes.compactMap(Scope.init(rawValue:))),
-                         servicePrefix: record.servicePrefix)
+        return Self.trimmingBlanks(parts[1])
+    }
+
+    /// `text` without the spaces and tabs around it (and, in the rare text that is not ASCII,
+    /// without any Unicode space either, as `.whitespaces` trims).
+    static func trimmingBlanks(_ text: Substring) -> String {
+        let bytes = text.utf8
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return text.trimmingCharacters(in: .whitespaces) }
+        guard let first = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
+              let last = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 })
+        else { return "" }
+        return String(text[first...last])
+    }
+
+    private func adminPrincipal(_ token: String) -> Principal? {
+        guard let admin = configuration.adminToken, !admin.isEmpty, constantTimeEquals(token, admin) else { return nil }
+        return Principal(keyID: nil, scopes: [.admin], servicePrefix: nil)
+    }
+
+    private static func principal(_ record: APIKeyRecord) -> Principal {
+        Principal(keyID: record.id, scopes: Set(record.scopes.compactMap(Scope.init(rawValue:))),
+                  servicePrefix: record.servicePrefix)
     }
 
     // MARK: Helpers for handlers

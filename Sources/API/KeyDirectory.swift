@@ -57,6 +57,19 @@ final class KeyDirectory: Sendable {
         return found
     }
 
+    /// The key `token` is when the set in memory is fresh (younger than `refreshEvery`) and
+    /// holds it; `nil` otherwise, when only ``record(for:)`` can tell.
+    func freshRecord(for token: String) -> APIKeyRecord? {
+        guard token.hasPrefix("flt_"), token.utf8.count < 200 else { return nil }
+        let hash = Self.sha256Hex(token)
+        let found = state.withLock { state -> APIKeyRecord? in
+            guard let loadedAt = state.loadedAt, ContinuousClock.now - loadedAt < refreshEvery else { return nil }
+            return state.keys[hash]
+        }
+        if let found { note(found.id) }
+        return found
+    }
+
     /// Forgets the set: the next request reads it again (after a key is created or revoked).
     func invalidate() {
         state.withLock { state in

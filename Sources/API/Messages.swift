@@ -16,12 +16,28 @@ public struct APIRequest: Sendable {
 
     public init(method: String, path: String, query: [String: [String]] = [:], headers: [String: String] = [:],
                 body: [UInt8] = [], remoteAddress: String = "") {
+        self.init(method: method, path: path, query: query,
+                  lowercasedHeaders: Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { _, last in last }),
+                  body: body, remoteAddress: remoteAddress)
+    }
+
+    /// A request whose header names are lower case already (as an HTTP server's are once it
+    /// has joined repeated fields).
+    public init(method: String, path: String, query: [String: [String]], lowercasedHeaders: [String: String],
+                body: [UInt8], remoteAddress: String) {
         self.method = method.uppercased()
         self.path = path
         self.query = query
-        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { _, last in last })
+        self.headers = lowercasedHeaders
         self.body = body
         self.remoteAddress = remoteAddress
+    }
+
+    /// A request from a request target, with header names in lower case already.
+    public init(method: String, target: String, lowercasedHeaders: [String: String], body: [UInt8], remoteAddress: String) {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        self.init(method: method, path: String(parts.first ?? ""), query: parts.count > 1 ? Self.parseQuery(String(parts[1])) : [:],
+                  lowercasedHeaders: lowercasedHeaders, body: body, remoteAddress: remoteAddress)
     }
 
     /// A request from a request target such as `/v1/groups?service=checkout&limit=10`.

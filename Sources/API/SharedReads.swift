@@ -85,6 +85,14 @@ final class SharedReads: Sendable {
         }
     }
 
+    /// The answer to `key` when one is kept and fresh; never waits.
+    func ready(_ key: Key) -> APIResponse? {
+        state.withLock { state in
+            guard case .ready(let response, let until, _)? = state.entries[key], until > ContinuousClock.now else { return nil }
+            return response
+        }
+    }
+
     private func keep(_ response: APIResponse, for key: Key, generation: Int) {
         state.withLock { state in
             guard case .computing(_, let started)? = state.entries[key], started == generation else { return }

@@ -41,6 +41,13 @@ public final class HTTPService: Service {
             let response = await api.handle(Self.apiRequest(request))
             metrics.record(route: response.route, method: request.method, status: response.status, elapsed: ContinuousClock.now - started)
             return Self.response(response)
+        }, immediate: { request in
+            // Reads answered a moment ago are answered again on the event loop, with no task.
+            guard servesAPI, request.method == "GET" else { return nil }
+            let started = ContinuousClock.now
+            guard let response = api.answerFromMemory(Self.apiRequest(request)) else { return nil }
+            metrics.record(route: response.route, method: request.method, status: response.status, elapsed: ContinuousClock.now - started)
+            return Self.response(response)
         }, logger: logger)
     }
 
@@ -72,11 +79,13 @@ public final class HTTPService: Service {
 
     static func apiRequest(_ request: HTTPRequest) -> APIRequest {
         var headers: [String: String] = [:]
+        headers.reserveCapacity(request.headers.count)
         for (name, value) in request.headers {
-            let key = name.lowercased()
+            // Field names are tokens: ASCII.
+            let key = String(decoding: name.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
             headers[key] = headers[key].map { $0 + ", " + value } ?? value
         }
-        return APIRequest(method: request.method, target: request.target, headers: headers, body: request.body,
+        return APIRequest(method: request.method, target: request.target, lowercasedHeaders: headers, body: request.body,
                           remoteAddress: request.remoteAddress)
     }
 

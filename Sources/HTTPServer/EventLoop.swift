@@ -47,11 +47,11 @@ final class Connection {
     /// The descriptor is closed (and may already belong to another connection): touch it no more.
     var closed = false
 
-    init(id: UInt64, fd: Int32, remoteAddress: String, limits: HTTPParserLimits) {
+    init(id: UInt64, fd: Int32, remoteAddress: String, clientAddress: String, limits: HTTPParserLimits) {
         self.id = id
         self.fd = fd
         self.remoteAddress = remoteAddress
-        self.clientAddress = Self.host(of: remoteAddress)
+        self.clientAddress = clientAddress
         self.parser = HTTPRequestParser(limits: limits)
     }
 
@@ -73,8 +73,8 @@ final class Connection {
     }
 }
 
-/// The epoll loop. Created and run on its own thread; nothing here is touched by another thread
-/// except through ``HTTPServer``'s mutex-protected inbox.
+/// One epoll loop. Created and run on its own thread; nothing here is touched by another thread
+/// except through its ``LoopInbox``. The first loop also accepts the connections of all.
 final class EventLoop {
     static let listenerToken: UInt64 = 0
     static let wakeToken: UInt64 = 1
@@ -83,6 +83,11 @@ final class EventLoop {
     static let sweepInterval = Duration.milliseconds(100)
 
     let server: HTTPServer
+    let index: Int
+    /// This loop's.
+    let inbox: LoopInbox
+    /// Every loop's, this one's at ``index``.
+    let inboxes: [LoopInbox]
     let configuration: HTTPServerConfiguration
     let limits: HTTPParserLimits
     let logger: Logger
@@ -92,9 +97,9 @@ final class EventLoop {
     var listenerPaused = false
     var acceptResumeAt: ContinuousClock.Instant?
     var connections: [UInt64: Connection] = [:]
-    /// Open connections per client address (``Connection/clientAddress``).
-    var connectionsPerClient: [String: Int] = [:]
     var nextID: UInt64 = 2
+    /// Where the accepting loop's search for the least busy loop starts, turn by turn.
+    var nextLoop = 0
     var now = ContinuousClock.now
     var lastSweep = ContinuousClock.now
     var shuttingDown = false
@@ -107,14 +112,17 @@ final class EventLoop {
     let readable = CLinuxShims_EPOLLIN | CLinuxShims_EPOLLRDHUP
     let writable = CLinuxShims_EPOLLOUT
 
-    init(server: HTTPServer, listener: Listener) {
+    init(server: HTTPServer, index: Int, inboxes: [LoopInbox], descriptors: LoopDescriptors, listenFD: Int32) {
         self.server = server
+        self.index = index
+        self.inbox = inboxes[index]
+        self.inboxes = inboxes
         self.configuration = server.configuration
         self.limits = server.configuration.parserLimits
         self.logger = server.logger
-        self.epollFD = listener.epollFD
-        self.wakeFD = listener.wakeFD
-        self.listenFD = listener.fd
+        self.epollFD = descriptors.epollFD
+        self.wakeFD = descriptors.wakeFD
+        self.listenFD = listenFD
         self.readBuffer = .allocate(capacity: 64 * 1024)
         self.events = Array(repeating: CLinuxShims_event(), count: 256)
     }
@@ -124,7 +132,9 @@ final class EventLoop {
     }
 
     func run() {
-        _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), listenFD, CLinuxShims_EPOLLIN, Self.listenerToken)
+        if listenFD >= 0 {
+            _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), listenFD, CLinuxShims_EPOLLIN, Self.listenerToken)
+        }
         _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), wakeFD, CLinuxShims_EPOLLIN, Self.wakeToken)
         drainInbox()
         while !(shuttingDown && connections.isEmpty) {
@@ -154,10 +164,10 @@ final class EventLoop {
             }
         }
         closeListener()
-        // Under the server's lock, so no handler task writes to a closed descriptor.
-        server.shared.withLock { shared in
-            shared.wakeFD = -1
-            Glibc.close(wakeFD)
+        // Connections handed over after the last look: their loop is done, so they close unread.
+        for accepted in inbox.close() {
+            Glibc.close(accepted.fd)
+            server.release(client: accepted.clientAddress)
         }
         Glibc.close(epollFD)
     }
@@ -167,7 +177,7 @@ final class EventLoop {
     func acceptConnections() {
         for _ in 0..<1024 {
             guard listenFD >= 0 else { return }
-            if connections.count >= configuration.maxConnections {
+            if server.openConnections >= configuration.maxConnections {
                 pauseListener(until: nil)
                 return
             }
@@ -199,23 +209,58 @@ final class EventLoop {
             guard case .value(let fd) = result else { return }
             var one: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let connection = Connection(id: nextID, fd: fd, remoteAddress: socketAddressText(address), limits: limits)
-            let fromClient = connectionsPerClient[connection.clientAddress, default: 0]
-            guard fromClient < configuration.maxConnectionsPerClient else {
-                refuseTooMany(fd, client: connection.clientAddress)
+            let remoteAddress = socketAddressText(address)
+            let accepted = LoopInbox.Accepted(fd: fd, remoteAddress: remoteAddress, clientAddress: Connection.host(of: remoteAddress))
+            guard server.admit(client: accepted.clientAddress) else {
+                refuseTooMany(fd, client: accepted.clientAddress)
                 continue
             }
-            nextID += 1
-            connection.idleSince = now
-            guard CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), fd, readable, connection.id) == 0 else {
+            let target = leastBusyLoop()
+            if target == index {
+                register(accepted)
+            } else if !inboxes[target].hand(accepted) {
+                // That loop has ended: the server is stopping.
                 Glibc.close(fd)
-                continue
+                server.release(client: accepted.clientAddress)
             }
-            connectionsPerClient[connection.clientAddress] = fromClient + 1
-            connection.registered = readable
-            connections[connection.id] = connection
-            server.countOpened()
         }
+    }
+
+    /// The loop with the fewest open connections; ties go round in turn.
+    func leastBusyLoop() -> Int {
+        guard inboxes.count > 1 else { return 0 }
+        nextLoop = (nextLoop + 1) % inboxes.count
+        var best = nextLoop
+        var fewest = inboxes[best].open.load(ordering: .relaxed)
+        for step in 1..<inboxes.count {
+            let candidate = (nextLoop + step) % inboxes.count
+            let open = inboxes[candidate].open.load(ordering: .relaxed)
+            if open < fewest {
+                best = candidate
+                fewest = open
+            }
+        }
+        // Counted now, so a burst of connections spreads before the loops take them.
+        inboxes[best].open.add(1, ordering: .relaxed)
+        return best
+    }
+
+    /// Starts serving a connection accepted (and counted in ``LoopInbox/open``) for this loop.
+    func register(_ accepted: LoopInbox.Accepted) {
+        let connection = Connection(
+            id: nextID, fd: accepted.fd, remoteAddress: accepted.remoteAddress, clientAddress: accepted.clientAddress,
+            limits: limits)
+        nextID += 1
+        connection.idleSince = now
+        guard CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_add(), accepted.fd, readable, connection.id) == 0 else {
+            Glibc.close(accepted.fd)
+            inbox.open.subtract(1, ordering: .relaxed)
+            server.release(client: accepted.clientAddress)
+            return
+        }
+        connection.registered = readable
+        connections[connection.id] = connection
+        if shuttingDown { close(connection) }
     }
 
     /// Answers a connection over the per-client cap with a 503 and closes it. The answer is
@@ -252,13 +297,15 @@ final class EventLoop {
         acceptResumeAt = resume
         guard !listenerPaused, listenFD >= 0 else { return }
         listenerPaused = true
+        server.acceptPaused.store(true, ordering: .relaxed)
         _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_mod(), listenFD, 0, Self.listenerToken)
     }
 
     func resumeListenerIfPossible() {
-        guard listenerPaused, listenFD >= 0, connections.count < configuration.maxConnections else { return }
+        guard listenerPaused, listenFD >= 0, server.openConnections < configuration.maxConnections else { return }
         if let acceptResumeAt, now < acceptResumeAt { return }
         listenerPaused = false
+        server.acceptPaused.store(false, ordering: .relaxed)
         acceptResumeAt = nil
         _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_mod(), listenFD, CLinuxShims_EPOLLIN, Self.listenerToken)
     }
@@ -275,13 +322,11 @@ final class EventLoop {
     func drainInbox() {
         var counter: UInt64 = 0
         _ = read(wakeFD, &counter, 8)
-        let (completions, shutdownRequested) = server.shared.withLock { shared in
-            shared.wakePending = false
-            defer { shared.completions.removeAll(keepingCapacity: true) }
-            return (shared.completions, shared.shutdownRequested)
-        }
-        if shutdownRequested && !shuttingDown { startShutdown() }
-        for (id, response) in completions {
+        let contents = inbox.take()
+        if contents.shutdownRequested && !shuttingDown { startShutdown() }
+        for accepted in contents.accepted { register(accepted) }
+        resumeListenerIfPossible()
+        for (id, response) in contents.completions {
             guard let connection = connections[id] else { continue }  // closed meanwhile
             complete(connection, response)
         }
@@ -415,13 +460,18 @@ final class EventLoop {
         while connection.inFlight == nil && !connection.closeAfterFlush && !connection.queue.isEmpty && !isBackedUp(connection) {
             switch connection.queue.removeFirst() {
             case .request(let request, let keepAlive):
-                connection.inFlight = Connection.InFlight(isHead: request.method == "HEAD", keepAlive: keepAlive)
+                let inFlight = Connection.InFlight(isHead: request.method == "HEAD", keepAlive: keepAlive)
+                if let immediate = server.immediate, let response = immediate(request) {
+                    respond(connection, inFlight, response)
+                    continue
+                }
+                connection.inFlight = inFlight
                 let handler = server.handler
-                let server = self.server
+                let inbox = self.inbox
                 let id = connection.id
                 Task {
                     let response = await handler(request)
-                    server.post(id, response)
+                    inbox.post(id, response)
                 }
             case .failure(let status, let message):
                 configuration.onRefused?(status)
@@ -440,12 +490,17 @@ final class EventLoop {
     func complete(_ connection: Connection, _ response: HTTPResponse) {
         guard let inFlight = connection.inFlight else { return }
         connection.inFlight = nil
+        respond(connection, inFlight, response)
+        process(connection)
+    }
+
+    /// Queues the response to the request `inFlight` describes (which is no longer in flight).
+    func respond(_ connection: Connection, _ inFlight: Connection.InFlight, _ response: HTTPResponse) {
         let close =
             !inFlight.keepAlive || shuttingDown
-            || response.headers.tokens(for: "connection").contains("close")
+            || (response.headers.contains("connection") && response.headers.tokens(for: "connection").contains("close"))
             || (connection.peerClosed && connection.queue.isEmpty)
         appendResponse(response, to: connection, isHead: inFlight.isHead, close: close)
-        process(connection)
     }
 
     func appendContinue(_ connection: Connection) {
@@ -459,32 +514,36 @@ final class EventLoop {
         let inlineBody = sendsBody && response.body.count <= OutputQueue.inlineBodyLimit
         var out: [UInt8] = []
         out.reserveCapacity(512 + (inlineBody ? response.body.count : 0))
-        out.append(contentsOf: "HTTP/1.1 \(response.status) \(HTTPResponse.reasonPhrase(response.status))\r\n".utf8)
+        out.append(contentsOf: Self.statusLine(response.status))
         var declaredLength: String?
         for (name, value) in response.headers {
-            // A CR or LF would let a handler's value split the response.
-            if name.utf8.contains(where: { !isTokenByte($0) })
-                || value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 })
-            {
-                continue
-            }
-            if HTTPHeaders.equalNames(name, "content-length") {
+            switch Self.disposition(name, value) {
+            case .write:
+                out.append(contentsOf: name.utf8)
+                out.append(0x3A)
+                out.append(0x20)
+                out.append(contentsOf: value.utf8)
+                out.append(0x0D)
+                out.append(0x0A)
+            case .contentLength:
                 declaredLength = value
+            case .drop:
                 continue
             }
-            if Self.serverOwned.contains(where: { HTTPHeaders.equalNames(name, $0) }) { continue }
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: value.utf8)
-            out.append(contentsOf: "\r\n".utf8)
         }
         out.append(contentsOf: "Date: ".utf8)
         out.append(contentsOf: dates.current())
         out.append(contentsOf: "\r\nServer: faultline\r\n".utf8)
         if bodyAllowed {
-            // A HEAD handler may declare the length of the GET body it did not produce.
-            let length = isHead && response.body.isEmpty ? (declaredLength ?? "0") : String(response.body.count)
-            out.append(contentsOf: "Content-Length: \(length)\r\n".utf8)
+            out.append(contentsOf: "Content-Length: ".utf8)
+            if isHead && response.body.isEmpty {
+                // A HEAD handler may declare the length of the GET body it did not produce.
+                out.append(contentsOf: (declaredLength ?? "0").utf8)
+            } else {
+                out.append(contentsOf: String(response.body.count).utf8)  // a small string: no allocation
+            }
+            out.append(0x0D)
+            out.append(0x0A)
         }
         out.append(contentsOf: (close ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n").utf8)
         if inlineBody { out.append(contentsOf: response.body) }
@@ -501,6 +560,34 @@ final class EventLoop {
 
     /// Headers the server writes itself; a handler's are dropped.
     static let serverOwned = ["connection", "date", "server", "transfer-encoding"]
+
+    enum HeaderDisposition { case write, drop, contentLength }
+
+    /// What becomes of a handler's header: dropped when its name is not a token or its value
+    /// holds a CR, LF or NUL (which would let it split the response), or when the server writes
+    /// that header itself; `Content-Length` is the server's too, but a HEAD answer may declare it.
+    static func disposition(_ name: String, _ value: String) -> HeaderDisposition {
+        var name = name
+        var value = value
+        let valid = name.withUTF8 { bytes in bytes.allSatisfy(isTokenByte) }
+            && value.withUTF8 { bytes in !bytes.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 } }
+        guard valid else { return .drop }
+        switch name.utf8.count {
+        case 14 where HTTPHeaders.equalNames(name, "content-length"): return .contentLength
+        case 4, 6, 10, 17: return serverOwned.contains { HTTPHeaders.equalNames(name, $0) } ? .drop : .write
+        default: return .write
+        }
+    }
+
+    /// `HTTP/1.1 200 OK\r\n`, made once per status.
+    static func statusLine(_ status: Int) -> [UInt8] {
+        if (100...599).contains(status) { return statusLines[status - 100] }
+        return Array("HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(status))\r\n".utf8)
+    }
+
+    static let statusLines: [[UInt8]] = (100...599).map { status in
+        Array("HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(status))\r\n".utf8)
+    }
 
     func flush(_ connection: Connection) {
         guard !connection.closed else { return }
@@ -566,12 +653,15 @@ final class EventLoop {
 
     func close(_ connection: Connection) {
         guard connections.removeValue(forKey: connection.id) != nil else { return }
-        let remaining = connectionsPerClient[connection.clientAddress, default: 1] - 1
-        connectionsPerClient[connection.clientAddress] = remaining > 0 ? remaining : nil
         connection.closed = true
         Glibc.close(connection.fd)  // also removes it from the epoll set
-        server.countClosed()
-        resumeListenerIfPossible()
+        inbox.open.subtract(1, ordering: .relaxed)
+        server.release(client: connection.clientAddress)
+        if index == 0 {
+            resumeListenerIfPossible()
+        } else if server.acceptPaused.load(ordering: .relaxed) {
+            inboxes[0].nudge()
+        }
     }
 
     // MARK: - Timeouts

@@ -2,14 +2,26 @@ import Logging
 import Posix
 import Synchronization
 
-/// Answers a request; runs on Swift's task pool, never on the event loop.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Answers a request; runs on Swift's task pool, never on an event loop.
 public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
 
-/// An HTTP/1.1 server: one epoll event loop on a thread of its own, handlers on Swift tasks.
+/// Answers a request at once from memory, on the event loop's own thread, or returns `nil` to
+/// pass it to the ``HTTPHandler``. It must not block, wait or do much work: every connection of
+/// its loop waits while it runs.
+public typealias HTTPImmediateHandler = @Sendable (HTTPRequest) -> HTTPResponse?
+
+/// An HTTP/1.1 server: epoll event loops on threads of their own (one per core by default),
+/// handlers on Swift tasks.
 ///
-/// The loop reads and parses requests, hands each complete request to a task running the
-/// handler, and writes the responses in request order. Keep-alive, pipelining, chunked request
-/// bodies, `Expect: 100-continue` and `HEAD` are handled here; handlers see whole requests.
+/// The first loop accepts connections and gives each to the loop with the fewest open. A loop
+/// reads and parses its connections' requests, answers those the immediate handler can answer
+/// from memory on the spot, hands the others to a task running the handler, and writes the
+/// responses in request order. Keep-alive, pipelining, chunked request bodies,
+/// `Expect: 100-continue` and `HEAD` are handled here; handlers see whole requests.
 ///
 /// ```swift
 /// let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0),
@@ -23,6 +35,7 @@ public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
     let handler: HTTPHandler
+    let immediate: HTTPImmediateHandler?
     let logger: Logger
 
     struct Shared {
@@ -30,14 +43,18 @@ public final class HTTPServer: Sendable {
         var phase = Phase.created
         var startWaiters: [CheckedContinuation<Int, Error>] = []
         var shutdownRequested = false
-        var completions: [(UInt64, HTTPResponse)] = []
-        var wakeFD: Int32 = -1
-        var wakePending = false
+        /// One per loop while ``run()`` runs; the first is the accepting loop's.
+        var inboxes: [LoopInbox] = []
         /// Bound by ``bind()`` ahead of ``run()``.
         var bound: Listener?
     }
 
     let shared = Mutex(Shared())
+    /// Open connections per client address (``Connection/clientAddress``), over every loop.
+    private let clients = Mutex<[String: Int]>([:])
+    /// The accepting loop stopped accepting at ``HTTPServerConfiguration/maxConnections``: a loop
+    /// that closes a connection wakes it.
+    let acceptPaused = Atomic<Bool>(false)
     private let openCount = Atomic<Int>(0)
     private let acceptedCount = Atomic<Int>(0)
     private let servedCount = Atomic<Int>(0)
@@ -45,10 +62,14 @@ public final class HTTPServer: Sendable {
     /// - Parameters:
     ///   - configuration: address, limits and timeouts.
     ///   - handler: answers every request; the application routes (the REST API has its own router).
+    ///   - immediate: answers what it can from memory on the loop's thread, without a task;
+    ///     `nil` for requests the handler answers. Default: none.
     ///   - logger: connection-level problems are logged at `debug`, loop failures at `error`.
-    public init(configuration: HTTPServerConfiguration, handler: @escaping HTTPHandler, logger: Logger) {
+    public init(configuration: HTTPServerConfiguration, handler: @escaping HTTPHandler,
+                immediate: HTTPImmediateHandler? = nil, logger: Logger) {
         self.configuration = configuration
         self.handler = handler
+        self.immediate = immediate
         self.logger = logger
     }
 
@@ -56,6 +77,10 @@ public final class HTTPServer: Sendable {
     public var openConnections: Int { openCount.load(ordering: .relaxed) }
     /// The connections accepted since start.
     public var acceptedConnections: Int { acceptedCount.load(ordering: .relaxed) }
+    /// The connections open on each event loop now (empty when not running).
+    public var openConnectionsPerLoop: [Int] {
+        shared.withLock { $0.inboxes }.map { $0.open.load(ordering: .relaxed) }
+    }
     /// The responses written since start (parser errors included).
     public var requestsServed: Int { servedCount.load(ordering: .relaxed) }
 
@@ -108,8 +133,16 @@ public final class HTTPServer: Sendable {
     /// - Throws: ``PosixError`` when the address cannot be bound.
     public func run() async throws {
         let listener: Listener
+        var descriptors: [LoopDescriptors] = []
         do {
             listener = try shared.withLock { $0.bound.take() } ?? makeListener()
+            do {
+                for _ in 0..<max(1, configuration.eventLoops) { descriptors.append(try LoopDescriptors()) }
+            } catch {
+                for made in descriptors { made.close() }
+                Glibc.close(listener.fd)
+                throw error
+            }
         } catch {
             let waiters = shared.withLock { shared in
                 shared.phase = .failed(error)
@@ -119,30 +152,43 @@ public final class HTTPServer: Sendable {
             for waiter in waiters { waiter.resume(throwing: error) }
             throw error
         }
-        let waiters = shared.withLock { shared in
+        let inboxes = descriptors.map { LoopInbox(wakeFD: $0.wakeFD) }
+        let (waiters, shutdownRequested) = shared.withLock { shared in
             shared.phase = .started(port: listener.port)
-            shared.wakeFD = listener.wakeFD
+            shared.inboxes = inboxes
             defer { shared.startWaiters = [] }
-            return shared.startWaiters
+            return (shared.startWaiters, shared.shutdownRequested)
         }
+        if shutdownRequested { for inbox in inboxes { inbox.requestShutdown() } }
         for waiter in waiters { waiter.resume(returning: listener.port) }
-        logger.info("HTTP server listening", metadata: ["host": "\(configuration.host)", "port": "\(listener.port)"])
+        logger.info("HTTP server listening", metadata: [
+            "host": "\(configuration.host)", "port": "\(listener.port)", "event_loops": "\(inboxes.count)"])
 
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let thread = DedicatedThread(name: "http-loop")
-                thread.submit { [self] in
-                    let loop = EventLoop(server: self, listener: listener)
-                    loop.run()
-                    continuation.resume()
+            await withTaskGroup(of: Void.self) { group in
+                for (index, loopDescriptors) in descriptors.enumerated() {
+                    group.addTask { [self] in
+                        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                            let thread = DedicatedThread(name: "http-loop-\(index)")
+                            thread.submit { [self] in
+                                let loop = EventLoop(server: self, index: index, inboxes: inboxes, descriptors: loopDescriptors,
+                                                     listenFD: index == 0 ? listener.fd : -1)
+                                loop.run()
+                                continuation.resume()
+                            }
+                            // Lets the loop job run to its end, then ends the thread.
+                            thread.shutdown()
+                        }
+                    }
                 }
-                // Lets the loop job run to its end, then ends the thread.
-                thread.shutdown()
             }
         } onCancel: {
             beginShutdown()
         }
-        shared.withLock { $0.phase = .finished }
+        shared.withLock { shared in
+            shared.phase = .finished
+            shared.inboxes = []
+        }
         logger.info("HTTP server stopped")
     }
 
@@ -151,30 +197,39 @@ public final class HTTPServer: Sendable {
     /// `Connection: close`; ``run()`` returns when all are closed or
     /// ``HTTPServerConfiguration/shutdownGrace`` has passed.
     public func beginShutdown() {
-        // The eventfd is written under the lock: the loop closes it under the same lock.
-        shared.withLock { shared in
+        let inboxes = shared.withLock { shared in
             shared.shutdownRequested = true
-            if shared.wakeFD >= 0 { wake(shared.wakeFD) }
+            return shared.inboxes
         }
+        for inbox in inboxes { inbox.requestShutdown() }
     }
 
-    // MARK: - Used by the loop and handler tasks
+    // MARK: - Used by the loops
 
-    func post(_ connection: UInt64, _ response: HTTPResponse) {
-        shared.withLock { shared in
-            shared.completions.append((connection, response))
-            if !shared.wakePending && shared.wakeFD >= 0 {
-                shared.wakePending = true
-                wake(shared.wakeFD)
-            }
+    /// Counts a new connection from `client`, or refuses it (`false`) when that client has
+    /// ``HTTPServerConfiguration/maxConnectionsPerClient`` open already.
+    func admit(client: String) -> Bool {
+        let admitted = clients.withLock { clients in
+            let open = clients[client, default: 0]
+            guard open < configuration.maxConnectionsPerClient else { return false }
+            clients[client] = open + 1
+            return true
         }
+        if admitted {
+            openCount.add(1, ordering: .relaxed)
+            acceptedCount.add(1, ordering: .relaxed)
+        }
+        return admitted
     }
 
-    func countOpened() {
-        openCount.add(1, ordering: .relaxed)
-        acceptedCount.add(1, ordering: .relaxed)
+    /// Counts a connection of `client` closed (on whichever loop held it).
+    func release(client: String) {
+        clients.withLock { clients in
+            let remaining = clients[client, default: 1] - 1
+            clients[client] = remaining > 0 ? remaining : nil
+        }
+        openCount.subtract(1, ordering: .relaxed)
     }
-    func countClosed() { openCount.subtract(1, ordering: .relaxed) }
     func countServed() { servedCount.add(1, ordering: .relaxed) }
 }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings of an ``HTTPServer``; every field has a documented default.
 public struct HTTPServerConfiguration: Sendable {
     /// Address to listen on; a numeric IPv4 or IPv6 address or a host name. Default `0.0.0.0`.
@@ -40,6 +42,10 @@ public struct HTTPServerConfiguration: Sendable {
     /// so that unread request bytes do not turn the close into a reset that loses the response.
     /// Default 2 s.
     public var lingerTimeout: Duration = .seconds(2)
+    /// Event loops, each on a thread of its own: the first accepts connections and hands each
+    /// to the loop with the fewest open; every loop reads, parses and writes its own. Default
+    /// one per core the process may use (at most 16).
+    public var eventLoops: Int = min(16, max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Length of the kernel's queue of not yet accepted connections. Default 4096.
     public var listenBacklog: Int = 4096
     /// Told the status of each request the server answers by itself, without the handler:

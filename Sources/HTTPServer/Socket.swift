@@ -6,12 +6,9 @@ import Posix
 import Glibc
 #endif
 
-/// The listening socket, the epoll instance and the wake-up eventfd of one server run.
-/// Owned by the event loop, which closes all three when it ends.
+/// The listening socket of one server run. Owned by the accepting event loop, which closes it.
 struct Listener: Sendable {
     let fd: Int32
-    let epollFD: Int32
-    let wakeFD: Int32
     let port: Int
 
     init(host: String, port: Int, backlog: Int) throws {
@@ -42,18 +39,32 @@ struct Listener: Sendable {
                 }
             }
             self.port = socketAddressPort(address)
-            self.epollFD = try blockingSyscall("epoll_create") { CLinuxShims_epoll_create() }
-            do {
-                self.wakeFD = try blockingSyscall("eventfd") { CLinuxShims_eventfd(0) }
-            } catch {
-                close(epollFD)
-                throw error
-            }
         } catch {
             close(fd)
             throw error
         }
         self.fd = fd
+    }
+}
+
+/// One event loop's epoll instance and wake-up eventfd; the loop closes both when it ends.
+struct LoopDescriptors: Sendable {
+    let epollFD: Int32
+    let wakeFD: Int32
+
+    init() throws {
+        epollFD = try blockingSyscall("epoll_create") { CLinuxShims_epoll_create() }
+        do {
+            wakeFD = try blockingSyscall("eventfd") { CLinuxShims_eventfd(0) }
+        } catch {
+            Glibc.close(epollFD)
+            throw error
+        }
+    }
+
+    func close() {
+        Glibc.close(epollFD)
+        Glibc.close(wakeFD)
     }
 }
 

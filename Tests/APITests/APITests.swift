@@ -243,6 +243,49 @@ import TestSupport
         #expect(await fixture.call("GET", "/v1/webhooks/999999").response.header("etag") == nil, "an error has no tag")
     }
 
+    /// What the HTTP server answers on its event loop is what ``FaultlineAPI/handle(_:)`` would
+    /// answer, for the caller it is: nothing before a read was answered once, then the shared
+    /// answer (or 304 for its tag); a prefixed key gets its own services' answer, never another's;
+    /// everything else (unknown keys, missing keys, endpoints a prefixed key may not call,
+    /// writes, and reads after a write) is left to `handle`.
+    @Test func readsInMemoryAreAnsweredAtOnceAsHandleWould() async throws {
+        let fixture = try Fixture()
+        try fixture.events(service: "checkout", message: "cart is empty", at: [fixture.base])
+        try fixture.events(service: "payments-api", message: "card declined", at: [fixture.base])
+        let prefixed = try await fixture.key(scopes: ["read"], prefix: "payments-")
+        func now(_ target: String, key: String? = adminToken, headers: [String: String] = [:]) -> APIResponse? {
+            var headers = headers
+            if let key { headers["authorization"] = "Bearer \(key)" }
+            return fixture.api.answerFromMemory(APIRequest(method: "GET", target: target, headers: headers))
+        }
+
+        #expect(now("/v1/groups?limit=5&sort=last_seen") == nil, "nothing is shared before a first answer")
+        let handled = await fixture.call("GET", "/v1/groups?limit=5&sort=last_seen")
+        #expect(handled.status == 200 && handled.items.count == 2)
+        let shared = try #require(now("/v1/groups?sort=last_seen&limit=5"), "the same query in another order")
+        #expect(shared.status == 200 && shared.body == handled.response.body && shared.route == "/v1/groups")
+        #expect(shared.header("etag") == handled.response.header("etag"))
+        let unchanged = try #require(now("/v1/groups?limit=5&sort=last_seen", headers: ["if-none-match": shared.header("etag") ?? ""]))
+        #expect(unchanged.status == 304 && unchanged.body.isEmpty)
+
+        #expect(now("/v1/groups?limit=5&sort=last_seen", key: prefixed) == nil, "not the answer another caller was given")
+        let own = await fixture.call("GET", "/v1/groups?limit=5&sort=last_seen", key: prefixed)
+        #expect(own.items.compactMap { $0["service"] as? String } == ["payments-api"])
+        #expect(now("/v1/groups?limit=5&sort=last_seen", key: prefixed)?.body == own.response.body)
+        #expect(now("/v1/groups?limit=5&sort=last_seen", key: "flt_not-a-key") == nil)
+        #expect(now("/v1/groups?limit=5&sort=last_seen", key: nil) == nil)
+        expectProblem(await fixture.call("GET", "/v1/dead-letters", key: prefixed), 403)
+        #expect(now("/v1/dead-letters", key: prefixed) == nil)
+        #expect(now("/v1/dead-letters") == nil)
+        #expect(await fixture.call("GET", "/v1/dead-letters").status == 200)
+        #expect(now("/v1/dead-letters")?.status == 200)
+
+        #expect(await fixture.call("POST", "/v1/webhooks", body: #"{"url": "https://hooks.example.com/now"}"#).status == 201)
+        #expect(now("/v1/groups?limit=5&sort=last_seen") == nil, "a write forgets what was shared")
+        #expect(fixture.api.answerFromMemory(APIRequest(method: "POST", target: "/v1/webhooks",
+                                                        headers: ["authorization": "Bearer \(adminToken)"])) == nil)
+    }
+
     /// Every route in the router is documented in openapi/openapi.yaml, and nothing more.
     @Test func theOpenAPIDocumentListsEveryRoute() throws {
         let text = try String(contentsOf: repositoryRoot.appendingPathComponent("openapi/openapi.yaml"), encoding: .utf8)

@@ -278,6 +278,51 @@ struct ServerIntegrationTests {
         }
     }
 
+    // MARK: - Event loops
+
+    /// Thirty connections to three loops: the accepting loop gives each to the loop with the
+    /// fewest, so each holds ten; every one is served (by the immediate handler on its loop and
+    /// by handler tasks whose answers go back to that loop), and every count returns to zero.
+    @Test func connectionsAreSpreadOverTheEventLoopsAndServedOnEach() async throws {
+        try await withServer({ $0.eventLoops = 3; $0.idleTimeout = .seconds(60) }) { running in
+            var clients: [RawClient] = []
+            for index in 0..<30 {
+                let client = try await RawClient(port: running.port)
+                try await client.send("GET /now/\(index) HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try await client.read(until: "now \(index)").contains("X-Answered: immediately"))
+                clients.append(client)
+            }
+            #expect(running.server.openConnectionsPerLoop == [10, 10, 10])
+            for (index, client) in clients.enumerated() {
+                try await client.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: \(String(index).count)\r\n\r\n\(index)")
+                #expect(try await client.read(until: "\r\n\r\n\(index)").hasSuffix("\r\n\r\n\(index)"))
+            }
+            clients.removeAll()  // closes them
+            #expect(try await eventually(.seconds(10), every: .milliseconds(10)) {
+                running.server.openConnections == 0 && running.server.openConnectionsPerLoop == [0, 0, 0]
+            })
+        }
+    }
+
+    /// An answer the immediate handler gives at once still waits for the answers to the
+    /// requests before it on the connection: pipelined responses keep their order.
+    @Test func immediateAnswersKeepTheirTurnBehindAHandlerStillRunning() async throws {
+        try await withServer { running in
+            let client = try await RawClient(port: running.port)
+            try await client.send(
+                "GET /gated HTTP/1.1\r\nHost: t\r\n\r\nGET /now/second HTTP/1.1\r\nHost: t\r\n\r\n"
+                    + "GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            #expect(try await eventually(.seconds(10), every: .milliseconds(10)) { running.gate.waiting == 1 })
+            running.gate.open()
+            let (text, closed) = try await client.readToEnd()
+            #expect(closed)
+            let bodies = ["gated done", "now second", "hello"].map { text.range(of: $0)?.lowerBound }
+            #expect(bodies.allSatisfy { $0 != nil }, "\(text)")
+            #expect(bodies.compactMap { $0 } == bodies.compactMap { $0 }.sorted(), "\(text)")
+            #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count - 1 == 3)
+        }
+    }
+
     /// Four connections each pipeline 2,500 requests for a 62 KB page and never read: each
     /// holds about a MiB of unsent output and the rest waits, so the process grows by far less
     /// than 64 MiB (150 MiB of answers were asked for), and another connection is served.

@@ -61,8 +61,15 @@ struct RunningServer {
             response.headers.add(name: "Allow", value: allowed.sorted().joined(separator: ", "))
             return response
         }
+        // `/now/…` is answered on the event loop, without a task; the rest goes to the handler.
+        let immediate: HTTPImmediateHandler = { request in
+            guard request.target.hasPrefix("/now/") else { return nil }
+            var response = HTTPResponse.text("now \(request.target.dropFirst("/now/".count))")
+            response.headers.add(name: "X-Answered", value: "immediately")
+            return response
+        }
         let server = HTTPServer(
-            configuration: configuration, handler: handler,
+            configuration: configuration, handler: handler, immediate: immediate,
             logger: Logger(label: "http-test", factory: { _ in SwiftLogNoOpLogHandler() }))
         openConnections.server = server
         let serving = Task { try await server.run() }
