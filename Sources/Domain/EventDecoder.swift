@@ -255,9 +255,15 @@ struct Fields {
     }
 
     subscript(key: String) -> JSONValue? {
-        let found = positions.map { $0[key].map { members[$0].value } } ?? members.first(where: { $0.key == key })?.value
+        let found = positions.map { $0[key].map { members[$0].value } } ?? scan(for: key)
         guard let value = found, !value.isNull else { return nil }
         return value
+    }
+
+    /// By index: the members are compared in place, not copied one by one.
+    private func scan(for key: String) -> JSONValue? {
+        for index in members.indices where members[index].key == key { return members[index].value }
+        return nil
     }
 
     func string(_ key: String) throws -> String? {

@@ -22,7 +22,7 @@ extension EventDecoder {
         let f = try Fields(value, prefix: p, what: "event")
         let eventID: UUID
         if let text = try f.string("event_id") {
-            guard let uuid = UUID(uuidString: text) else { throw DecodeError("\(p)event_id \(quoted(text)) is not a UUID") }
+            guard let uuid = UUID(hyphenated: text) else { throw DecodeError("\(p)event_id \(quoted(text)) is not a UUID") }
             eventID = uuid
         } else {
             eventID = context.derivedID(index)

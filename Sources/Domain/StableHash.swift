@@ -172,7 +172,9 @@ extension String {
     /// NUL. (`replacingOccurrences(of: "\u{0}", …)` compares characters, and a NUL followed by a
     /// combining mark is one character that is not "\u{0}": it let NUL through.)
     public var replacingNUL: String {
-        guard utf8.contains(0) else { return self }
+        var copy = self
+        // On the contiguous bytes (memchr), not through the UTF-8 view's iterator.
+        guard copy.withUTF8({ bytes in bytes.baseAddress.map { memchr($0, 0, bytes.count) != nil } ?? false }) else { return self }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(utf8.count + 8)
         for byte in utf8 {
@@ -194,6 +196,46 @@ extension Int {
             self = .min
         } else {
             self = Int(value)
+        }
+    }
+}
+
+extension UUID {
+    /// A UUID from its 36-character hyphenated hexadecimal text (`8-4-4-4-12`, either case), and
+    /// nothing else. `UUID(uuidString:)` also reads a sign, a space or `0x` inside a group
+    /// (`+f1c…` as `0f1c…`), so two different event ids could name one event and the second be
+    /// dropped as a duplicate; and its `sscanf` cost more than the rest of an event's identity
+    /// on the ingest path.
+    public init?(hyphenated text: String) {
+        var text = text
+        let parsed: uuid_t? = text.withUTF8 { bytes -> uuid_t? in
+            guard bytes.count == 36 else { return nil }
+            var out: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            let ok = withUnsafeMutableBytes(of: &out) { raw -> Bool in
+                var position = 0
+                for index in 0..<16 {
+                    if position == 8 || position == 13 || position == 18 || position == 23 {
+                        guard bytes[position] == UInt8(ascii: "-") else { return false }
+                        position += 1
+                    }
+                    guard let high = Self.hexValue(bytes[position]), let low = Self.hexValue(bytes[position + 1]) else { return false }
+                    raw[index] = high << 4 | low
+                    position += 2
+                }
+                return true
+            }
+            return ok ? out : nil
+        }
+        guard let parsed else { return nil }
+        self.init(uuid: parsed)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
         }
     }
 }

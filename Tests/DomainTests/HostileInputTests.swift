@@ -34,6 +34,44 @@ import Testing
         #expect(RFC3339.format(Date(timeIntervalSince1970: 253_402_300_799)) == "9999-12-31T23:59:59.000Z")
     }
 
+    /// The event id parser gives Foundation's UUID for every 8-4-4-4-12 hexadecimal text and
+    /// refuses every other text, some of which Foundation reads (a sign, a space or `0x` in a
+    /// group): checked on hand-picked shapes and on 20,000 near-misses.
+    @Test func eventIDsParseAsFoundationParsesThemButStrictly() {
+        func strictlyValid(_ text: String) -> Bool {
+            let bytes = Array(text.utf8)
+            guard bytes.count == 36 else { return false }
+            return bytes.indices.allSatisfy { index in
+                [8, 13, 18, 23].contains(index) ? bytes[index] == UInt8(ascii: "-")
+                    : (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index])
+                        || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(bytes[index] | 0x20)
+            }
+        }
+        func check(_ text: String) {
+            #expect(UUID(hyphenated: text) == (strictlyValid(text) ? UUID(uuidString: text) : nil), "\(text)")
+        }
+        #expect(UUID(uuidString: "+f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5") != nil && UUID(hyphenated: "+f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5") == nil)
+        let samples = [
+            "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5", "6F1C2D3E-4A5B-4C6D-8E7F-90A1B2C3D4E5", "6f1C2d3E-4a5B-4c6D-8e7F-90a1B2c3D4e5",
+            "6f1c2d3e4a5b4c6d8e7f90a1b2c3d4e5", "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e", "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5f",
+            "+f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5", " 6f1c2d3-4a5b-4c6d-8e7f-90a1b2c3d4e5", "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4g5",
+            "6f1c2d3e_4a5b-4c6d-8e7f-90a1b2c3d4e5", "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4é", "", "-", "{6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e5}",
+            "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "6f1c2d3e-4a5b-4c6d-8e7f-90a1b2c3d4e\u{0}",
+        ]
+        for text in samples { check(text) }
+        #expect(samples.filter { UUID(hyphenated: $0) != nil }.count == 5)
+        var random = SystemRandomNumberGenerator()
+        let alphabet = Array("0123456789abcdefABCDEF-g +x")
+        for _ in 0..<20_000 {
+            var characters = Array(UUID().uuidString)
+            for _ in 0..<Int.random(in: 0...2, using: &random) {
+                characters[Int.random(in: 0..<characters.count, using: &random)] = alphabet.randomElement(using: &random)!
+            }
+            if Int.random(in: 0..<10, using: &random) == 0 { characters.removeLast() }
+            check(String(characters))
+        }
+    }
+
     @Test func saturatingConversion() {
         #expect(Int(saturating: .nan) == 0)
         #expect(Int(saturating: 1e300) == .max && Int(saturating: -.infinity) == .min)
