@@ -39,11 +39,24 @@ public struct DecodePlan: Sendable {
     /// What this batch records before anything of it is decoded: one range per partition.
     public static func claims(for messages: [KafkaMessage], owner: UUID) -> [DecodingRecord] {
         var ranges: [KafkaTopicPartition: (first: Int64, last: Int64)] = [:]
-        for message in messages {
-            let key = KafkaTopicPartition(topic: message.topic, partition: message.partition)
-            let range = ranges[key] ?? (message.offset, message.offset)
-            ranges[key] = (min(range.first, message.offset), max(range.last, message.offset))
+        // A poll returns runs of one partition's messages: a run is looked up once.
+        var run: (topic: String, partition: Int32, first: Int64, last: Int64)?
+        func close(_ run: (topic: String, partition: Int32, first: Int64, last: Int64)) {
+            let key = KafkaTopicPartition(topic: run.topic, partition: run.partition)
+            let range = ranges[key] ?? (run.first, run.last)
+            ranges[key] = (min(range.first, run.first), max(range.last, run.last))
         }
+        for index in messages.indices {
+            let partition = messages[index].partition
+            let offset = messages[index].offset
+            if let current = run, current.partition == partition, current.topic == messages[index].topic {
+                run = (current.topic, partition, min(current.first, offset), max(current.last, offset))
+            } else {
+                if let current = run { close(current) }
+                run = (messages[index].topic, partition, offset, offset)
+            }
+        }
+        if let current = run { close(current) }
         return ranges.map { DecodingRecord(topic: $0.key.topic, partition: $0.key.partition, first: $0.value.first,
                                            last: $0.value.last, owner: owner) }
             .sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
@@ -55,6 +68,11 @@ public struct DecodePlan: Sendable {
     ///   - setAside: messages of the batch already set aside (their commit was lost): set
     ///     aside again, never decoded.
     public init(messages: [KafkaMessage], leftovers: [DecodingRecord], setAside: Set<DecodingLedger.Position> = [], owner: UUID) {
+        guard !leftovers.isEmpty || !setAside.isEmpty else {
+            // Nothing was left by anyone (the usual batch): decoded as it is.
+            batch = messages
+            return
+        }
         var messages = messages
         if !setAside.isEmpty {
             messages.removeAll { message in

@@ -21,9 +21,12 @@ public enum EventTimeProgress {
             next[message.partition] = max(next[message.partition] ?? 0, message.offset + 1)
         }
         var earliest: [Int32: Date] = [:]
-        for item in events where item.origin.topic == topic {
-            let time = min(item.event.timestamp, readAt)
-            earliest[item.origin.partition] = min(earliest[item.origin.partition] ?? time, time)
+        // By index: each event is read in place, not copied.
+        for index in events.indices {
+            guard events[index].origin.topic == topic else { continue }
+            let partition = events[index].origin.partition
+            let time = min(events[index].event.timestamp, readAt)
+            earliest[partition] = min(earliest[partition] ?? time, time)
         }
         return next.keys.sorted().map { partition in
             let caughtUp = lag?[KafkaTopicPartition(topic: topic, partition: partition)] == 0

@@ -34,11 +34,51 @@ public struct MessageProcessor: Sendable {
     ///   minimum severity.
     public func process(_ messages: [KafkaMessage], index: DeploymentIndex, now: Date = Date()) -> (batch: IngestBatch, skipped: Int) {
         var content = IngestBatch()
-        var skipped = 0
         content.deployments = deployments(in: messages, deadLetters: &content.deadLetters)
         var index = index
         for deployment in content.deployments { index.insert(deployment) }
-        for message in messages where message.topic != deploymentsTopic {
+        let errors = messages.filter { $0.topic != deploymentsTopic }
+        // A large batch is decoded in as many contiguous parts as there are cores, joined in
+        // order: the batch is the same as one thread makes, in less time.
+        let parts = min(Self.cores, errors.count / Self.minimumPart)
+        guard parts > 1 else {
+            let decoded = decode(errors[...], index: index, now: now)
+            content.events = decoded.events
+            content.deadLetters += decoded.deadLetters
+            return (content, decoded.skipped)
+        }
+        let size = (errors.count + parts - 1) / parts
+        let decoded = parallelMap(parts) { [index] part in
+            decode(errors[(part * size)..<min(errors.count, (part + 1) * size)], index: index, now: now)
+        }
+        var results = decoded
+        // The first part's array becomes the batch's (taken, not copied); the others follow it.
+        swap(&content.events, &results[0].events)
+        content.events.reserveCapacity(results.reduce(0) { $0 + $1.events.count })
+        var skipped = 0
+        for index in results.indices {
+            content.events += results[index].events
+            content.deadLetters += results[index].deadLetters
+            skipped += results[index].skipped
+        }
+        return (content, skipped)
+    }
+
+    /// The cores a batch is decoded on.
+    static let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Fewer messages than this per core are decoded on one: the parts would cost more to
+    /// start and join than they save.
+    static let minimumPart = 1000
+
+    /// Decodes, fingerprints and enriches error messages, in order.
+    private func decode(_ messages: ArraySlice<KafkaMessage>, index: DeploymentIndex, now: Date)
+        -> (events: [EnrichedEvent], deadLetters: [DeadLetter], skipped: Int)
+    {
+        var events: [EnrichedEvent] = []
+        events.reserveCapacity(messages.count)
+        var deadLetters: [DeadLetter] = []
+        var skipped = 0
+        for message in messages {
             #if FAULTLINE_FAILPOINTS
             Failpoints.decoding(message.value)
             #endif
@@ -52,15 +92,15 @@ public struct MessageProcessor: Sendable {
                     let fingerprint = Fingerprint(event)
                     let deployment = index.context(
                         service: event.service, environment: event.environment, version: event.version, at: event.timestamp)
-                    content.events.append(EnrichedEvent(
+                    events.append(EnrichedEvent(
                         event: event, fingerprint: fingerprint.value, template: fingerprint.template, frames: fingerprint.frames,
                         deployment: deployment, origin: origin))
                 }
             } catch {
-                content.deadLetters.append(deadLetter(message, reason: error.reason))
+                deadLetters.append(deadLetter(message, reason: error.reason))
             }
         }
-        return (content, skipped)
+        return (events, deadLetters, skipped)
     }
 
     /// The whole message set aside, with why.

@@ -125,38 +125,41 @@ public enum EventStore {
 
     private static func copyEvents(_ events: [EnrichedEvent], into table: String, on connection: PostgresConnection) throws {
         try connection.copyFrom("COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN") { writer in
-            for item in events {
-                let e = item.event
-                writer.field(e.eventID)
-                writer.field(e.timestamp)
-                try writer.field(item.fingerprint)
-                try writer.field(e.service)
-                try writer.field(e.environment)
-                try writer.field(item.version)
-                try writer.field(e.severity.rawValue)
-                try writer.field(e.errorType)
-                try writer.field(e.message)
-                try writer.field(e.stacktrace)
-                try writer.field(e.errorCode)
-                writer.field(e.httpStatus)
-                try writer.field(e.traceID)
-                try writer.field(e.spanID)
-                try writer.field(e.host)
-                try writer.field(e.pod)
-                try writer.field(e.namespace)
-                try writer.field(item.region)
-                try writer.field(item.deployment?.commit)
-                writer.field(item.deployment?.deploymentID.map { Int($0) })
-                writer.field(item.deployment?.startedAt)
-                writer.field(item.deployment.map { $0.secondsSinceRollout(at: e.timestamp) })
-                try writer.field(e.attributesJSON)
-                try writer.field(e.format.rawValue)
-                try writer.field(item.origin.topic)
-                writer.field(Int(item.origin.partition))
-                writer.field(Int(item.origin.offset))
-                try writer.endRow()
-            }
+            // By index into a function of its own: each event is read in place, not copied
+            // (a copy retains every string it holds).
+            for index in events.indices { try row(events[index], into: &writer) }
         }
+    }
+
+    private static func row(_ item: EnrichedEvent, into writer: inout PostgresCopyWriter) throws {
+        writer.field(item.event.eventID)
+        writer.field(item.event.timestamp)
+        try writer.field(item.fingerprint)
+        try writer.field(item.event.service)
+        try writer.field(item.event.environment)
+        try writer.field(item.version)
+        try writer.field(item.event.severity.rawValue)
+        try writer.field(item.event.errorType)
+        try writer.field(item.event.message)
+        try writer.field(item.event.stacktrace)
+        try writer.field(item.event.errorCode)
+        writer.field(item.event.httpStatus)
+        try writer.field(item.event.traceID)
+        try writer.field(item.event.spanID)
+        try writer.field(item.event.host)
+        try writer.field(item.event.pod)
+        try writer.field(item.event.namespace)
+        try writer.field(item.region)
+        try writer.field(item.deployment?.commit)
+        writer.field(item.deployment?.deploymentID.map { Int($0) })
+        writer.field(item.deployment?.startedAt)
+        writer.field(item.deployment.map { $0.secondsSinceRollout(at: item.event.timestamp) })
+        try writer.field(item.event.attributesJSON)
+        try writer.field(item.event.format.rawValue)
+        try writer.field(item.origin.topic)
+        writer.field(Int(item.origin.partition))
+        writer.field(Int(item.origin.offset))
+        try writer.endRow()
     }
 
     /// Per-group and per-minute deltas of a batch whose every event is new. With
@@ -164,43 +167,48 @@ public enum EventStore {
     /// staging path to join.
     private static func copyDeltas(of events: [EnrichedEvent], templatesOnly: Bool = false, on connection: PostgresConnection) throws {
         struct Group {
-            var first: EnrichedEvent
+            /// The index of the group's first event in the batch.
+            var first: Int
             var n = 0
             var firstSeen: Date
             var lastSeen: Date
             var firstVersion: (Date, String)?
             var lastVersion: (Date, String)?
+
+            mutating func add(_ time: Date, _ version: String?) {
+                n += 1
+                firstSeen = min(firstSeen, time)
+                lastSeen = max(lastSeen, time)
+                if let version {
+                    if firstVersion.map({ time < $0.0 }) ?? true { firstVersion = (time, version) }
+                    if lastVersion.map({ time >= $0.0 }) ?? true { lastVersion = (time, version) }
+                }
+            }
         }
         var groups: [String: Group] = [:]
         var counts: [String: [Int: (service: String, n: Int)]] = [:]
-        for item in events {
-            let time = item.event.timestamp
-            var group = groups[item.fingerprint] ?? Group(first: item, firstSeen: time, lastSeen: time)
-            group.n += 1
-            group.firstSeen = min(group.firstSeen, time)
-            group.lastSeen = max(group.lastSeen, time)
-            if let version = item.version {
-                if group.firstVersion.map({ time < $0.0 }) ?? true { group.firstVersion = (time, version) }
-                if group.lastVersion.map({ time >= $0.0 }) ?? true { group.lastVersion = (time, version) }
-            }
-            groups[item.fingerprint] = group
+        // By index, each group updated in place: no event is copied.
+        for index in events.indices {
+            let time = events[index].event.timestamp
+            let version = events[index].version
+            groups[events[index].fingerprint, default: Group(first: index, firstSeen: time, lastSeen: time)].add(time, version)
             if !templatesOnly {
                 let minute = Int((time.timeIntervalSince1970 / 60).rounded(.down))
-                counts[item.fingerprint, default: [:]][minute, default: (item.event.service, 0)].n += 1
+                counts[events[index].fingerprint, default: [:]][minute, default: (events[index].event.service, 0)].n += 1
             }
         }
         try connection.copyFrom("COPY ingest_groups FROM STDIN") { writer in
             for (fingerprint, group) in groups {
                 try writer.field(fingerprint)
-                try writer.field(group.first.event.service)
-                try writer.field(group.first.event.errorType)
-                try writer.field(group.first.template)
+                try writer.field(events[group.first].event.service)
+                try writer.field(events[group.first].event.errorType)
+                try writer.field(events[group.first].template)
                 writer.field(templatesOnly ? 0 : group.n)
                 writer.field(group.firstSeen)
                 writer.field(group.lastSeen)
                 try writer.field(group.firstVersion?.1)
                 try writer.field(group.lastVersion?.1)
-                try writer.field(group.first.frames.isEmpty ? nil : group.first.frames)
+                try writer.field(events[group.first].frames.isEmpty ? nil : events[group.first].frames)
                 try writer.endRow()
             }
         }
