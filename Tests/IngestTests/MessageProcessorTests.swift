@@ -49,6 +49,45 @@ import Testing
         #expect(letters[3]?.headers.first?.name == "trace" && letters[3]?.headers.first?.value == Array("t-1".utf8))
     }
 
+    /// A batch large enough to be decoded in parts on several cores gives the batch that decoding
+    /// each message alone, in order, gives: the same events (ids, fingerprints, deployments,
+    /// origins) and the same dead letters, in the same order, and the same count of skipped.
+    @Test func aBatchDecodedInPartsIsTheBatchOfEachMessageInTurn() {
+        let now = RFC3339.parse("2026-11-22T12:30:00Z")!
+        var messages = [message("deployments", #"{"service":"svc-3","version":"2.0.0","started_at":"2026-11-22T11:00:00Z"}"#, offset: 0)]
+        for n in 1...9_000 {
+            let text: String
+            switch n % 7 {
+            case 0: text = "not json \(n)"
+            case 1: text = #"{"@t":"2026-11-22T12:06:00Z","@mt":"cache warm","@l":"Debug","Application":"svc"}"#
+            case 2: text = "[" + (0..<3).map { #"{"timestamp":"2026-11-22T12:0\#($0):00Z","service":"svc-\#(n % 5)","message":"batch item \#($0) of \#(n)"}"# }.joined(separator: ",") + "]"
+            default: text = #"{"timestamp":"2026-11-22T12:10:00Z","service":"svc-\#(n % 5)","version":"2.0.0","message":"timeout after \#(n)ms","error_type":"E\#(n % 3)"}"#
+            }
+            messages.append(message("errors", text, offset: Int64(n)))
+        }
+        let (batch, skipped) = processor.process(messages, index: DeploymentIndex([]), now: now)
+        let withDeployments = processor.process([messages[0]], index: DeploymentIndex([]), now: now).batch.deployments
+        var index = DeploymentIndex([])
+        for deployment in withDeployments { index.insert(deployment) }
+        var events: [EnrichedEvent] = []
+        var letters: [DeadLetter] = []
+        var skippedAlone = 0
+        for message in messages.dropFirst() {
+            let alone = processor.process([message], index: index, now: now)
+            events += alone.batch.events
+            letters += alone.batch.deadLetters
+            skippedAlone += alone.skipped
+        }
+        #expect(batch.events.count == events.count && events.count > 9_000)
+        #expect(batch.events.map(\.event.eventID) == events.map(\.event.eventID))
+        #expect(batch.events.map(\.fingerprint) == events.map(\.fingerprint))
+        #expect(batch.events.map(\.origin.offset) == events.map(\.origin.offset))
+        #expect(batch.events.map { $0.deployment?.version } == events.map { $0.deployment?.version })
+        #expect(batch.events.contains { $0.deployment?.version == "2.0.0" })
+        #expect(batch.deadLetters.map(\.origin.offset) == letters.map(\.origin.offset) && letters.count > 1_000)
+        #expect(skipped == skippedAlone && skipped > 1_000)
+    }
+
     @Test func theDeadLetterMessageCarriesTheOriginalAndWhereItCameFrom() {
         let letter = processor.deadLetter(message("errors", "{", offset: 41, headers: [KafkaHeader(name: "h", string: "v")]),
                                           reason: "malformed or truncated JSON")
