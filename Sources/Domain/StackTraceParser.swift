@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Reads frames and the error type out of stack-trace text (Java and Kotlin, .NET, JavaScript,
 /// Python, Go) and writes frames back as text. Frames that cannot be read are skipped: the text
 /// itself is always kept. Works on UTF-8 bytes, in time linear in the text: it runs for every
@@ -315,14 +319,24 @@ public enum StackTraceParser {
         !libraryPrefixes.contains { name.starts(with: $0) } && !librarySegments.contains { find($0, in: name) != nil }
     }
 
+    /// Where `needle` first occurs in `haystack`: candidates found by `memchr` on its first
+    /// byte, checked by `memcmp`.
     private static func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
-        guard needle.count <= haystack.count, let first = needle.first else { return nil }
-        var i = haystack.startIndex
-        while i <= haystack.endIndex - needle.count {
-            if haystack[i] == first && haystack[i..<i + needle.count].elementsEqual(needle) { return i }
-            i += 1
+        guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n -> Int? in
+                guard let hay = h.baseAddress, let pin = n.baseAddress else { return nil }
+                let last = h.count - n.count
+                var offset = 0
+                while offset <= last {
+                    guard let hit = memchr(hay + offset, Int32(pin[0]), last - offset + 1) else { return nil }
+                    offset = UnsafeRawPointer(hit) - UnsafeRawPointer(hay)
+                    if memcmp(hay + offset, pin, n.count) == 0 { return haystack.startIndex + offset }
+                    offset += 1
+                }
+                return nil
+            }
         }
-        return nil
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }

@@ -32,16 +32,26 @@ public struct PostgresCopyWriter {
             return
         }
         let ok = value.withUTF8 { utf8 -> Bool in
-            for byte in utf8 {
+            // The runs between bytes that need escaping are copied whole.
+            var start = 0
+            for index in utf8.indices {
+                let byte = utf8[index]
+                guard byte < 0x0E || byte == UInt8(ascii: "\\") else { continue }
+                let escaped: UInt8
                 switch byte {
                 case 0: return false
-                case UInt8(ascii: "\\"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "\\"))
-                case UInt8(ascii: "\t"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "t"))
-                case UInt8(ascii: "\n"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "n"))
-                case UInt8(ascii: "\r"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "r"))
-                default: buffer.append(byte)
+                case UInt8(ascii: "\\"): escaped = UInt8(ascii: "\\")
+                case UInt8(ascii: "\t"): escaped = UInt8(ascii: "t")
+                case UInt8(ascii: "\n"): escaped = UInt8(ascii: "n")
+                case UInt8(ascii: "\r"): escaped = UInt8(ascii: "r")
+                default: continue
                 }
+                buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start..<index]))
+                buffer.append(UInt8(ascii: "\\"))
+                buffer.append(escaped)
+                start = index + 1
             }
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[start...]))
             return true
         }
         if !ok {
@@ -72,7 +82,7 @@ public struct PostgresCopyWriter {
     /// Appends a UUID field (lower-case hex).
     public mutating func field(_ value: UUID) {
         separator()
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        let hex = Self.hexDigits
         withUnsafeBytes(of: value.uuid) { bytes in
             for (index, byte) in bytes.enumerated() {
                 if index == 4 || index == 6 || index == 8 || index == 10 { buffer.append(UInt8(ascii: "-")) }
@@ -81,6 +91,8 @@ public struct PostgresCopyWriter {
             }
         }
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Ends the current row; sends the buffer when it is large.
     public mutating func endRow() throws {
