@@ -221,23 +221,57 @@ public final class PostgresConnection {
     /// - Throws: what `body` throws (the COPY is then aborted), or ``PostgresError``.
     @discardableResult
     public func copyFrom(_ sql: String, _ body: (inout PostgresCopyWriter) throws -> Void) throws -> Int {
+        try copy(sql) { sink in
+            var writer = PostgresCopyWriter(sink: sink)
+            try body(&writer)
+            try writer.flush()
+        }
+    }
+
+    /// Streams rows into `COPY … FROM STDIN (FORMAT binary)`: the client escapes nothing and
+    /// the server parses no text. Every column of the statement's list is written, in order,
+    /// with the writer's method of its type.
+    ///
+    /// ```swift
+    /// try connection.copyFromBinary("COPY events (id, at, message) FROM STDIN (FORMAT binary)") { writer in
+    ///     for event in events {
+    ///         writer.uuid(event.id)
+    ///         writer.timestamp(event.at)
+    ///         try writer.text(event.message)
+    ///         try writer.endRow()
+    ///     }
+    /// }
+    /// ```
+    /// - Returns: the number of rows copied.
+    /// - Throws: what `body` throws (the COPY is then aborted), or ``PostgresError``.
+    @discardableResult
+    public func copyFromBinary(_ sql: String, _ body: (inout PostgresBinaryCopyWriter) throws -> Void) throws -> Int {
+        try copy(sql) { sink in
+            var writer = PostgresBinaryCopyWriter(sink: sink)
+            try body(&writer)
+            try writer.finish()
+        }
+    }
+
+    /// Starts `COPY … FROM STDIN`, lets `send` write the data through the sink it is given, and
+    /// ends it (or aborts it when `send` throws).
+    private func copy(_ sql: String, _ send: (@escaping ([UInt8]) throws -> Void) throws -> Void) throws -> Int {
         let start = PQexec(handle, sql)
         guard let start, PQresultStatus(start) == PGRES_COPY_IN else {
             _ = try consume(start, operation: "copy")
             throw PostgresError(.server, "statement did not start COPY FROM STDIN", operation: "copy")
         }
         PQclear(start)
-        var writer = PostgresCopyWriter(sink: { [handle] bytes in
+        let sink: ([UInt8]) throws -> Void = { [handle] bytes in
             let sent = bytes.withUnsafeBufferPointer { buffer in
                 buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
             }
             guard sent == 1 else {
                 throw PostgresError(.connectionLost, Self.lastError(handle), operation: "copy")
             }
-        })
+        }
         do {
-            try body(&writer)
-            try writer.flush()
+            try send(sink)
         } catch {
             PQputCopyEnd(handle, "aborted by client")
             drainResults()

@@ -124,41 +124,43 @@ public enum EventStore {
     }
 
     private static func copyEvents(_ events: [EnrichedEvent], into table: String, on connection: PostgresConnection) throws {
-        try connection.copyFrom("COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN") { writer in
+        try connection.copyFromBinary("COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN (FORMAT binary)") { writer in
             // By index into a function of its own: each event is read in place, not copied
             // (a copy retains every string it holds).
             for index in events.indices { try row(events[index], into: &writer) }
         }
     }
 
-    private static func row(_ item: EnrichedEvent, into writer: inout PostgresCopyWriter) throws {
-        writer.field(item.event.eventID)
-        writer.field(item.event.timestamp)
-        try writer.field(item.fingerprint)
-        try writer.field(item.event.service)
-        try writer.field(item.event.environment)
-        try writer.field(item.version)
-        try writer.field(item.event.severity.rawValue)
-        try writer.field(item.event.errorType)
-        try writer.field(item.event.message)
-        try writer.field(item.event.stacktrace)
-        try writer.field(item.event.errorCode)
-        writer.field(item.event.httpStatus)
-        try writer.field(item.event.traceID)
-        try writer.field(item.event.spanID)
-        try writer.field(item.event.host)
-        try writer.field(item.event.pod)
-        try writer.field(item.event.namespace)
-        try writer.field(item.region)
-        try writer.field(item.deployment?.commit)
-        writer.field(item.deployment?.deploymentID.map { Int($0) })
-        writer.field(item.deployment?.startedAt)
-        writer.field(item.deployment.map { $0.secondsSinceRollout(at: item.event.timestamp) })
-        try writer.field(item.event.attributesJSON)
-        try writer.field(item.event.format.rawValue)
-        try writer.field(item.origin.topic)
-        writer.field(Int(item.origin.partition))
-        writer.field(Int(item.origin.offset))
+    /// One row of ``columns``, each field in its column's binary form.
+    private static func row(_ item: EnrichedEvent, into writer: inout PostgresBinaryCopyWriter) throws {
+        writer.uuid(item.event.eventID)
+        writer.timestamp(item.event.timestamp)
+        try writer.text(item.fingerprint)
+        try writer.text(item.event.service)
+        try writer.text(item.event.environment)
+        try writer.text(item.version)
+        try writer.text(item.event.severity.rawValue)
+        try writer.text(item.event.errorType)
+        try writer.text(item.event.message)
+        try writer.text(item.event.stacktrace)
+        try writer.text(item.event.errorCode)
+        try writer.int16(item.event.httpStatus)
+        try writer.text(item.event.traceID)
+        try writer.text(item.event.spanID)
+        try writer.text(item.event.host)
+        try writer.text(item.event.pod)
+        try writer.text(item.event.namespace)
+        try writer.text(item.region)
+        try writer.text(item.deployment?.commit)
+        writer.int64(item.deployment?.deploymentID.map { Int($0) })
+        writer.timestamp(item.deployment?.startedAt)
+        // Years after a rollout: held at the column's largest value rather than refused.
+        try writer.int32(item.deployment.map { min(Int(Int32.max), $0.secondsSinceRollout(at: item.event.timestamp)) })
+        try writer.jsonb(item.event.attributesJSON)
+        try writer.text(item.event.format.rawValue)
+        try writer.text(item.origin.topic)
+        try writer.int32(Int(item.origin.partition))
+        writer.int64(Int(item.origin.offset))
         try writer.endRow()
     }
 

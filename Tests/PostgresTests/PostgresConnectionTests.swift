@@ -187,6 +187,63 @@ import Testing
         #expect(try connection.query("SELECT 1").first?.int(0) == 1)
     }
 
+    /// The binary writer stores what the text writer stores, value for value: hostile text,
+    /// NULLs of every type, times before 1970 and 2000 and with fractions of a microsecond,
+    /// integers at their types' limits and JSON; out-of-range integers and NUL bytes are refused
+    /// before the server sees them, and nothing of the aborted COPY is left.
+    @Test func binaryCopyStoresWhatTextCopyStores() throws {
+        let connection = try TestDatabase.connect()
+        let table = TestDatabase.table("copybinary")
+        let columns = "id uuid, at timestamptz, body text, small smallint, medium integer, large bigint, doc jsonb"
+        try connection.execute("CREATE TABLE \(table)_text (\(columns)); CREATE TABLE \(table)_binary (\(columns))")
+        let times: [Date?] = [
+            Date(timeIntervalSince1970: 1_795_323_032.25), Date(timeIntervalSince1970: 1_795_323_032.999_999_7),
+            Date(timeIntervalSince1970: -86_400.5), Date(timeIntervalSince1970: 946_684_799.000_001), nil,
+        ]
+        let integers: [(Int?, Int?, Int?)] = [(0, 0, 0), (-32768, Int(Int32.min), Int.min), (32767, Int(Int32.max), Int.max), (nil, nil, nil)]
+        let documents: [String?] = [#"{"a": 1, "b": [true, null, "x\ty"]}"#, "[]", #""ünïcödé""#, nil]
+        let bodies: [String?] = ParameterTests.hostile + [nil, "\\.", String(repeating: "y", count: 300_000)]
+        var rows: [(UUID, Date?, String?, Int?, Int?, Int?, String?)] = []
+        for (index, body) in bodies.enumerated() {
+            let numbers = integers[index % integers.count]
+            rows.append((UUID(), times[index % times.count], body, numbers.0, numbers.1, numbers.2, documents[index % documents.count]))
+        }
+        try connection.copyFrom("COPY \(table)_text FROM STDIN") { writer in
+            for row in rows {
+                writer.field(row.0); writer.field(row.1); try writer.field(row.2)
+                writer.field(row.3); writer.field(row.4); writer.field(row.5); try writer.field(row.6)
+                try writer.endRow()
+            }
+        }
+        let copied = try connection.copyFromBinary("COPY \(table)_binary FROM STDIN (FORMAT binary)") { writer in
+            for row in rows {
+                writer.uuid(row.0); writer.timestamp(row.1); try writer.text(row.2)
+                try writer.int16(row.3); try writer.int32(row.4); writer.int64(row.5); try writer.jsonb(row.6)
+                try writer.endRow()
+            }
+        }
+        #expect(copied == rows.count)
+        let differences = try connection.query("""
+            SELECT count(*) FROM ((SELECT * FROM \(table)_text EXCEPT ALL SELECT * FROM \(table)_binary)
+                                  UNION ALL (SELECT * FROM \(table)_binary EXCEPT ALL SELECT * FROM \(table)_text)) d
+            """)
+        #expect(try differences.first?.int(0) == 0)
+        #expect(try connection.query("SELECT count(*) FROM \(table)_binary WHERE doc IS NOT NULL").first?.int(0) ?? 0 > 0)
+
+        for bad in [{ (writer: inout PostgresBinaryCopyWriter) in try writer.int16(32768) },
+                    { (writer: inout PostgresBinaryCopyWriter) in try writer.int32(Int(Int32.max) + 1) },
+                    { (writer: inout PostgresBinaryCopyWriter) in try writer.text("bad\u{0}byte") }] {
+            let error = #expect(throws: PostgresError.self) {
+                try connection.copyFromBinary("COPY \(table)_binary (small) FROM STDIN (FORMAT binary)") { writer in
+                    try writer.int16(1); try writer.endRow()
+                    try bad(&writer); try writer.endRow()
+                }
+            }
+            #expect(error?.code == .invalidParameter)
+        }
+        #expect(try connection.query("SELECT count(*) FROM \(table)_binary").first?.int(0) == rows.count)
+    }
+
     @Test func aServerSideErrorIsReported() throws {
         let connection = try TestDatabase.connect()
         let table = TestDatabase.table("copybad")
