@@ -194,6 +194,10 @@ final class EventLoop {
                 switch error.code {
                 case ECONNABORTED, EPROTO, EPERM:
                     continue
+                case EINVAL:
+                    // Shut down by beginShutdown(): the loop closes it when it reads its inbox.
+                    pauseListener(until: nil)
+                    return
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                     logger.warning("cannot accept; pausing", metadata: ["error": "\(error)"])
                     pauseListener(until: now + .milliseconds(100))
@@ -313,7 +317,11 @@ final class EventLoop {
     func closeListener() {
         guard listenFD >= 0 else { return }
         _ = CLinuxShims_epoll_ctl(epollFD, CLinuxShims_epoll_ctl_del(), listenFD, 0, 0)
-        Glibc.close(listenFD)
+        // Under the server's lock: beginShutdown() shuts the socket down under it.
+        server.shared.withLock { shared in
+            shared.listenFD = -1
+            Glibc.close(listenFD)
+        }
         listenFD = -1
     }
 

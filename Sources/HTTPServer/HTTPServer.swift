@@ -45,6 +45,8 @@ public final class HTTPServer: Sendable {
         var shutdownRequested = false
         /// One per loop while ``run()`` runs; the first is the accepting loop's.
         var inboxes: [LoopInbox] = []
+        /// The listening socket while it is open (the accepting loop closes it under this lock).
+        var listenFD: Int32 = -1
         /// Bound by ``bind()`` ahead of ``run()``.
         var bound: Listener?
     }
@@ -156,6 +158,7 @@ public final class HTTPServer: Sendable {
         let (waiters, shutdownRequested) = shared.withLock { shared in
             shared.phase = .started(port: listener.port)
             shared.inboxes = inboxes
+            shared.listenFD = shared.shutdownRequested ? -1 : listener.fd
             defer { shared.startWaiters = [] }
             return (shared.startWaiters, shared.shutdownRequested)
         }
@@ -199,6 +202,13 @@ public final class HTTPServer: Sendable {
     public func beginShutdown() {
         let inboxes = shared.withLock { shared in
             shared.shutdownRequested = true
+            // New connections are refused from now on, not once the accepting loop gets to it:
+            // a listening socket shut down for reading stops listening (its descriptor stays
+            // the loop's to close).
+            if shared.listenFD >= 0 {
+                _ = Glibc.shutdown(shared.listenFD, Int32(SHUT_RD))
+                shared.listenFD = -1
+            }
             return shared.inboxes
         }
         for inbox in inboxes { inbox.requestShutdown() }
