@@ -20,6 +20,8 @@ public struct FaultlineConfiguration: Sendable {
     public var httpHost = "0.0.0.0"
     public var httpPort = 8080
     public var httpMaxConnectionsPerClient = 1_000
+    /// The HTTP server's event loops; 0: one per core the process may use.
+    public var httpEventLoops = 0
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .json
     public var migrateOnStart = true
@@ -97,6 +99,7 @@ public struct FaultlineConfiguration: Sendable {
         http.host = httpHost
         http.port = httpPort
         http.maxConnectionsPerClient = httpMaxConnectionsPerClient
+        if httpEventLoops > 0 { http.eventLoops = httpEventLoops }
         // The server's own shutdown fits inside the process's budget.
         http.shutdownGrace = min(.seconds(10), shutdownGracePeriod)
         return http
@@ -274,6 +277,10 @@ extension FaultlineConfiguration {
 .init(name: "FAULTLINE_HTTP_MAX_CONNECTIONS_PER_CLIENT", defaultValue: "1000", meaning: "Most open HTTP connections from one client address (1–100000); beyond it a new connection is answered 503 and closed. Raise it behind a load balancer that connects from few addresses.") {
             config, value throws(ConfigurationError) in
             config.httpMaxConnectionsPerClient = try parseInt("FAULTLINE_HTTP_MAX_CONNECTIONS_PER_CLIENT", value, 1...100_000)
+        },
+        .init(name: "FAULTLINE_HTTP_EVENT_LOOPS", defaultValue: "0", meaning: "HTTP event loops, a thread each (0–64; 0: one per core the process may use, at most 16). Set it to the pod's CPU limit where the runtime counts the node's cores instead.") {
+            config, value throws(ConfigurationError) in
+            config.httpEventLoops = try parseInt("FAULTLINE_HTTP_EVENT_LOOPS", value, 0...64)
         },
                 .init(name: "FAULTLINE_ADMIN_TOKEN", defaultValue: "(none)", meaning: "A bootstrap REST API key with every scope (at least 16 characters), for creating the first API keys; compared in constant time and never logged. Without it, keys are created with `faultline keys create`.") {
             config, value throws(ConfigurationError) in

@@ -12,6 +12,7 @@ import Testing
         #expect(configuration.kafkaDeadLetterTopic == "errors.dlq")
         #expect(configuration.kafkaGroup == "faultline")
         #expect(configuration.httpPort == 8080)
+        #expect(configuration.http.eventLoops == min(16, ProcessInfo.processInfo.activeProcessorCount))
         #expect(configuration.logLevel == .info)
         #expect(configuration.migrateOnStart)
         #expect(configuration.shutdownGracePeriod == .seconds(25))
@@ -30,6 +31,7 @@ import Testing
             "FAULTLINE_KAFKA_GROUP": "faultline-prod",
             "FAULTLINE_HTTP_HOST": "127.0.0.1",
             "FAULTLINE_HTTP_PORT": "9000",
+            "FAULTLINE_HTTP_EVENT_LOOPS": "3",
             "FAULTLINE_LOG_LEVEL": "DEBUG",
             "FAULTLINE_LOG_FORMAT": "text",
             "FAULTLINE_MIGRATE": "false",
@@ -46,6 +48,7 @@ import Testing
         #expect(configuration.kafkaGroup == "faultline-prod")
         #expect(configuration.httpHost == "127.0.0.1")
         #expect(configuration.httpPort == 9000)
+        #expect(configuration.http.eventLoops == 3)
         #expect(configuration.logLevel == .debug)
         #expect(configuration.logFormat == .text)
         #expect(!configuration.migrateOnStart)
@@ -73,7 +76,7 @@ import Testing
         ("FAULTLINE_KAFKA_BROKERS", ""), ("FAULTLINE_KAFKA_TOPIC", "bad topic!"), ("FAULTLINE_KAFKA_GROUP", ""),
         ("FAULTLINE_DATABASE_URL", "mysql://root@localhost/db"), ("FAULTLINE_MIGRATIONS_DIR", "/nonexistent"),
         ("FAULTLINE_KAFKA_", "x"), ("FAULTLINE_ADMIN_TOKEN", "short"), ("FAULTLINE_ADMIN_TOKEN", "has a space in it, long enough"),
-        ("FAULTLINE_API_CACHE_TTL", "5m"), ("FAULTLINE_SHUTDOWN_DRAIN", "2m"), ("FAULTLINE_SHUTDOWN_DRAIN", "later"),
+        ("FAULTLINE_API_CACHE_TTL", "5m"), ("FAULTLINE_HTTP_EVENT_LOOPS", "65"), ("FAULTLINE_HTTP_EVENT_LOOPS", "-1"), ("FAULTLINE_SHUTDOWN_DRAIN", "2m"), ("FAULTLINE_SHUTDOWN_DRAIN", "later"),
     ])
     func badValuesNameTheirVariable(variable: String, value: String) {
         let error = #expect(throws: ConfigurationError.self) {
