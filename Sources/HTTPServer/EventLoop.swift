@@ -589,11 +589,12 @@ final class EventLoop {
 
     /// `HTTP/1.1 200 OK\r\n`, made once per status.
     static func statusLine(_ status: Int) -> [UInt8] {
-        if (100...599).contains(status) { return statusLines[status - 100] }
-        return Array("HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(status))\r\n".utf8)
+        (100...599).contains(status) ? statusLines[status - 100] : makeStatusLine(status)
     }
 
-    static let statusLines: [[UInt8]] = (100...599).map { status in
+    static let statusLines: [[UInt8]] = (100...599).map(makeStatusLine)
+
+    private static func makeStatusLine(_ status: Int) -> [UInt8] {
         Array("HTTP/1.1 \(status) \(HTTPResponse.reasonPhrase(status))\r\n".utf8)
     }
 

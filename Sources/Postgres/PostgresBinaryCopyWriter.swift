@@ -48,17 +48,7 @@ public struct PostgresBinaryCopyWriter {
     /// - Throws: ``PostgresError/Code/invalidParameter`` for text holding a NUL byte, which
     ///   `text` cannot store.
     public mutating func text(_ value: String?) throws {
-        beginField()
-        guard var value else { return null() }
-        let ok = value.withUTF8 { bytes -> Bool in
-            if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { return false }
-            appendBigEndian(Int32(bytes.count))
-            buffer.append(contentsOf: bytes)
-            return true
-        }
-        if !ok {
-            throw PostgresError(.invalidParameter, "COPY field \(fieldsInRow) of row \(rowCount + 1) contains a NUL byte", operation: "copy")
-        }
+        try textField(value, versionByte: nil)
     }
 
     /// A `jsonb` field from its JSON text; `nil` is SQL NULL. The server parses the text as it
@@ -66,12 +56,17 @@ public struct PostgresBinaryCopyWriter {
     ///
     /// - Throws: ``PostgresError/Code/invalidParameter`` for text holding a NUL byte.
     public mutating func jsonb(_ value: String?) throws {
+        try textField(value, versionByte: 1)  // jsonb's binary format version
+    }
+
+    /// A field of text bytes, after `versionByte` when the type's binary form has one.
+    private mutating func textField(_ value: String?, versionByte: UInt8?) throws {
         beginField()
         guard var value else { return null() }
         let ok = value.withUTF8 { bytes -> Bool in
             if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { return false }
-            appendBigEndian(Int32(bytes.count + 1))
-            buffer.append(1)  // jsonb's binary format version
+            appendBigEndian(Int32(bytes.count + (versionByte == nil ? 0 : 1)))
+            if let versionByte { buffer.append(versionByte) }
             buffer.append(contentsOf: bytes)
             return true
         }
@@ -101,21 +96,24 @@ public struct PostgresBinaryCopyWriter {
     ///
     /// - Throws: ``PostgresError/Code/invalidParameter`` when the value does not fit.
     public mutating func int16(_ value: Int?) throws {
-        beginField()
-        guard let value else { return null() }
-        guard let narrow = Int16(exactly: value) else { throw outOfRange(value, "smallint") }
-        appendBigEndian(Int32(2))
-        appendBigEndian(narrow)
+        try narrowInteger(value, as: Int16.self, "smallint")
     }
 
     /// An `integer` field; `nil` is SQL NULL.
     ///
     /// - Throws: ``PostgresError/Code/invalidParameter`` when the value does not fit.
     public mutating func int32(_ value: Int?) throws {
+        try narrowInteger(value, as: Int32.self, "integer")
+    }
+
+    private mutating func narrowInteger<T: FixedWidthInteger>(_ value: Int?, as type: T.Type, _ name: String) throws {
         beginField()
         guard let value else { return null() }
-        guard let narrow = Int32(exactly: value) else { throw outOfRange(value, "integer") }
-        appendBigEndian(Int32(4))
+        guard let narrow = T(exactly: value) else {
+            throw PostgresError(.invalidParameter, "COPY field \(fieldsInRow) of row \(rowCount + 1): \(value) is out of range for \(name)",
+                                operation: "copy")
+        }
+        appendBigEndian(Int32(MemoryLayout<T>.size))
         appendBigEndian(narrow)
     }
 
@@ -125,11 +123,6 @@ public struct PostgresBinaryCopyWriter {
         guard let value else { return null() }
         appendBigEndian(Int32(8))
         appendBigEndian(Int64(value))
-    }
-
-    private func outOfRange(_ value: Int, _ type: String) -> PostgresError {
-        PostgresError(.invalidParameter, "COPY field \(fieldsInRow) of row \(rowCount + 1): \(value) is out of range for \(type)",
-                      operation: "copy")
     }
 
     /// Ends the current row (its field count is written at its start); sends the buffer when it
