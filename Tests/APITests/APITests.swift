@@ -260,6 +260,10 @@ import TestSupport
         }
 
         #expect(now("/v1/groups?limit=5&sort=last_seen") == nil, "nothing is shared before a first answer")
+        let live = await fixture.call("GET", "/healthz", key: nil)
+        let liveNow = try #require(now("/healthz", key: nil), "the liveness probe needs nothing but memory")
+        #expect(liveNow.status == 200 && liveNow.body == live.response.body && liveNow.header("etag") == live.response.header("etag"))
+        #expect(now("/readyz", key: nil) == nil, "readiness asks the database")
         let handled = await fixture.call("GET", "/v1/groups?limit=5&sort=last_seen")
         #expect(handled.status == 200 && handled.items.count == 2)
         let shared = try #require(now("/v1/groups?sort=last_seen&limit=5"), "the same query in another order")
