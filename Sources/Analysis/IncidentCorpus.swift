@@ -90,6 +90,14 @@ public struct IncidentCorpus: Sendable {
         public var incidents: [Incident]
         /// Two days of noise with no incident.
         public var quiet: [Double]
+        /// Where in the day the daily shape peaks (0 to 1).
+        public var peak: Double
+
+        /// The mean the rate had at `minute` of the main series had no incident happened.
+        public func usualMean(_ minute: Int) -> Double {
+            let phase = Double(minute) / Double(IncidentCorpus.minutesPerDay) - peak
+            return rate * (1 + 0.5 * cos(2 * Double.pi * phase))
+        }
     }
 
     public static let minutesPerDay = 1440
@@ -99,10 +107,14 @@ public struct IncidentCorpus: Sendable {
 
     public var services: [Service]
     public var days: Int
+    /// The rate's extra variance: a minute's count is negative binomial with variance
+    /// `mean + mean² / dispersion` (the gamma rate's shape).
+    public var dispersion: Double
 
     public init(services count: Int = 100, days: Int = 7, seed: UInt64 = 1, minimumRate: Double = 1,
                 maximumRate: Double = 1000, dispersion: Double = 25) {
         self.days = max(days, Incident.Kind.allCases.count + 2)
+        self.dispersion = dispersion
         let minutes = self.days * Self.minutesPerDay
         services = (0..<max(count, 1)).map { index in
             var random = SeededGenerator(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
@@ -118,17 +130,17 @@ public struct IncidentCorpus: Sendable {
                 incidents.append(Incident(kind: kind, start: start, detectionEnd: start + kind.detectionWindow,
                                           aftermathEnd: min(end + Self.aftermath, minutes)))
             }
+            let shape = Service(rate: rate, counts: [], incidents: [], quiet: [], peak: peak)
             func series(_ length: Int, _ incidents: [Incident], _ random: inout SeededGenerator) -> [Double] {
                 (0..<length).map { minute in
-                    let phase = Double(minute) / Double(Self.minutesPerDay) - peak
-                    var mean = rate * (1 + 0.5 * cos(2 * Double.pi * phase))
+                    var mean = shape.usualMean(minute)
                     for incident in incidents { mean *= incident.kind.factor(minute - incident.start) }
                     return Self.poisson(mean * Self.gamma(shape: dispersion, &random) / dispersion, &random)
                 }
             }
             let counts = series(minutes, incidents, &random)
             let quiet = series(2 * Self.minutesPerDay, [], &random)
-            return Service(rate: rate, counts: counts, incidents: incidents, quiet: quiet)
+            return Service(rate: rate, counts: counts, incidents: incidents, quiet: quiet, peak: peak)
         }
     }
 
@@ -163,6 +175,29 @@ public struct IncidentCorpus: Sendable {
     }
 
     // MARK: Scoring
+
+    /// The spikes of 3× or more that a detector knowing each minute's usual mean and the noise's
+    /// law exactly would catch within a bucket, testing each minute alone: it alerts where the
+    /// count's negative-binomial tail probability is below `pValue` and the count passes
+    /// `configuration`'s gates. No detector does much better at that rate of false alerts
+    /// (one that also sums two minutes gains a little); what it misses is hidden in the noise.
+    public func oracleSpikeRecall(pValue: Double, configuration: SpikeDetector.Configuration = .default,
+                                  rates: Range<Double> = 0..<Double.infinity) -> Double {
+        var spikes = 0, caught = 0
+        for service in services where rates.contains(service.rate) {
+            for incident in service.incidents where incident.kind.isSpike {
+                spikes += 1
+                let minutes = incident.start..<min(incident.start + 2, incident.detectionEnd)
+                let seen = minutes.contains { minute in
+                    let mean = service.usualMean(minute), count = service.counts[minute]
+                    let passes = count >= configuration.minimumCount && count >= mean * (1 + configuration.minimumRelativeIncrease)
+                    return passes && CountModel.negativeBinomialUpperTail(count, mean: mean, dispersion: 1 / dispersion) < pValue
+                }
+                if seen { caught += 1 }
+            }
+        }
+        return spikes == 0 ? 0 : Double(caught) / Double(spikes)
+    }
 
     /// What a detector made of one incident.
     public struct Outcome: Sendable, Equatable {

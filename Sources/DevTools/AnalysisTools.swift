@@ -402,6 +402,8 @@ public enum IncidentTool {
     public static func evaluate(services: Int, days: Int, seed: UInt64) -> [String] {
         let corpus = IncidentCorpus(services: services, days: days, seed: seed)
         let result = corpus.evaluate(.default)
+        // The oracle alerts at the detector's p-value for one bucket alone.
+        let oracleP = SpikeDetector.Configuration.default.alertPValue
         var lines: [String] = []
         for kind in IncidentCorpus.Incident.Kind.allCases {
             let outcomes = result.outcomes.filter { $0.kind == kind }
@@ -421,6 +423,7 @@ public enum IncidentTool {
                 "errors_per_minute": high.isFinite ? "\(Int(low))-\(Int(high))" : "\(Int(low))+", "incidents": outcomes.count,
                 "recall": Double(outcomes.filter { $0.delay != nil }.count) / Double(max(outcomes.count, 1)),
                 "spike_recall": Double(spikes.filter { ($0.delay ?? .max) <= 1 }.count) / Double(max(spikes.count, 1)),
+                "oracle_spike_recall": corpus.oracleSpikeRecall(pValue: oracleP, rates: low..<high),
                 "false_alerts_per_service_day": Double(services.reduce(0) { $0 + $1.falseAlerts })
                     / Double(max(services.count * (corpus.days - 1), 1)),
                 "noise_day_alerts": services.reduce(0) { $0 + $1.noiseDayAlerts },
@@ -429,6 +432,7 @@ public enum IncidentTool {
         lines.append(jsonLine([
             "services": corpus.services.count, "days": corpus.days, "seed": Int(seed), "incidents": result.outcomes.count,
             "precision": result.precision, "recall": result.recall, "spike_recall": result.spikeRecall,
+            "oracle_spike_recall": corpus.oracleSpikeRecall(pValue: oracleP),
             "mean_delay_buckets": result.meanDelay, "false_alerts_per_service_day": result.falseAlertsPerServiceDay,
             "noise_day_alerts": result.noiseDayAlerts,
         ]))

@@ -239,22 +239,27 @@ section("Spike detection (NAB)", "eval-spikes", spikes_table)
 
 def incidents_table(final, lines):
     kinds = ["| incident | caught | within 1 minute | mean delay (minutes) |", "|---|---|---|---|"]
-    bands = ["| errors a minute | incidents | caught | spikes caught within 1 minute | false alerts per service-day | alerts on pure-noise days |",
-             "|---|---|---|---|---|---|"]
+    bands = ["| errors a minute | incidents | caught | spikes caught within 1 minute | the same, by the oracle | false alerts per service-day | alerts on pure-noise days |",
+             "|---|---|---|---|---|---|---|"]
     for line in lines:
         if "kind" in line:
             kinds.append(f"| {line['kind']} | {line['recall']:.2f} | {line['within_1_bucket']:.2f} | {line['mean_delay_buckets']:.1f} |")
         if "errors_per_minute" in line:
             bands.append(f"| {line['errors_per_minute']} | {line['incidents']} | {line['recall']:.2f} | {line['spike_recall']:.2f} | "
+                         f"{line.get('oracle_spike_recall', float('nan')):.2f} | "
                          f"{line['false_alerts_per_service_day']:.3f} | {line['noise_day_alerts']} |")
+    oracle = final.get('oracle_spike_recall', float('nan'))
     return (f"The spike detector as the analysis runs it, on generated per-minute error counts (seed {final['seed']}): "
             f"{final['services']} services over {final['days']} days with base rates from 1 to 1,000 errors a minute, a daily "
             f"shape and overdispersed noise; one incident of each kind per service; a day of pure noise per service. "
             f"Goals: spikes of 3× or more caught within 1 minute ≥ 0.95, false alerts ≤ 0.05 per service-day, none on the "
-            f"pure-noise days.\n\n"
-            f"| spikes caught within 1 minute | recall, every incident | precision | mean delay | false alerts per service-day | alerts on pure-noise days |\n"
-            f"|---|---|---|---|---|---|\n"
-            f"| **{final['spike_recall']:.3f}** | {final['recall']:.3f} | {final['precision']:.3f} | {final['mean_delay_buckets']:.1f} min | "
+            f"pure-noise days. The oracle knows every minute's true rate and the noise's law and tests each minute alone "
+            f"at the detector's p-value: it catches {oracle:.3f} of the spikes. No detector does much better at that rate of "
+            f"false alerts (summing two minutes, as the detector also does, gains a little); what both miss is hidden in "
+            f"the noise, mostly below 10 errors a minute.\n\n"
+            f"| spikes caught within 1 minute | by the oracle | recall, every incident | precision | mean delay | false alerts per service-day | alerts on pure-noise days |\n"
+            f"|---|---|---|---|---|---|---|\n"
+            f"| **{final['spike_recall']:.3f}** | {oracle:.3f} | {final['recall']:.3f} | {final['precision']:.3f} | {final['mean_delay_buckets']:.1f} min | "
             f"**{final['false_alerts_per_service_day']:.3f}** | **{final['noise_day_alerts']}** |\n\n"
             + "\n".join(kinds) + "\n\n" + "\n".join(bands))
 
