@@ -251,14 +251,16 @@ public enum SpikeTool {
 
         static let shipped = Setting(novelty: 10, volatility: 2, quiet: 96)
 
-        /// The shipped setting first (it wins ties), then the rest of the grid.
+        /// The shipped setting first (it wins ties), then the rest of the grid: with and
+        /// without the novelty gate and the noise level. The quiet period after an alert is
+        /// not a candidate: it says how long one change's aftermath is (96 buckets, one alert
+        /// per change), a policy rather than a strength to fit.
         static let candidates: [Setting] = {
             var all = [shipped]
             for novelty in [0.0, 10] {
                 for volatility in [0.0, 2] {
-                    for quiet in [48, 96, 192] where Setting(novelty: novelty, volatility: volatility, quiet: quiet) != shipped {
-                        all.append(Setting(novelty: novelty, volatility: volatility, quiet: quiet))
-                    }
+                    let setting = Setting(novelty: novelty, volatility: volatility, quiet: shipped.quiet)
+                    if setting != shipped { all.append(setting) }
                 }
             }
             return all
