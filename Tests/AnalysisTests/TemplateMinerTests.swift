@@ -136,3 +136,41 @@ import Testing
         #expect(TemplateMiner.generalise("alice", "bob") == "<*>")
     }
 }
+
+@Suite struct MaskingMechanicsTests {
+    /// The delimiter classes tested by bitmask are exactly the characters their documentation
+    /// lists, over every byte value.
+    @Test func delimiterClassesAreTheListedCharacters() {
+        let major = Set(#",!;:=|"'[](){}<>"#.utf8), minor = Set(".-+@#$%&".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(TemplateMiner.isMajorDelimiter(byte) == major.contains(byte), "byte \(byte)")
+            #expect(TemplateMiner.isMinorDelimiter(byte) == minor.contains(byte), "byte \(byte)")
+        }
+    }
+
+    /// The hash that reads the last partial chunk in one load gives the byte-by-byte hash,
+    /// whatever lies past the end.
+    @Test func theHashReadingPastTheEndIsTheHash() {
+        var generator = SeededGenerator(seed: 3)
+        for length in 0..<48 {
+            var bytes = (0..<(length + 8)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            let expected = TemplateMiner.hash(bytes, 0, length)
+            for index in length..<bytes.count { bytes[index] = ~bytes[index] }
+            let got = bytes.withUnsafeBytes { TemplateMiner.hashReadingPast($0.baseAddress!, length) }
+            #expect(got == expected, "length \(length)")
+        }
+    }
+
+    /// Splitting a message into words eight bytes at a time gives the words one at a time
+    /// would: spaces, tabs and line ends split, other control bytes and UTF-8 do not.
+    @Test func wordsAreSplitOnlyAtWhitespace() {
+        let alphabet: [String] = ["a", "Z", "7", " ", "\t", "\n", "\r", "\u{1}", "\u{1F}", "=", ".", "-", "/", ":", "é", "日", "0x1f", "abcdefghijkl"]
+        var generator = SeededGenerator(seed: 9)
+        for _ in 0..<500 {
+            let message = (0..<Int(generator.next() % 40)).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }.joined()
+            let words = message.utf8.split(whereSeparator: { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }).map { String(decoding: $0, as: UTF8.self) }
+            let oneByOne = words.flatMap { TemplateMiner.maskedWords($0, collapseRuns: false) }
+            #expect(TemplateMiner.maskedWords(message, collapseRuns: false) == oneByOne, "\(Array(message.utf8))")
+        }
+    }
+}
