@@ -1,6 +1,5 @@
 import CRdKafka
 import Logging
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -19,8 +18,6 @@ import Glibc
 /// ```
 public final class KafkaMockCluster: Sendable {
     private let cluster: MockClusterHandle
-    /// Sockets holding the ports of brokers that are down, by broker id.
-    private let heldPorts = Mutex<[Int32: Int32]>([:])
     public let brokerCount: Int
     public let bootstrapServers: String
 
@@ -40,10 +37,6 @@ public final class KafkaMockCluster: Sendable {
         self.bootstrapServers = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
     }
 
-    deinit {
-        heldPorts.withLock { for fd in $0.values { close(fd) } }
-    }
-
     /// Creates a topic. Creating one that exists is an error.
     public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws {
         let err = rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), Int32(min(replicationFactor, brokerCount)))
@@ -51,37 +44,21 @@ public final class KafkaMockCluster: Sendable {
     }
 
     /// Takes broker `id` (1…brokers) down: its connections close and it refuses new ones.
-    ///
-    /// librdkafka closes the broker's listening socket, and bringing the broker up binds its
-    /// port again; if any socket of the process took the port meanwhile (an outgoing
-    /// connection's ephemeral port, say), librdkafka aborts the whole process. So while the
-    /// broker is down its port is held by a socket of ours, bound but not listening, which
-    /// keeps the kernel from giving it to a connection and still lets the broker bind it again
-    /// (both sockets set `SO_REUSEADDR`).
     public func setBrokerDown(_ id: Int32) throws {
         let err = rd_kafka_mock_broker_set_down(cluster.pointer, id)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "broker down") }
-        guard let port = port(of: id) else { return }
-        // The broker's socket closes on the mock's own thread, after the call returns.
-        for _ in 0..<3000 {
-            if let fd = Self.holdPort(port) {
-                let previous = heldPorts.withLock { $0.updateValue(fd, forKey: id) }
-                if let previous { close(previous) }
-                return
-            }
-            usleep(1000)
-        }
-        throw KafkaError(.mockCluster, "port \(port) of broker \(id) was taken while it went down", operation: "broker down")
     }
 
-    /// Brings broker `id` back up, on the port it had (held since ``setBrokerDown(_:)``).
+    /// Brings broker `id` back up, on the port it had.
+    ///
+    /// While the broker was down its port was free, and any socket of the process may have
+    /// taken it meanwhile; librdkafka then aborts the process when it cannot listen again. So
+    /// this waits (up to 30 s) until the port can be bound, and throws if it never can.
     public func setBrokerUp(_ id: Int32) throws {
-        let held = heldPorts.withLock { $0.removeValue(forKey: id) }
-        defer { if let held { close(held) } }
-        if held == nil, let port = port(of: id) {
-            // Not taken down through this object: wait (up to 30 s) until the port is free.
+        let addresses = bootstrapServers.split(separator: ",")
+        if id >= 1, Int(id) <= addresses.count, let port = addresses[Int(id) - 1].split(separator: ":").last.flatMap({ UInt16($0) }) {
             var waited = 0
-            while Self.holdPort(port).map({ close($0) }) == nil {
+            while !Self.canListen(port: port) {
                 guard waited < 3000 else {
                     throw KafkaError(.mockCluster, "port \(port) of broker \(id) stayed taken", operation: "broker up")
                 }
@@ -93,28 +70,20 @@ public final class KafkaMockCluster: Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "broker up") }
     }
 
-    private func port(of id: Int32) -> UInt16? {
-        let addresses = bootstrapServers.split(separator: ",")
-        guard id >= 1, Int(id) <= addresses.count else { return nil }
-        return addresses[Int(id) - 1].split(separator: ":").last.flatMap { UInt16($0) }
-    }
-
-    /// A socket bound to 127.0.0.1:`port` as the mock broker binds it (`SO_REUSEADDR`), not
-    /// listening; `nil` if the port is taken.
-    private static func holdPort(_ port: UInt16) -> Int32? {
+    /// Whether 127.0.0.1:`port` can be bound as the mock broker binds it (SO_REUSEADDR).
+    private static func canListen(port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { return true }
+        defer { close(fd) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let bound = withUnsafePointer(to: &address) {
+        return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard bound else { close(fd); return nil }
-        return fd
     }
 
     /// Adds a round-trip delay to every response of broker `id`.

@@ -240,22 +240,6 @@ import Synchronization
         // The idempotent producer writes nothing twice, even when it retried.
         #expect(received.count == sent)
     }
-
-    /// While a broker is down its port stays reserved: no connection of the process can take
-    /// it as its local port, and the broker binds it again when it comes back up.
-    @Test func aBrokerThatIsDownKeepsItsPort() async throws {
-        let cluster = try KafkaMockCluster(brokers: 2, logger: testLogger)
-        let port = UInt16(cluster.bootstrapServers.split(separator: ",")[1].split(separator: ":")[1])!
-        try cluster.setBrokerDown(2)
-        #expect(!canBindExclusively(port))
-        #expect(!canConnect(port))
-        try cluster.setBrokerUp(2)
-        #expect(canConnect(port))
-        try cluster.setBrokerDown(2)
-        try cluster.setBrokerDown(2)  // twice: still one hold, released by one up
-        try cluster.setBrokerUp(2)
-        #expect(canConnect(port))
-    }
 }
 
 @Suite struct KafkaConfigurationTests {
@@ -293,32 +277,4 @@ import Synchronization
         let invalid = KafkaConfiguration(bootstrapServers: "127.0.0.1:9", properties: ["security.protocol": "CARRIER_PIGEON"])
         #expect(throws: KafkaError.self) { try KafkaProducer(configuration: invalid, logger: testLogger) }
     }
-}
-
-/// Whether 127.0.0.1:`port` can be bound by a socket without `SO_REUSEADDR`, as a connection's
-/// ephemeral port would be.
-private func canBindExclusively(_ port: UInt16) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = loopback(port)
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-}
-
-private func canConnect(_ port: UInt16) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = loopback(port)
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-}
-
-private func loopback(_ port: UInt16) -> sockaddr_in {
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    return address
 }
