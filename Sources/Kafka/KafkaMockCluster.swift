@@ -1,5 +1,6 @@
 import CRdKafka
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,8 @@ import Glibc
 /// ```
 public final class KafkaMockCluster: Sendable {
     private let cluster: MockClusterHandle
+    /// Topics created through this object, with their partition counts.
+    private let topics = Mutex<[String: Int]>([:])
     public let brokerCount: Int
     public let bootstrapServers: String
 
@@ -41,6 +44,29 @@ public final class KafkaMockCluster: Sendable {
     public func createTopic(_ name: String, partitions: Int, replicationFactor: Int = 1) throws {
         let err = rd_kafka_mock_topic_create(cluster.pointer, name, Int32(partitions), Int32(min(replicationFactor, brokerCount)))
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "create topic \(name)") }
+        topics.withLock { $0[name] = partitions }
+    }
+
+    /// Makes broker `id` the leader of every partition of the topics created here, as a real
+    /// cluster elects a new leader when one fails: take a broker down, then fail over to a
+    /// live one, and clients find the new leaders through their metadata.
+    ///
+    /// (Bringing a broker back up, ``setBrokerUp(_:)``, binds its port again, and librdkafka
+    /// aborts the process if anything holds it meanwhile; tests of outages fail over instead.)
+    public func failOver(to id: Int32) throws {
+        for (topic, partitions) in topics.withLock({ $0 }) {
+            for partition in 0..<Int32(partitions) {
+                let err = rd_kafka_mock_partition_set_leader(cluster.pointer, topic, partition, id)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "fail over \(topic)/\(partition)") }
+            }
+        }
+    }
+
+    /// Makes broker `id` the coordinator of consumer group `group` (by default the mock picks
+    /// one by the group's hash, which may be a broker a test takes down).
+    public func setGroupCoordinator(_ group: String, broker id: Int32) throws {
+        let err = rd_kafka_mock_coordinator_set(cluster.pointer, "group", group, id)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "set coordinator of \(group)") }
     }
 
     /// Takes broker `id` (1…brokers) down: its connections close and it refuses new ones.

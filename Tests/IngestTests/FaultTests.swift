@@ -147,6 +147,7 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
         for (topic, partitions) in [("errors", 6), ("deployments", 1), ("errors.dlq", 1)] {
             try cluster.createTopic(topic, partitions: partitions, replicationFactor: 3)
         }
+        try cluster.setGroupCoordinator("faultline", broker: 1)
         let configuration = try FaultlineConfiguration.fromEnvironment([
             "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": cluster.bootstrapServers,
             "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000", "FAULTLINE_KAFKA_RECONNECT_BACKOFF_MAX_MS": "500",
@@ -165,8 +166,9 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
                     try await onThread { try postgres.restart() }
                     cluster.pushRequestErrors(.fetch, [6, 7, 7])
                 }
-                if n == total / 2 { try cluster.setBrokerDown(2) }
-                if n == 3 * total / 4 { try cluster.setBrokerUp(2); cluster.pushRequestErrors(.offsetCommit, [27, 27]) }
+                // A broker fails and leadership moves to a live one, as a cluster elects leaders.
+                if n == total / 2 { try cluster.setBrokerDown(2); try cluster.failOver(to: 1) }
+                if n == 3 * total / 4 { cluster.pushRequestErrors(.offsetCommit, [27, 27]) }
                 try await producer.enqueue(KafkaOutgoingMessage(topic: "errors", value: Array(line.utf8)))
                 if n % 2000 == 0 { try await Task.sleep(for: .milliseconds(300)) }
             }
