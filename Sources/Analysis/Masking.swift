@@ -211,6 +211,16 @@ extension TemplateMiner {
     /// collision between two different words is vanishingly unlikely). Not persisted: it only
     /// has to agree within one process.
     @inline(__always) static func hash(_ raw: UnsafeRawPointer, _ count: Int) -> UInt64 {
+        hash(raw, count, readingPast: false)
+    }
+
+    /// `hash(raw, count)`, reading the last partial chunk as one 8-byte load: up to 7 bytes
+    /// past `count` must be readable (their values do not matter).
+    @inline(__always) static func hashReadingPast(_ raw: UnsafeRawPointer, _ count: Int) -> UInt64 {
+        hash(raw, count, readingPast: true)
+    }
+
+    @inline(__always) private static func hash(_ raw: UnsafeRawPointer, _ count: Int, readingPast: Bool) -> UInt64 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
         var index = 0
         while index + 8 <= count {
@@ -221,34 +231,17 @@ extension TemplateMiner {
         }
         if index < count {
             var chunk: UInt64 = 0
-            var shift: UInt64 = 0
-            while index < count {
-                chunk |= UInt64(raw.load(fromByteOffset: index, as: UInt8.self)) << shift
-                shift += 8
-                index += 1
+            if readingPast {
+                let kept = UInt64(count - index) * 8
+                chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) & ((1 << kept) - 1)
+            } else {
+                var shift: UInt64 = 0
+                while index < count {
+                    chunk |= UInt64(raw.load(fromByteOffset: index, as: UInt8.self)) << shift
+                    shift += 8
+                    index += 1
+                }
             }
-            h = (h ^ chunk) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
-        }
-        h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB
-        return h ^ (h >> 31)
-    }
-
-    /// `hash(raw, count)`, reading the last partial chunk as one 8-byte load: up to 7 bytes
-    /// past `count` must be readable (their values do not matter).
-    @inline(__always) static func hashReadingPast(_ raw: UnsafeRawPointer, _ count: Int) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
-        var index = 0
-        while index + 8 <= count {
-            let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-            h = (h ^ chunk) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
-            index += 8
-        }
-        if index < count {
-            let kept = UInt64(count - index) * 8
-            let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) & ((1 << kept) - 1)
             h = (h ^ chunk) &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 29
         }

@@ -476,7 +476,9 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         let seen = counts!.seen
         // The negative binomial's upper tail is heavier than the normal's: below z 3 (p 0.0013)
         // no window can reach an alert's p-value, and the normal tail serves for the score.
-        let (tests, expected) = counts!.update(max(value, 0)) { $0.z >= 3 }
+        // The model keeps running sums: a value beyond any real count (a billion a bucket) is
+        // taken as that, so one absurd value cannot swamp the sums' precision for good.
+        let (tests, expected) = counts!.update(min(max(value, 0), Self.largestCount)) { $0.z >= 3 }
         guard let expected, seen >= config.warmup else {
             return Point(value: value, expected: expected ?? value, score: 0, pValue: 1, isSpike: false, isLevelShift: false, isAlert: false)
         }
@@ -504,6 +506,9 @@ public struct SpikeDetector: Sendable, Codable, Equatable {
         return Point(value: value, expected: expected, score: min(max(score, 0), 1), pValue: pValue,
                      isSpike: isSpike, isLevelShift: isLevelShift, isAlert: isAlert)
     }
+
+    /// The largest count a bucket is taken to hold in the count model.
+    static let largestCount = 1e9
 
     /// Expected counts below which the exact Poisson tail bounds a bucket's z-score; from it
     /// up, the counting noise is small beside the rate's own and a gamma rate's tail bounds it.

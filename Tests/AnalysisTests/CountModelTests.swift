@@ -66,6 +66,20 @@ import Testing
         #expect(points[shiftAt...].filter(\.isAlert).count == 1)
     }
 
+    /// An absurd value (1e300) is one bucket's news, not the end of the series: the running
+    /// sums keep their precision and a later doubling is still found over the long windows.
+    @Test func anAbsurdValueDoesNotBlindTheLongWindows() {
+        var random = SeededGenerator(seed: 21)
+        let shiftAt = 1800
+        var series = (0..<2400).map { IncidentCorpus.poisson($0 < shiftAt ? 4 : 8, &random) }
+        series[600] = 1e300
+        let points = SpikeDetector.scores(of: series, configuration: .default)
+        #expect(points.allSatisfy { $0.pValue.isFinite && $0.score.isFinite })
+        let first = points.indices.first { $0 > 700 && points[$0].isAlert }
+        #expect(first != nil && first! >= shiftAt && first! < shiftAt + 60, "\(String(describing: first))")
+        if let first { #expect(points[first].isLevelShift) }
+    }
+
     /// Pure noise and every kind of incident at 30 volumes from 1 to 1,000 errors a minute:
     /// no alert on a pure-noise day, few false alerts, and spikes caught nearly as often as by
     /// a detector that knows the true rate.
