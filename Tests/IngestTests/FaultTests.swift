@@ -44,51 +44,78 @@ func startDevKafka(partitions: Int) throws -> (Process, String) {
     return (process, bootstrap)
 }
 
+/// What the kill loop of ``CrashTests`` did: the events sent and the processes it ran.
+struct KillRun: @unchecked Sendable {  // handed once from the loop's thread to the test
+    var total = 0
+    var expected: [Int: Int] = [:]
+    var producers: [Process] = []
+    var kills = 0
+    var counts: [Int] = []
+    var serve: Process?
+}
+
 @Suite struct CrashTests {
     @Test func killingServeRepeatedlyLosesAndDuplicatesNothing() async throws {
         let url = try migratedDatabaseURL()
         let (kafka, bootstrap) = try startDevKafka(partitions: 6)
         defer { kafka.terminate() }
         let file = NSTemporaryDirectory() + "crash-\(UUID().uuidString.prefix(8)).ndjson"
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let total = 200_000
-        let expected = try writeEvents(total, groups: 40, to: file)
-
         let environment = [
             "FAULTLINE_DATABASE_URL": url, "FAULTLINE_KAFKA_BROKERS": bootstrap, "FAULTLINE_KAFKA_SESSION_TIMEOUT_MS": "6000",
             "FAULTLINE_LOG_LEVEL": "warning", "FAULTLINE_MIGRATIONS_DIR": repositoryRoot.appendingPathComponent("migrations").path,
             "FAULTLINE_INGEST_BATCH_SIZE": "2000", "FAULTLINE_HTTP_PORT": "0",
         ]
-        let producer = try launch(["produce", "--file", file], environment: environment)
-        var kills = 0
-        var serve = try launch(["serve"], environment: environment)
-        var generator = SystemRandomNumberGenerator()
-        var counts: [Int] = []
-        var storedAtLastKill = 0
-        while kills < 5 {
-            // A random moment once this process stores rows: wait until it has stored two
-            // batches of its own, then up to half a second (a fast build ingests the whole file
-            // in a few seconds). Two batches: after a kill, the new process decodes the dead
-            // one's claimed range a message at a time, and a message being decoded alone when a
-            // process dies a second time is set aside as `crashed-decoder` by design.
-            let stored = try count(url, "SELECT count(*) FROM events")
-            if stored >= total { break }
-            guard stored > storedAtLastKill + 4000 else {
-                try await Task.sleep(for: .milliseconds(50))
-                continue
+        // The kills are timed from a thread of their own: on the test runner's shared pool,
+        // busy with other tests, a sleep can overrun by seconds, and a fast build ingests the
+        // whole file meanwhile. Should the file still be stored before the fifth kill, more
+        // events are sent (up to four rounds), so every run kills five times mid-ingest.
+        let run = try await onThread { () throws -> KillRun in
+            var run = KillRun()
+            var files: [String] = []
+            defer { for file in files { try? FileManager.default.removeItem(atPath: file) } }
+            func send(_ count: Int, seed: Int) throws {
+                let path = file + ".\(seed)"
+                files.append(path)
+                run.expected.merge(try writeEvents(count, groups: 40, to: path, seed: seed)) { $0 + $1 }
+                run.total += count
+                run.producers.append(try launch(["produce", "--file", path], environment: environment))
             }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 50...500, using: &generator)))
-            storedAtLastKill = try count(url, "SELECT count(*) FROM events")
-            if storedAtLastKill >= total { break }
-            kill(serve.processIdentifier, SIGKILL)
-            let killed = serve
-            try await onThread { killed.waitUntilExit() }
-            kills += 1
-            counts.append(storedAtLastKill)
-            serve = try launch(["serve"], environment: environment)
+            try send(200_000, seed: 0)
+            var serve = try launch(["serve"], environment: environment)
+            var generator = SystemRandomNumberGenerator()
+            var storedAtLastKill = 0
+            while run.kills < 5 {
+                // A random moment once this process stores rows: wait until it has stored two
+                // batches of its own, then up to half a second. Two batches: after a kill, the
+                // new process decodes the dead one's claimed range a message at a time, and a
+                // message being decoded alone when a process dies a second time is set aside as
+                // `crashed-decoder` by design.
+                let stored = try count(url, "SELECT count(*) FROM events")
+                if stored >= run.total {
+                    guard run.producers.count < 5 else { break }
+                    try send(50_000, seed: run.producers.count)
+                    continue
+                }
+                guard stored > storedAtLastKill + 4000 else {
+                    usleep(50_000)
+                    continue
+                }
+                usleep(UInt32.random(in: 50_000...500_000, using: &generator))
+                storedAtLastKill = try count(url, "SELECT count(*) FROM events")
+                if storedAtLastKill >= run.total { continue }
+                kill(serve.processIdentifier, SIGKILL)
+                serve.waitUntilExit()
+                run.kills += 1
+                run.counts.append(storedAtLastKill)
+                serve = try launch(["serve"], environment: environment)
+            }
+            for producer in run.producers { producer.waitUntilExit() }
+            run.serve = serve
+            return run
         }
-        try await onThread { producer.waitUntilExit() }
-        #expect(producer.terminationStatus == 0)
+        let total = run.total, expected = run.expected, kills = run.kills, counts = run.counts
+        let serve = try #require(run.serve)
+        #expect(run.producers.allSatisfy { $0.terminationStatus == 0 })
         // A kill that lands while the next process decodes the dead one's range a message at a
         // time sets that message aside (`crashed-decoder`, by design: it cannot tell a kill from
         // outside from a message that crashes it). Set aside is not lost: it waits, with its
