@@ -221,9 +221,11 @@ extension TemplateMiner {
     }
 
     @inline(__always) private static func hash(_ raw: UnsafeRawPointer, _ count: Int, readingPast: Bool) -> UInt64 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(count)
+        // Every chunk but the last is mixed in as it comes; the last (most words have only
+        // one) goes straight into splitmix64's finaliser, a bijection with full avalanche.
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(truncatingIfNeeded: count &+ 1)
         var index = 0
-        while index + 8 <= count {
+        while index + 8 < count {
             let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
             h = (h ^ chunk) &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 29
@@ -233,7 +235,8 @@ extension TemplateMiner {
             var chunk: UInt64 = 0
             if readingPast {
                 let kept = UInt64(count - index) * 8
-                chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) & ((1 << kept) - 1)
+                let all = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                chunk = all & ((1 << kept) &- 1)  // (a shift by 64 gives 0: all eight kept)
             } else {
                 var shift: UInt64 = 0
                 while index < count {
@@ -242,8 +245,7 @@ extension TemplateMiner {
                     index += 1
                 }
             }
-            h = (h ^ chunk) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 29
+            h ^= chunk
         }
         h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9
         h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB
@@ -387,18 +389,22 @@ extension TemplateMiner {
 
         var index = 0
         while index < n {
-            let byte = word[index]
-            // Letters, digits and other bytes only count; delimiters (major, minor and `/`,
-            // which take in `:` for URLs) are dealt with below.
-            if !isIn(byte, low: 0x7C00_FBFE_0000_0000, high: 0x3800_0000_2800_0001) {
+            // Letters, digits and other bytes only count, in a loop of their own; delimiters
+            // (major, minor and `/`, which take in `:` for URLs) are dealt with below. (In one
+            // loop with the tests below, the compiler made one jump table of them all: an
+            // indirect jump per byte, a third of this function's time.)
+            var byte = word[index]
+            while !isIn(byte, low: 0x7C00_FBFE_0000_0000, high: 0x3800_0000_2800_0001) {
                 if isDigit(byte) {
                     digits += 1
                 } else if !((byte >= 97 && byte <= 102) || (byte >= 65 && byte <= 70)) {
                     hex = false
                 }
                 index += 1
-                continue
+                guard index < n else { break }
+                byte = word[index]
             }
+            guard index < n else { break }
             if index == partStart && written == pieceMark && byte == UInt8(ascii: "/") && index + 1 < n
                 && !isMajorDelimiter(word[index + 1])
             {
