@@ -20,7 +20,7 @@ public struct Fingerprint: Sendable, Hashable {
         }.joined(separator: "|")
         self.template = template
         self.frames = topFrames
-        self.value = StableHash.hex64([service, errorType ?? "", template, topFrames].joined(separator: "\u{1F}"))
+        self.value = StableHash.hex64(joining: service, errorType ?? "", template, topFrames)
     }
 
     public init(_ event: ErrorEvent) {

@@ -78,7 +78,7 @@ public enum TokenMasker {
     /// does not split a group).
     private static func appendWildcard(_ output: inout [UInt8]) {
         if output.count >= 4, output[output.count - 4..<output.count - 1].elementsEqual(wildcardBytes),
-            [32, UInt8(ascii: ":"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "/")].contains(output[output.count - 1])
+            isWildcardJoiner(output[output.count - 1])
         {
             output.removeLast()
             return
@@ -86,10 +86,17 @@ public enum TokenMasker {
         output.append(contentsOf: wildcardBytes)
     }
 
+    /// A space, `:`, `.`, `-` or `/`.
+    private static func isWildcardJoiner(_ byte: UInt8) -> Bool {
+        byte == 32 || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "/")
+    }
+
     private static func flush(_ input: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, into output: inout [UInt8]) {
-        // Sentence punctuation after the token stays out of the decision.
+        // Sentence punctuation (`.`, `:`, `!`, `?`) after the token stays out of the decision.
         var coreEnd = end
-        while coreEnd > start, [UInt8(ascii: "."), UInt8(ascii: ":"), UInt8(ascii: "!"), UInt8(ascii: "?")].contains(input[coreEnd - 1]) {
+        while coreEnd > start {
+            let byte = input[coreEnd - 1]
+            guard byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "!") || byte == UInt8(ascii: "?") else { break }
             coreEnd -= 1
         }
         let core = UnsafeBufferPointer(rebasing: input[start..<coreEnd])
@@ -105,16 +112,14 @@ public enum TokenMasker {
     static func isVariable(_ token: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = token.first else { return false }
         let count = token.count
-        func has(_ needle: String) -> Bool {
-            let n = Array(needle.utf8)
-            guard count >= n.count else { return false }
-            for i in 0...(count - n.count) where token[i] == n[0] && token[i..<i + n.count].elementsEqual(n) { return true }
-            return false
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        if count >= 3 {  // URL: `://` anywhere
+            for i in 0...(count - 3) where token[i] == UInt8(ascii: ":") && token[i + 1] == slash && token[i + 2] == slash { return true }
         }
-        func starts(_ prefix: String) -> Bool { token.starts(with: prefix.utf8) }
-        if has("://") { return true }  // URL
-        if first == UInt8(ascii: "/") && count > 1 { return true }  // path
-        if starts("~/") || starts("./") || starts("../") { return true }
+        if first == slash && count > 1 { return true }  // path
+        // `~/`, `./` and `../`
+        if count >= 2 && (first == UInt8(ascii: "~") || first == dot) && token[1] == slash { return true }
+        if count >= 3 && first == dot && token[1] == dot && token[2] == slash { return true }
         if count > 2 && token[1] == UInt8(ascii: ":") && token[2] == UInt8(ascii: "\\") { return true }  // C:\path
         if token.contains(UInt8(ascii: "@")) && token.contains(UInt8(ascii: ".")) { return true }  // e-mail
         var digits = 0

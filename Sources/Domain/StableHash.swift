@@ -19,9 +19,29 @@ public enum StableHash {
         return (mix(fnv1a64(bytes)), mix(fnv1a64(bytes, seed: 0x6C62_272E_07BB_0142)))
     }
 
+    /// 64-bit FNV-1a of a string's UTF-8, read in place.
+    public static func fnv1a64(_ text: String, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+        var text = text
+        return text.withUTF8 { fnv1a64($0, seed: seed) }
+    }
+
     /// 16 lowercase hex digits of a 64-bit hash of `text`.
     public static func hex64(_ text: String) -> String {
-        let value = mix(fnv1a64(text.utf8))
+        hex(mix(fnv1a64(text)))
+    }
+
+    /// `hex64(parts.joined(separator: "\u{1F}"))`, without building the joined string.
+    public static func hex64(joining parts: String...) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (index, part) in parts.enumerated() {
+            if index > 0 { hash = (hash ^ 0x1F) &* 0x0000_0100_0000_01B3 }
+            hash = fnv1a64(part, seed: hash)
+        }
+        return hex(mix(hash))
+    }
+
+    /// 16 lowercase hex digits.
+    static func hex(_ value: UInt64) -> String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 16 - digits.count) + digits
     }

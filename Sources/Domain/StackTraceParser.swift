@@ -315,9 +315,38 @@ public enum StackTraceParser {
         return (file.isEmpty ? nil : string(file), line)
     }
 
+    /// Whether no library prefix starts the name and none follows a `/` in it (`librarySegments`).
     static func isApp(_ name: ArraySlice<UInt8>) -> Bool {
-        !libraryPrefixes.contains { name.starts(with: $0) } && !librarySegments.contains { find($0, in: name) != nil }
+        // One pass: the prefixes are tried at the start and after each `/`, only those with the
+        // byte found there as their first (a frame name is tested for every frame of a trace).
+        let byFirstByte = libraryPrefixesByFirstByte
+        return name.withUnsafeBufferPointer { bytes in
+            func libraryPrefix(at start: Int, segment: Bool) -> Bool {
+                guard start < bytes.count else { return false }
+                for prefix in byFirstByte[Int(bytes[start])] where !(segment && prefix.isInternal) {
+                    let end = start + prefix.bytes.count
+                    if end <= bytes.count && UnsafeBufferPointer(rebasing: bytes[start..<end]).elementsEqual(prefix.bytes) {
+                        return true
+                    }
+                }
+                return false
+            }
+            if libraryPrefix(at: 0, segment: false) { return false }
+            for index in bytes.indices where bytes[index] == UInt8(ascii: "/") && libraryPrefix(at: index + 1, segment: true) {
+                return false
+            }
+            return true
+        }
     }
+
+    /// `libraryPrefixes` by their first byte; `isInternal` marks `internal/`, which is no segment.
+    static let libraryPrefixesByFirstByte: [[(bytes: [UInt8], isInternal: Bool)]] = {
+        var table = [[(bytes: [UInt8], isInternal: Bool)]](repeating: [], count: 256)
+        for prefix in libraryPrefixes {
+            table[Int(prefix[0])].append((prefix, prefix.elementsEqual("internal/".utf8)))
+        }
+        return table
+    }()
 
     /// Where `needle` first occurs in `haystack`: candidates found by `memchr` on its first
     /// byte, checked by `memcmp`.

@@ -49,3 +49,43 @@ import Testing
         #expect(StableHash.uuid("errors/0/1/0").uuidString.dropFirst(14).first == "8")
     }
 }
+
+/// The fingerprint's rules are frozen (a change regroups every stored error): a fast path must
+/// give exactly what the rules gave. Random messages over the bytes the rules look at, masked
+/// and fingerprinted, hash to the values recorded when they were frozen.
+@Suite struct FrozenFingerprintTests {
+    /// Messages of tokens drawn from pieces that every rule reacts to.
+    static func messages(_ count: Int, seed: UInt64) -> [String] {
+        let pieces = ["/", ".", "..", "~", ":", "://", "@", "-", "_", "'", "\"", "`", "(", ")", "[", "]", "{", "}", "=", "<", ">",
+                      ",", ";", "!", "?", " ", "  ", "\t", "\n", "0", "7", "42", "1234", "ab", "DEAD", "beef", "f00d", "x", "Error",
+                      "http", "ms", "%", "é", "\u{212A}", "ü", "user", "id", "<*>", "C:\\", "v1.2.3"]
+        var generator = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in
+            (0..<Int.random(in: 1...14, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+        }
+    }
+
+    @Test func maskingGivesWhatTheFrozenRulesGave() {
+        let masks = Self.messages(20_000, seed: 11).map(TokenMasker.mask)
+        #expect(StableHash.hex64(masks.joined(separator: "\n")) == "e782652e6933965d")
+    }
+
+    @Test func fingerprintsAreWhatTheFrozenRulesGave() {
+        let messages = Self.messages(5_000, seed: 12)
+        let values = messages.indices.map { index in
+            Fingerprint(service: messages[(index + 1) % messages.count], errorType: index % 3 == 0 ? nil : messages[(index + 2) % messages.count],
+                        message: messages[index],
+                        frames: [StackFrame(function: messages[(index + 3) % messages.count], file: nil, inApp: index % 2 == 0)]).value
+        }
+        #expect(StableHash.hex64(values.joined(separator: "\n")) == "ab8cc3188649f580")
+    }
+
+    @Test func theJoiningHashIsTheHashOfTheJoinedText() {
+        let messages = Self.messages(2_000, seed: 13)
+        for index in stride(from: 0, to: messages.count - 3, by: 4) {
+            let parts = Array(messages[index..<index + 4])
+            #expect(StableHash.hex64(joining: parts[0], parts[1], parts[2], parts[3]) == StableHash.hex64(parts.joined(separator: "\u{1F}")))
+        }
+        #expect(StableHash.hex64(joining: "", "") == StableHash.hex64("\u{1F}"))
+    }
+}
