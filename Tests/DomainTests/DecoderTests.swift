@@ -265,6 +265,26 @@ struct SplitMix: RandomNumberGenerator {
 @Suite struct JSONParserTests {
     func parse(_ text: String) -> JSONValue? { try? JSONParser.parse(Array(text.utf8)) }
 
+    /// Strings are scanned eight bytes at a time: a quote, an escape or a control byte at any
+    /// offset of a chunk must be found, and the text between them kept whole.
+    @Test func stringsReadTheSameWhereverTheirSpecialBytesFall() throws {
+        let pieces = ["a", "bcdefgh", "é", "😀", #"\""#, #"\\"#, #"\n"#, #"\t"#, "/", #"\u00e9"#, #"\ud83d\ude00"#, " ", "~", #"\u007f"#]
+        let decoded = ["a", "bcdefgh", "é", "😀", "\"", "\\", "\n", "\t", "/", "é", "😀", " ", "~", "\u{7f}"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            let picks = (0..<Int.random(in: 0...12, using: &generator)).map { _ in Int.random(in: 0..<pieces.count, using: &generator) }
+            let padding = String(repeating: " ", count: Int.random(in: 0...8, using: &generator))
+            let json = "[\(padding)\"" + picks.map { pieces[$0] }.joined() + "\"]"
+            #expect(try JSONParser.parse(Array(json.utf8)) == .array([.string(picks.map { decoded[$0] }.joined())]), "\(json)")
+            // A raw control byte anywhere in it is refused.
+            var bytes = Array(json.utf8)
+            let at = Int.random(in: (padding.utf8.count + 2)..<(bytes.count - 1), using: &generator)
+            guard bytes.count > padding.utf8.count + 3, !(bytes[at] & 0xC0 == 0x80) else { continue }
+            bytes.insert(UInt8.random(in: 0..<32, using: &generator), at: at)
+            #expect(throws: (any Error).self, "\(bytes)") { try JSONParser.parse(bytes) }
+        }
+    }
+
     @Test func parsesEveryKindOfValue() throws {
         let value = try JSONParser.parse(Array(#" {"a": [1, -2.5e3, true, false, null], "b": "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00", "c": {}} "#.utf8))
         #expect(value["a"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
