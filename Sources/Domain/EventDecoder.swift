@@ -222,7 +222,7 @@ struct Context {
         guard trimmed.utf8.count <= limits.maxFieldLength else {
             throw DecodeError("\(prefix(index))\(name) is longer than \(limits.maxFieldLength) bytes")
         }
-        guard !trimmed.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+        guard !hasControlBytes(trimmed) else {
             throw DecodeError("\(prefix(index))\(name) contains control characters")
         }
         return trimmed
@@ -301,4 +301,29 @@ struct Fields {
 func jsonText(_ members: [(key: String, value: JSONValue)]) -> String? {
     guard !members.isEmpty else { return nil }
     return JSONValue.object(members.sorted { $0.key < $1.key }).text
+}
+
+/// Whether `text` holds a byte below 0x20 or 0x7F (DEL), eight bytes at a time: a flag of
+/// `(x - k) & ~x & 0x80…` is only ever set above a byte that matches, so any flag means a match.
+func hasControlBytes(_ text: String) -> Bool {
+    var text = text
+    return text.withUTF8 { bytes in
+        var index = 0
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while index + 8 <= bytes.count {
+                let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                let delete = chunk ^ 0x7F7F_7F7F_7F7F_7F7F
+                let flags = (((chunk &- 0x2020_2020_2020_2020) & ~chunk) | ((delete &- 0x0101_0101_0101_0101) & ~delete))
+                    & 0x8080_8080_8080_8080
+                if flags != 0 { return true }
+                index += 8
+            }
+        }
+        while index < bytes.count {
+            if bytes[index] < 0x20 || bytes[index] == 0x7F { return true }
+            index += 1
+        }
+        return false
+    }
 }

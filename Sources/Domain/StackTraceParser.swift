@@ -32,7 +32,7 @@ public enum StackTraceParser {
         var frames: [StackFrame] = []
         // Python prints the outermost call first: its frames are collected apart and turned round.
         var python: [StackFrame] = []
-        let lines = Array(text.utf8).split(separator: 10).map { trim($0) }
+        let lines = Self.lines(Array(text.utf8))
         var index = 0
         // Every line is looked at, even past `limit` frames: Python frames found later come first.
         while index < lines.count {
@@ -53,6 +53,22 @@ public enum StackTraceParser {
         }
         if python.isEmpty { return frames }
         return Array((python.reversed() + frames).prefix(limit))
+    }
+
+    /// The non-empty lines of `bytes`, each trimmed (`split(separator: 10).map(trim)`, with
+    /// the line ends found by `memchr`).
+    static func lines(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            while start < buffer.count {
+                let end = memchr(base + start, 10, buffer.count - start).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) } ?? buffer.count
+                if end > start { lines.append(trim(bytes[start..<end])) }
+                start = end + 1
+            }
+        }
+        return lines
     }
 
     /// `function (file:line)` lines, one per frame.

@@ -1,4 +1,4 @@
-@testable import Domain
+import Domain
 import Testing
 
 /// The stack-trace reader alone, on traces as each runtime prints them.
@@ -74,23 +74,5 @@ import Testing
         #expect(rendered.split(separator: "\n").count == 2 && rendered.contains("B.java:1"), "\(rendered)")
         #expect(StackTraceParser.frames(in: "").isEmpty && StackTraceParser.errorType(in: "") == nil)
         #expect(StackTraceParser.frames(in: "just a message, no trace").isEmpty)
-    }
-}
-
-@Suite struct LibraryFrameTests {
-    /// The one-pass test equals its definition: no library prefix at the start, and none of
-    /// `librarySegments` anywhere.
-    @Test func isAppEqualsItsDefinition() {
-        let pieces = StackTraceParser.libraryPrefixes.map { String(decoding: $0, as: UTF8.self) }
-            + ["/", "//", "app", "src/", "main.", "x", "internal", ".", "é", " "]
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<20_000 {
-            let name = Array((0..<Int.random(in: 0...5, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined().utf8)
-            let byDefinition = !StackTraceParser.libraryPrefixes.contains { name.starts(with: $0) }
-                && !StackTraceParser.librarySegments.contains { segment in
-                    segment.count <= name.count && (0...(name.count - segment.count)).contains { name[$0..<$0 + segment.count].elementsEqual(segment) }
-                }
-            #expect(StackTraceParser.isApp(name[...]) == byDefinition, "\(String(decoding: name, as: UTF8.self))")
-        }
     }
 }

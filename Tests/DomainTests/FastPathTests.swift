@@ -1,0 +1,51 @@
+@testable import Domain
+import Testing
+
+/// Fast paths of the decoder equal their definitions.
+@Suite struct FastPathTests {
+    /// The one-pass test equals its definition: no library prefix at the start, and none of
+    /// `librarySegments` anywhere.
+    @Test func isAppEqualsItsDefinition() {
+        let pieces = StackTraceParser.libraryPrefixes.map { String(decoding: $0, as: UTF8.self) }
+            + ["/", "//", "app", "src/", "main.", "x", "internal", ".", "é", " "]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let name = Array((0..<Int.random(in: 0...5, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined().utf8)
+            let byDefinition = !StackTraceParser.libraryPrefixes.contains { name.starts(with: $0) }
+                && !StackTraceParser.librarySegments.contains { segment in
+                    segment.count <= name.count && (0...(name.count - segment.count)).contains { name[$0..<$0 + segment.count].elementsEqual(segment) }
+                }
+            #expect(StackTraceParser.isApp(name[...]) == byDefinition, "\(String(decoding: name, as: UTF8.self))")
+        }
+    }
+
+    @Test func linesAreTheTrimmedNonEmptyLines() {
+        let pieces = ["a", "\n", "\n\n", " ", "\t", "\r", "at x", "é"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let text = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            let bytes = Array(text.utf8)
+            let expected = bytes.split(separator: 10).map { slice -> [UInt8] in
+                var trimmed = slice
+                while let first = trimmed.first, first == 32 || first == 9 || first == 13 { trimmed = trimmed.dropFirst() }
+                while let last = trimmed.last, last == 32 || last == 9 || last == 13 { trimmed = trimmed.dropLast() }
+                return Array(trimmed)
+            }
+            #expect(StackTraceParser.lines(bytes).map(Array.init) == expected, "\(bytes)")
+        }
+    }
+
+    @Test func controlBytesAreFoundAnywhere() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            var bytes = (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0x20...0x7E, using: &generator) }
+            if Bool.random(using: &generator), !bytes.isEmpty {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = [0, 9, 10, 0x1F, 0x7F].randomElement(using: &generator)!
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(hasControlBytes(text) == text.utf8.contains { $0 < 0x20 || $0 == 0x7F }, "\(bytes)")
+        }
+        #expect(!hasControlBytes("plain ascii and UTF-8 é 😀 text, longer than eight bytes"))
+    }
+}
+
