@@ -270,6 +270,7 @@ public enum DemoRun {
         while !Task.isCancelled {
             do {
                 let ingested = try await database.ingestedEvents()
+                progress?.noteIngested(ingested)
                 if !released, let progress, let history = progress.historyProduced {
                     if ingested != lastIngested { stalledSince = .now }
                     let stalled = ContinuousClock.now - stalledSince > .seconds(30)
@@ -297,7 +298,8 @@ public enum DemoRun {
             } catch {
                 console.say("status unavailable: \(error)")
             }
-            try? await Task.sleep(for: .seconds(1))
+            // Faster while the history goes in: the simulator paces it by this count.
+            try? await Task.sleep(for: released ? .seconds(1) : .milliseconds(200))
         }
     }
 }

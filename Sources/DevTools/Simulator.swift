@@ -97,14 +97,38 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 public final class SimulationProgress: Sendable {
     struct State {
         var produced = 0
+        var ingested: (count: Int, at: ContinuousClock.Instant)?
         var historyProduced: Int?
         var step = "starting"
         var scenariosStartedAt: Date?
     }
 
     private let state = Mutex(State())
+    /// Events produced and not yet ingested at most, when the ingested count is known
+    /// (``noteIngested(_:)``): the embedded broker keeps only the newest 5 MiB of a partition,
+    /// so history produced faster than it is ingested would be dropped unread.
+    public let backlogLimit: Int
 
-    public init() {}
+    public init(backlogLimit: Int = 20_000) {
+        self.backlogLimit = backlogLimit
+    }
+
+    /// The events ingested so far, as the database counts them.
+    public func noteIngested(_ count: Int) {
+        state.withLock { state in
+            if state.ingested?.count != count { state.ingested = (count, .now) }
+        }
+    }
+
+    /// Waits while more than `backlogLimit` events wait to be ingested; gives up waiting once the
+    /// count has not moved for 30 s (ingest stalled: better late history than none).
+    func waitForBacklog() async throws {
+        while true {
+            let (produced, ingested) = state.withLock { ($0.produced, $0.ingested) }
+            guard let ingested, produced - ingested.count > backlogLimit, ContinuousClock.now - ingested.at < .seconds(30) else { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
 
     /// Events produced so far (history included).
     public var produced: Int { state.withLock { $0.produced } }
@@ -344,6 +368,7 @@ public struct Simulator: Sendable {
             }
             progress.add(batch.count)
             stepStart = stepEnd
+            try await progress.waitForBacklog()
         }
     }
 

@@ -1,5 +1,7 @@
 import Foundation
+@testable import DevTools
 import Posix
+import Synchronization
 import Postgres
 import Testing
 import TestSupport
@@ -138,5 +140,26 @@ import Glibc
         #expect(!Loopback.isListening(port: port))
         let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(text.contains("stopped: PostgreSQL is down"))
+    }
+}
+
+@Suite struct SimulationBacklogTests {
+    /// The demo's history is produced no faster than it is ingested: the embedded broker keeps
+    /// only the newest 5 MiB of a partition and would drop the rest unread.
+    @Test func historyWaitsForIngestOnceTheBacklogIsFull() async throws {
+        let progress = SimulationProgress(backlogLimit: 100)
+        progress.add(150)
+        try await progress.waitForBacklog()  // nothing known ingested yet: no waiting
+        progress.noteIngested(0)
+        let returned = Mutex(false)
+        let waiting = Task {
+            try await progress.waitForBacklog()
+            returned.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!returned.withLock { $0 }, "150 produced, none ingested, a limit of 100: it must wait")
+        progress.noteIngested(60)  // 90 waiting now: within the limit
+        try await waiting.value
+        #expect(returned.withLock { $0 })
     }
 }
