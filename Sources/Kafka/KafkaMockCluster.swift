@@ -51,8 +51,8 @@ public final class KafkaMockCluster: Sendable {
     /// cluster elects a new leader when one fails: take a broker down, then fail over to a
     /// live one, and clients find the new leaders through their metadata.
     ///
-    /// (Bringing a broker back up, ``setBrokerUp(_:)``, binds its port again, and librdkafka
-    /// aborts the process if anything holds it meanwhile; tests of outages fail over instead.)
+    /// (There is no bringing a broker back up: the mock binds its port again, and librdkafka
+    /// aborts the whole process if any socket took that port meanwhile.)
     public func failOver(to id: Int32) throws {
         for (topic, partitions) in topics.withLock({ $0 }) {
             for partition in 0..<Int32(partitions) {
@@ -73,43 +73,6 @@ public final class KafkaMockCluster: Sendable {
     public func setBrokerDown(_ id: Int32) throws {
         let err = rd_kafka_mock_broker_set_down(cluster.pointer, id)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "broker down") }
-    }
-
-    /// Brings broker `id` back up, on the port it had.
-    ///
-    /// While the broker was down its port was free, and any socket of the process may have
-    /// taken it meanwhile; librdkafka then aborts the process when it cannot listen again. So
-    /// this waits (up to 30 s) until the port can be bound, and throws if it never can.
-    public func setBrokerUp(_ id: Int32) throws {
-        let addresses = bootstrapServers.split(separator: ",")
-        if id >= 1, Int(id) <= addresses.count, let port = addresses[Int(id) - 1].split(separator: ":").last.flatMap({ UInt16($0) }) {
-            var waited = 0
-            while !Self.canListen(port: port) {
-                guard waited < 3000 else {
-                    throw KafkaError(.mockCluster, "port \(port) of broker \(id) stayed taken", operation: "broker up")
-                }
-                usleep(10_000)
-                waited += 1
-            }
-        }
-        let err = rd_kafka_mock_broker_set_up(cluster.pointer, id)
-        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "broker up") }
-    }
-
-    /// Whether 127.0.0.1:`port` can be bound as the mock broker binds it (SO_REUSEADDR).
-    private static func canListen(port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return true }
-        defer { close(fd) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     /// Adds a round-trip delay to every response of broker `id`.
