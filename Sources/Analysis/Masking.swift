@@ -176,11 +176,9 @@ extension TemplateMiner {
                         if !(byte == 32 || byte == 9 || byte == 10 || byte == 13) {
                             index += 1
                             // Eight bytes at a time to the next byte below `!` (spaces, tabs,
-                            // line ends and other control bytes): the lowest flag of
-                            // `(x - 0x21…) & ~x & 0x80…` marks the first such byte exactly.
+                            // line ends and other control bytes).
                             while index + 8 <= count {
-                                let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                                let below = (chunk &- 0x2121_2121_2121_2121) & ~chunk & 0x8080_8080_8080_8080
+                                let below = ByteScan.below(ByteScan.load(raw, index), 0x21)
                                 if below != 0 {
                                     index += below.trailingZeroBitCount >> 3
                                     break

@@ -303,8 +303,7 @@ func jsonText(_ members: [(key: String, value: JSONValue)]) -> String? {
     return JSONValue.object(members.sorted { $0.key < $1.key }).text
 }
 
-/// Whether `text` holds a byte below 0x20 or 0x7F (DEL), eight bytes at a time: a flag of
-/// `(x - k) & ~x & 0x80…` is only ever set above a byte that matches, so any flag means a match.
+/// Whether `text` holds a byte below 0x20 or 0x7F (DEL), eight bytes at a time (``ByteScan``).
 func hasControlBytes(_ text: String) -> Bool {
     var text = text
     return text.withUTF8 { bytes in
@@ -312,11 +311,8 @@ func hasControlBytes(_ text: String) -> Bool {
         if let base = bytes.baseAddress {
             let raw = UnsafeRawPointer(base)
             while index + 8 <= bytes.count {
-                let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                let delete = chunk ^ 0x7F7F_7F7F_7F7F_7F7F
-                let flags = (((chunk &- 0x2020_2020_2020_2020) & ~chunk) | ((delete &- 0x0101_0101_0101_0101) & ~delete))
-                    & 0x8080_8080_8080_8080
-                if flags != 0 { return true }
+                let chunk = ByteScan.load(raw, index)
+                if ByteScan.below(chunk, 0x20) | ByteScan.equal(chunk, 0x7F) != 0 { return true }
                 index += 8
             }
         }

@@ -255,18 +255,14 @@ public struct JSONParser {
     }
 
     /// Moves `index` to the next `"`, `\\` or control byte (or the end), eight bytes at a
-    /// time: in each of the three tests the lowest flag of `(x - k) & ~x & 0x80…` marks the
-    /// first match exactly, so the lowest of them all is the first byte to stop at.
+    /// time (``ByteScan``).
     private mutating func skipPlain() {
         let count = bytes.count
         if let base = bytes.baseAddress {
             let raw = UnsafeRawPointer(base)
             while index + 8 <= count {
-                let chunk = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                let quote = chunk ^ 0x2222_2222_2222_2222
-                let backslash = chunk ^ 0x5C5C_5C5C_5C5C_5C5C
-                let flags = (((quote &- 0x0101_0101_0101_0101) & ~quote) | ((backslash &- 0x0101_0101_0101_0101) & ~backslash)
-                    | ((chunk &- 0x2020_2020_2020_2020) & ~chunk)) & 0x8080_8080_8080_8080
+                let chunk = ByteScan.load(raw, index)
+                let flags = ByteScan.equal(chunk, UInt8(ascii: "\"")) | ByteScan.equal(chunk, 92) | ByteScan.below(chunk, 32)
                 if flags != 0 {
                     index += flags.trailingZeroBitCount >> 3
                     return

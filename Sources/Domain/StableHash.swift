@@ -34,7 +34,7 @@ public enum StableHash {
     public static func hex64(joining parts: String...) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for (index, part) in parts.enumerated() {
-            if index > 0 { hash = (hash ^ 0x1F) &* 0x0000_0100_0000_01B3 }
+            if index > 0 { hash = fnv1a64(CollectionOfOne(0x1F), seed: hash) }
             hash = fnv1a64(part, seed: hash)
         }
         return hex(mix(hash))

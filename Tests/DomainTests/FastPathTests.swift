@@ -47,5 +47,27 @@ import Testing
         }
         #expect(!hasControlBytes("plain ascii and UTF-8 é 😀 text, longer than eight bytes"))
     }
-}
 
+    /// The lowest flag marks the first matching byte, and there is a flag exactly when a byte
+    /// matches.
+    @Test func byteScanFlagsTheFirstMatch() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<50_000 {
+            // Bytes near the bounds tested, and some anywhere.
+            let bytes = (0..<8).map { _ in
+                Bool.random(using: &generator) ? [0, 1, 0x1F, 0x20, 0x21, 0x22, 0x5C, 0x7F, 0x80, 0xFF].randomElement(using: &generator)!
+                    : UInt8.random(in: 0...255, using: &generator)
+            }
+            let chunk = bytes.withUnsafeBytes { ByteScan.load($0.baseAddress!, 0) }
+            let cases: [(flags: UInt64, first: Int?)] = [
+                (ByteScan.below(chunk, 0x21), bytes.firstIndex { $0 < 0x21 }),
+                (ByteScan.below(chunk, 0x80), bytes.firstIndex { $0 < 0x80 }),
+                (ByteScan.equal(chunk, 0x22), bytes.firstIndex(of: 0x22)),
+                (ByteScan.equal(chunk, 0), bytes.firstIndex(of: 0)),
+            ]
+            for (flags, first) in cases {
+                #expect((flags == 0 ? nil : flags.trailingZeroBitCount >> 3) == first, "\(bytes)")
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/// Byte tests on eight bytes at once (SWAR), for scanners over UTF-8.
+///
+/// Each returns `0x80` in every byte position that matches, and possibly in positions above a
+/// match (a borrow travels up from it), never below: the lowest flag marks the first match
+/// exactly (`trailingZeroBitCount >> 3` is its offset), and any flag means a match.
+public enum ByteScan {
+    /// Eight bytes from `raw + offset`, the first in the lowest position.
+    @inlinable @inline(__always)
+    public static func load(_ raw: UnsafeRawPointer, _ offset: Int) -> UInt64 {
+        UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// Flags of the bytes below `bound` (at most 0x80).
+    @inlinable @inline(__always)
+    public static func below(_ chunk: UInt64, _ bound: UInt8) -> UInt64 {
+        (chunk &- 0x0101_0101_0101_0101 &* UInt64(bound)) & ~chunk & 0x8080_8080_8080_8080
+    }
+
+    /// Flags of the bytes equal to `byte`.
+    @inlinable @inline(__always)
+    public static func equal(_ chunk: UInt64, _ byte: UInt8) -> UInt64 {
+        below(chunk ^ (0x0101_0101_0101_0101 &* UInt64(byte)), 1)
+    }
+}
