@@ -4,6 +4,7 @@ import Foundation
 import TestSupport
 import Ingest
 import Kafka
+import Logging
 import Postgres
 import Testing
 
@@ -186,8 +187,14 @@ struct KillRun: @unchecked Sendable {  // handed once from the loop's thread to 
         _ = try writeEvents(total, groups: 10, to: file, seed: 3)
         let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
 
-        try await withIngest(configuration) { status async throws in
-            let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+        // Told in full: should ingest stall here, its warnings (retries, rebalances, the
+        // Kafka client's connection errors) are what says why.
+        var verbose = Logger(label: "ingest-faults")
+        verbose.logLevel = .warning
+        try await withIngest(configuration, logger: verbose) { status async throws in
+            var producerLogger = Logger(label: "faults-producer")  // its own name, apart from ingest's
+            producerLogger.logLevel = .error
+            let producer = try KafkaProducer(configuration: configuration.kafka, logger: producerLogger)
             for (n, line) in lines.enumerated() {
                 if n == total / 4 {
                     try await onThread { try postgres.restart() }
@@ -200,7 +207,21 @@ struct KillRun: @unchecked Sendable {  // handed once from the loop's thread to 
                 if n % 2000 == 0 { try await Task.sleep(for: .milliseconds(300)) }
             }
             try await producer.flush(timeout: .seconds(60))
-            #expect(try await eventually(.seconds(120)) { try count(url, "SELECT count(*) FROM events") >= total })
+            let stored = try await eventually(.seconds(120)) { try count(url, "SELECT count(*) FROM events") >= total }
+            // Should it fail: rows short while the offsets are committed means events lost or
+            // set aside; offsets behind means ingest stalled.
+            var committed = "-"
+            if !stored {
+                let observer = try KafkaConsumer(
+                    configuration: KafkaConsumerConfiguration(kafka: configuration.kafka, groupID: configuration.ingest.group, topics: []),
+                    logger: logger)
+                let offsets = try? await observer.committed((0..<6).map { KafkaTopicPartition(topic: "errors", partition: $0) })
+                committed = offsets.map { "\($0.sorted { $0.key.partition < $1.key.partition }.map { "\($0.key.partition):\($0.value.map(String.init) ?? "none")" })" } ?? "unknown"
+                try await observer.close()
+            }
+            let rows = try count(url, "SELECT count(*) FROM events")
+            let letters = try query(url, "SELECT reason FROM dead_letters LIMIT 3").rows.map { try $0.string(0) }
+            #expect(stored, "committed offsets \(committed); \(rows) of \(total) stored; dead letters \(letters); ingest counted \(status.eventsInserted) inserted, \(status.duplicates) duplicates, \(status.deadLetters) dead letters, \(status.assignedPartitions) partitions assigned, database available: \(status.databaseAvailable)")
         }
         #expect(try count(url, "SELECT count(*) FROM events") == total)
         #expect(try count(url, "SELECT sum(event_count) FROM groups") == total)

@@ -29,7 +29,7 @@ func count(_ url: String, _ sql: String) throws -> Int {
 
 /// Runs an ingest service until `body` returns, then shuts it down gracefully.
 func withIngest<T>(
-    _ configuration: FaultlineConfiguration, _ body: (IngestStatus) async throws -> T
+    _ configuration: FaultlineConfiguration, logger: Logger = logger, _ body: (IngestStatus) async throws -> T
 ) async throws -> T {
     let pool = PostgresPool(configuration: configuration.postgres, logger: logger)
     let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
