@@ -22,3 +22,17 @@ public enum ByteScan {
         below(chunk ^ (0x0101_0101_0101_0101 &* UInt64(byte)), 1)
     }
 }
+
+/// Whether `bytes` are well-formed UTF-8. ASCII, the usual case, is passed over eight bytes at a
+/// time without building anything; from the first byte above 0x7F on, the standard library
+/// validates (everything before it is whole ASCII characters, so it starts on a boundary).
+public func isValidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    var index = 0
+    if let base = bytes.baseAddress {
+        let raw = UnsafeRawPointer(base)
+        while index + 8 <= bytes.count, ByteScan.load(raw, index) & 0x8080_8080_8080_8080 == 0 { index += 8 }
+    }
+    while index < bytes.count, bytes[index] < 0x80 { index += 1 }
+    guard index < bytes.count else { return true }
+    return String(validating: UnsafeBufferPointer(rebasing: bytes[index...]), as: UTF8.self) != nil
+}

@@ -86,7 +86,7 @@ public struct EventDecoder: Sendable {
             guard bytes.count > 5 else { throw DecodeError("Schema Registry framing without a payload") }
             bytes = bytes.dropFirst(5)
         }
-        guard String(validating: bytes, as: UTF8.self) != nil else {
+        guard bytes.withUnsafeBufferPointer(isValidUTF8) else {
             throw DecodeError("not valid UTF-8 text (binary data?)")
         }
         let hinted = try format(fromContentType: origin.contentType)
@@ -262,7 +262,14 @@ struct Fields {
 
     /// By index: the members are compared in place, not copied one by one.
     private func scan(for key: String) -> JSONValue? {
-        for index in members.indices where members[index].key == key { return members[index].value }
+        // Lengths first: an inline read, where `==` of different keys is a call. Keys are thus
+        // matched code unit by code unit (RFC 8259, 8.3): the keys looked up are ASCII, and a
+        // string canonically equal to an ASCII one but written otherwise ("\u212A" for "K") is
+        // longer in UTF-8.
+        let count = key.utf8.count
+        for index in members.indices where members[index].key.utf8.count == count && members[index].key == key {
+            return members[index].value
+        }
         return nil
     }
 

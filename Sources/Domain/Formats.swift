@@ -3,13 +3,19 @@ import Foundation
 extension Context {
     /// Frames read from a text trace, with names cut to ``StackTraceParser/maximumNameBytes``.
     func frames(in text: String) -> [StackFrame] {
-        StackTraceParser.frames(in: text).map { frame in
-            var frame = frame
-            frame.function = frame.function.map { self.text(cut($0, StackTraceParser.maximumNameBytes)) }
-            frame.module = frame.module.map { self.text(cut($0, StackTraceParser.maximumNameBytes)) }
-            frame.file = frame.file.map { self.text(cut($0, StackTraceParser.maximumNameBytes)) }
-            return frame
+        var frames = StackTraceParser.frames(in: text)
+        // In place, and only the names that change: most are short and hold no NUL.
+        func bound(_ name: inout String?) {
+            guard let value = name else { return }
+            let bounded = self.text(cut(value, StackTraceParser.maximumNameBytes))
+            if bounded.utf8.count != value.utf8.count || bounded != value { name = bounded }
         }
+        for index in frames.indices {
+            bound(&frames[index].function)
+            bound(&frames[index].module)
+            bound(&frames[index].file)
+        }
+        return frames
     }
 }
 

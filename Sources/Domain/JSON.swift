@@ -177,6 +177,12 @@ public struct JSONParser {
         // Positions of the keys once there are many, so a repeated key is found in constant
         // time: a linear search per key made 80,000 keys take 13 s.
         var positions: [String: Int]?
+        // One bit per (length, first byte, last byte) class of the plain ASCII keys seen: such a
+        // key whose bit is clear is new without comparing it to the others. Once a key is
+        // escaped or not ASCII (Swift compares strings by canonical equivalence: "\u212A" is
+        // "K"), every later key is compared as before.
+        var seen: UInt64 = 0
+        var compareAll = false
         skipSpace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -185,17 +191,32 @@ public struct JSONParser {
         while true {
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("object key expected") }
+            let keyStart = index + 1
             let key = try string()
+            let keyEnd = index - 1
+            var bit: UInt64 = 1
+            if keyEnd > keyStart {
+                var or: UInt8 = 0
+                var escaped = false
+                for offset in keyStart..<keyEnd {
+                    or |= bytes[offset]
+                    escaped = escaped || bytes[offset] == 92
+                }
+                if or >= 0x80 || escaped { compareAll = true }
+                bit <<= (UInt64(keyEnd - keyStart) &* 31 &+ UInt64(bytes[keyStart]) &* 7 &+ UInt64(bytes[keyEnd - 1])) & 63
+            }
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("':' expected") }
             index += 1
             skipSpace()
             let value = try value(depth: depth + 1)
             // A repeated key: the last one wins, as in most parsers.
-            if let existing = positions?[key] ?? (positions == nil ? members.firstIndex(where: { $0.key == key }) : nil) {
+            if let existing = positions?[key]
+                ?? (positions == nil && (compareAll || seen & bit != 0) ? members.firstIndex(where: { $0.key == key }) : nil) {
                 members[existing].value = value
             } else {
                 positions?[key] = members.count
+                seen |= bit
                 members.append((key, value))
                 if positions == nil && members.count == 16 {
                     positions = Dictionary(members.enumerated().map { ($0.element.key, $0.offset) }) { first, _ in first }

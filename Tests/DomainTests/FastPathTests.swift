@@ -70,4 +70,40 @@ import Testing
             }
         }
     }
+
+    /// The ASCII fast path agrees with the standard library on well-formed and broken UTF-8,
+    /// with the first non-ASCII byte at every offset of a chunk.
+    @Test func utf8ValidationEqualsTheStandardLibrarys() {
+        let pieces: [[UInt8]] = [[0x61], [0x20], [0x7F], Array("é".utf8), Array("€".utf8), Array("😀".utf8),
+                                 [0x80], [0xC3], [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0xFF], [0xC0, 0x80], [0xED, 0xA0, 0x80]]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<30_000 {
+            let prefix = [UInt8](repeating: 0x41, count: Int.random(in: 0...17, using: &generator))
+            let bytes = prefix + (0..<Int.random(in: 0...4, using: &generator)).flatMap { _ in pieces.randomElement(using: &generator)! }
+            let expected = String(validating: bytes, as: UTF8.self) != nil
+            #expect(bytes.withUnsafeBufferPointer(isValidUTF8) == expected, "\(bytes)")
+        }
+    }
+
+    /// A repeated key is found whatever its spelling, so the last value wins: written the same,
+    /// escaped, or (as Swift compares strings) a canonically equal non-ASCII form.
+    @Test func repeatedKeysAreFoundBehindTheFilter() throws {
+        let cases: [(json: String, key: String, value: String, count: Int)] = [
+            (#"{"service":"a","version":"1","service":"b"}"#, "service", "b", 2),
+            (#"{"service":"a","\u0073ervice":"b"}"#, "service", "b", 1),
+            (#"{"a":"x","b":"y","a":"z"}"#, "a", "z", 2),
+            (#"{"K":"a","\u212A":"b"}"#, "K", "b", 1),
+            (#"{"\u212A":"a","x":"c","K":"b"}"#, "\u{212A}", "b", 2),
+            (#"{"ab":"1","ba":"2","abc":"3"}"#, "ab", "1", 3),
+        ]
+        for (json, key, value, count) in cases {
+            let parsed = try JSONParser.parse(Array(json.utf8))
+            #expect(parsed.objectValue?.count == count, "\(json)")
+            #expect(parsed[key]?.stringValue == value, "\(json)")
+        }
+        // Many keys of one (length, first, last) class, each different: all kept.
+        let keys = (0..<15).map { "k\(Character(UnicodeScalar(UInt8(97 + $0))))z" }
+        let object = try JSONParser.parse(Array(("{" + keys.map { #""\#($0)":1"# }.joined(separator: ",") + "}").utf8))
+        #expect(object.objectValue?.map(\.key) == keys)
+    }
 }
