@@ -17,8 +17,8 @@ public enum EventTimeProgress {
         _ messages: [KafkaMessage], events: [EnrichedEvent], topic: String, lag: [KafkaTopicPartition: Int64]?, readAt: Date
     ) -> [PartitionProgress] {
         var next: [Int32: Int64] = [:]
-        for message in messages where message.topic == topic {
-            next[message.partition] = max(next[message.partition] ?? 0, message.offset + 1)
+        for position in KafkaTopicPartitionOffset.after(messages) where position.topic == topic {
+            next[position.partition] = position.offset
         }
         var earliest: [Int32: Date] = [:]
         // By index: each event is read in place, not copied.

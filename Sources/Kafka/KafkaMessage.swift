@@ -83,11 +83,24 @@ public struct KafkaTopicPartitionOffset: Hashable, Sendable, CustomStringConvert
 
     /// The positions after the last of `messages` in each partition: what to commit once
     /// all of them are processed.
-    public static func after(_ messages: some Sequence<KafkaMessage>) -> [KafkaTopicPartitionOffset] {
+    public static func after<Messages: RandomAccessCollection<KafkaMessage>>(_ messages: Messages) -> [KafkaTopicPartitionOffset]
+        where Messages.Index == Int
+    {
         var next: [KafkaTopicPartition: Int64] = [:]
-        for message in messages {
-            let key = KafkaTopicPartition(topic: message.topic, partition: message.partition)
-            next[key] = max(next[key] ?? 0, message.offset + 1)
+        // By index, each message read in place (a copy retains all it holds), and by runs: a
+        // poll returns runs of one partition's messages, and each run is hashed once.
+        var index = messages.startIndex
+        while index < messages.endIndex {
+            let topic = messages[index].topic
+            let partition = messages[index].partition
+            var last = messages[index].offset
+            index += 1
+            while index < messages.endIndex, messages[index].partition == partition, messages[index].topic == topic {
+                last = max(last, messages[index].offset)
+                index += 1
+            }
+            let key = KafkaTopicPartition(topic: topic, partition: partition)
+            next[key] = max(next[key] ?? 0, last + 1)
         }
         return next.map { KafkaTopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: $1) }
             .sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
