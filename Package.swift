@@ -112,7 +112,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: [
             "Postgres", .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/TestSupport"),
-        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        .testTarget(name: "PosixTests", dependencies: ["Posix", "CLinuxShims"]),
         .testTarget(name: "DomainTests", dependencies: ["Domain"], exclude: ["Fixtures"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Domain"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Posix", "TestSupport"]),

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "CLinuxShims.h"
+#include <errno.h>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -54,4 +55,18 @@ int CLinuxShims_set_thread_name(const char *name) {
 }
 int CLinuxShims_get_thread_name(char *buffer, size_t size) {
     return pthread_getname_np(pthread_self(), buffer, size);
+}
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int CLinuxShims_lower_thread_priority(int increment) {
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    errno = 0;
+    int current = getpriority(PRIO_PROCESS, tid);
+    if (current == -1 && errno != 0) return -1;
+    return setpriority(PRIO_PROCESS, tid, current + increment);
+}
+int CLinuxShims_thread_nice(void) {
+    return getpriority(PRIO_PROCESS, (pid_t)syscall(SYS_gettid));
 }

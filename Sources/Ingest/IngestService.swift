@@ -3,6 +3,7 @@ import Foundation
 import Kafka
 import Logging
 import Metrics
+import Posix
 import Postgres
 import ServiceLifecycle
 import Storage
@@ -183,6 +184,10 @@ public final class IngestService: Service {
     /// This process's mark on the offsets it is decoding (``DecodingLedger``).
     private let owner = UUID()
     private let deadLetterLog = DeadLetterLog()
+    /// Batches are decoded on threads of their own, one per core, below the usual priority: on
+    /// a busy host the decoding of the next batch yields to the writing of this one (PostgreSQL
+    /// on the same host), to the HTTP server and to the Kafka client (``BulkWorkers``).
+    private let decodeWorkers = BulkWorkers(count: ProcessInfo.processInfo.activeProcessorCount, name: "decode")
 
     public init(configuration: IngestConfiguration, pool: PostgresPool, producer: KafkaProducer, logger: Logger,
                 status: IngestStatus = IngestStatus(), deployments: DeploymentCache) {
@@ -302,7 +307,7 @@ public final class IngestService: Service {
         }
         let plan = DecodePlan(messages: messages, leftovers: leftovers, setAside: setAside, owner: owner)
         guard !plan.isPlain else {
-            let decoded = processor.process(messages, index: index)
+            let decoded = try await processor.process(messages, index: index, on: decodeWorkers)
             try await retrying("recording the decoded offsets") { try await pool.withConnection { try DecodingLedger.release(owner: self.owner, on: $0) } }
             return decoded
         }
@@ -335,7 +340,7 @@ public final class IngestService: Service {
                 record.current = message.offset
                 let current = record
                 try await retrying("recording the offset to decode") { try await pool.withConnection { try DecodingLedger.set(current, on: $0) } }
-                add(processor.process([message], index: index))
+                add(try await processor.process([message], index: index, on: decodeWorkers))
             }
         }
         try await retrying("recording the offsets to decode") {
@@ -344,7 +349,7 @@ public final class IngestService: Service {
                 for partition in plan.removed { try DecodingLedger.remove(topic: partition.topic, partition: partition.partition, on: connection) }
             }
         }
-        add(processor.process(plan.batch, index: index))
+        add(try await processor.process(plan.batch, index: index, on: decodeWorkers))
         try await retrying("recording the decoded offsets") {
             try await pool.withConnection { try DecodingLedger.release(owner: self.owner, deferred: plan.deferred, on: $0) }
         }

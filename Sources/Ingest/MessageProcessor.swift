@@ -2,6 +2,7 @@ import Analysis
 import Domain
 import Foundation
 import Kafka
+import Posix
 import Storage
 
 /// Turns a batch of Kafka messages into what the store writes: decoded, fingerprinted and
@@ -18,11 +19,12 @@ public struct MessageProcessor: Sendable {
     /// Deployment records of a batch, to be known before its events are enriched.
     public func deployments(in messages: [KafkaMessage], deadLetters: inout [DeadLetter]) -> [Deployment] {
         var deployments: [Deployment] = []
-        for message in messages where message.topic == deploymentsTopic {
+        // By index: each message is read in place, not copied (a copy retains all it holds).
+        for index in messages.indices where messages[index].topic == deploymentsTopic {
             do {
-                deployments.append(try Deployment.decode(message.value, defaultEnvironment: decoder.limits.defaultEnvironment))
+                deployments.append(try Deployment.decode(messages[index].value, defaultEnvironment: decoder.limits.defaultEnvironment))
             } catch {
-                deadLetters.append(deadLetter(message, reason: "deployment record: \(error.reason)"))
+                deadLetters.append(deadLetter(messages[index], reason: "deployment record: \(error.reason)"))
             }
         }
         return deployments
@@ -33,24 +35,47 @@ public struct MessageProcessor: Sendable {
     /// - Returns: the batch to write, and how many log records were skipped as below the
     ///   minimum severity.
     public func process(_ messages: [KafkaMessage], index: DeploymentIndex, now: Date = Date()) -> (batch: IngestBatch, skipped: Int) {
+        let (content, errors, index) = prepare(messages, index: index)
+        let parts = Self.parts(errors.count, cores: Self.cores)
+        guard parts > 1 else { return join(content, [decode(errors[...], index: index, now: now)]) }
+        let size = (errors.count + parts - 1) / parts
+        return join(content, parallelMap(parts) { [index] part in
+            decode(errors[(part * size)..<min(errors.count, (part + 1) * size)], index: index, now: now)
+        })
+    }
+
+    /// Like ``process(_:index:now:)``, decoding on `workers` (one part per worker).
+    public func process(_ messages: [KafkaMessage], index: DeploymentIndex, now: Date = Date(), on workers: BulkWorkers) async throws
+        -> (batch: IngestBatch, skipped: Int)
+    {
+        let (content, errors, index) = prepare(messages, index: index)
+        let parts = Self.parts(errors.count, cores: workers.count)
+        let size = (errors.count + parts - 1) / parts
+        return join(content, try await workers.map(parts) { [self, index] part in
+            decode(errors[(part * size)..<min(errors.count, (part + 1) * size)], index: index, now: now)
+        })
+    }
+
+    /// A batch's deployments (known before its events are enriched), and its error messages.
+    private func prepare(_ messages: [KafkaMessage], index: DeploymentIndex) -> (IngestBatch, [KafkaMessage], DeploymentIndex) {
         var content = IngestBatch()
         content.deployments = deployments(in: messages, deadLetters: &content.deadLetters)
         var index = index
         for deployment in content.deployments { index.insert(deployment) }
-        let errors = messages.filter { $0.topic != deploymentsTopic }
-        // A large batch is decoded in as many contiguous parts as there are cores, joined in
-        // order: the batch is the same as one thread makes, in less time.
-        let parts = min(Self.cores, errors.count / Self.minimumPart)
-        guard parts > 1 else {
-            let decoded = decode(errors[...], index: index, now: now)
-            content.events = decoded.events
-            content.deadLetters += decoded.deadLetters
-            return (content, decoded.skipped)
-        }
-        let size = (errors.count + parts - 1) / parts
-        let decoded = parallelMap(parts) { [index] part in
-            decode(errors[(part * size)..<min(errors.count, (part + 1) * size)], index: index, now: now)
-        }
+        // The usual batch holds no deployment: taken as it is, not filtered into a copy.
+        let errors = messages.indices.contains { messages[$0].topic == deploymentsTopic }
+            ? messages.filter { $0.topic != deploymentsTopic } : messages
+        return (content, errors, index)
+    }
+
+    /// A large batch is decoded in as many contiguous parts as there are cores, joined in
+    /// order: the batch is the same as one thread makes, in less time.
+    private static func parts(_ count: Int, cores: Int) -> Int {
+        max(1, min(cores, count / minimumPart))
+    }
+
+    private func join(_ content: IngestBatch, _ decoded: [Decoded]) -> (batch: IngestBatch, skipped: Int) {
+        var content = content
         var results = decoded
         // The first part's array becomes the batch's (taken, not copied); the others follow it.
         swap(&content.events, &results[0].events)
@@ -70,23 +95,23 @@ public struct MessageProcessor: Sendable {
     /// start and join than they save.
     static let minimumPart = 1000
 
+    typealias Decoded = (events: [EnrichedEvent], deadLetters: [DeadLetter], skipped: Int)
+
     /// Decodes, fingerprints and enriches error messages, in order.
-    private func decode(_ messages: ArraySlice<KafkaMessage>, index: DeploymentIndex, now: Date)
-        -> (events: [EnrichedEvent], deadLetters: [DeadLetter], skipped: Int)
-    {
+    private func decode(_ messages: ArraySlice<KafkaMessage>, index: DeploymentIndex, now: Date) -> Decoded {
         var events: [EnrichedEvent] = []
         events.reserveCapacity(messages.count)
         var deadLetters: [DeadLetter] = []
         var skipped = 0
-        for message in messages {
+        for position in messages.indices {
             #if FAULTLINE_FAILPOINTS
-            Failpoints.decoding(message.value)
+            Failpoints.decoding(messages[position].value)
             #endif
             let origin = MessageOrigin(
-                topic: message.topic, partition: message.partition, offset: message.offset,
-                contentType: message.header("content-type")?.stringValue)
+                topic: messages[position].topic, partition: messages[position].partition, offset: messages[position].offset,
+                contentType: messages[position].header("content-type")?.stringValue)
             do {
-                let decoded = try decoder.decode(message.value, origin: origin, now: now)
+                let decoded = try decoder.decode(messages[position].value, origin: origin, now: now)
                 skipped += decoded.skipped
                 for event in decoded.events {
                     let fingerprint = Fingerprint(event)
@@ -97,7 +122,7 @@ public struct MessageProcessor: Sendable {
                         deployment: deployment, origin: origin))
                 }
             } catch {
-                deadLetters.append(deadLetter(message, reason: error.reason))
+                deadLetters.append(deadLetter(messages[position], reason: error.reason))
             }
         }
         return (events, deadLetters, skipped)

@@ -38,4 +38,9 @@ int CLinuxShims_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *
 /* pthread_setname_np / pthread_getname_np for the calling thread (GNU extensions). */
 int CLinuxShims_set_thread_name(const char *name);
 int CLinuxShims_get_thread_name(char *buffer, size_t size);
+/* Adds `increment` to the calling thread's nice value (Linux schedules threads one by one);
+   0 or -1 with errno, as setpriority. */
+int CLinuxShims_lower_thread_priority(int increment);
+/* The calling thread's nice value. */
+int CLinuxShims_thread_nice(void);
 #endif
