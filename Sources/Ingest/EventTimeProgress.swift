@@ -1,6 +1,7 @@
 import Domain
 import Foundation
 import Kafka
+import Synchronization
 import Metrics
 import Storage
 
@@ -38,34 +39,40 @@ public enum EventTimeProgress {
 
 /// This replica's view of its partitions' event time, for `faultline_event_time_lag_seconds`:
 /// how far behind the wall clock the least complete partition it owns is.
-final class EventTimeLag: @unchecked Sendable {
-    // Unchecked: used only by the consumer loop, one call at a time.
-    private var complete: [Int32: Date] = [:]
+final class EventTimeLag: Sendable {
+    // Shared by the reading stage (caught-up partitions) and the writing stage (stored batches).
+    private let complete = Mutex<[Int32: Date]>([:])
     private let gauge = Gauge(label: "faultline_event_time_lag_seconds")
 
     init() { gauge.record(0) }
 
     func stored(_ progress: [PartitionProgress]) {
-        for p in progress {
-            guard let time = p.completeUntil else { continue }
-            complete[p.partition] = max(complete[p.partition] ?? time, time)
+        complete.withLock { complete in
+            for p in progress {
+                guard let time = p.completeUntil else { continue }
+                complete[p.partition] = max(complete[p.partition] ?? time, time)
+            }
         }
     }
 
     func caughtUp(_ partitions: [Int32], at time: Date) {
-        for partition in partitions { complete[partition] = max(complete[partition] ?? time, time) }
+        complete.withLock { complete in
+            for partition in partitions { complete[partition] = max(complete[partition] ?? time, time) }
+        }
     }
 
     /// Publishes the lag over the partitions owned now (others are forgotten); a partition with
     /// nothing stored yet does not count.
     func publish(owned: Set<Int32>, now: Date) {
-        complete = complete.filter { owned.contains($0.key) }
-        let least = complete.values.min()
+        let least = complete.withLock { complete in
+            complete = complete.filter { owned.contains($0.key) }
+            return complete.values.min()
+        }
         gauge.record(least.map { max(0, now.timeIntervalSince($0)) } ?? 0)
     }
 
     func reset() {
-        complete = [:]
+        complete.withLock { $0 = [:] }
         gauge.record(0)
     }
 }

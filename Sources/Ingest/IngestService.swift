@@ -211,19 +211,61 @@ public final class IngestService: Service {
         }
         let lag = IngestMetrics.Lag()
         let eventTime = EventTimeLag()
+        // Two stages overlap: while one batch is written to PostgreSQL and its offsets are
+        // committed, the next ones are polled and decoded, at most one ahead of the writer (so at
+        // most three batches are in memory), and a slow write or a slow decode is absorbed
+        // rather than idling the other. Offsets of a batch are committed only after its own write.
+        let unwritten = Unwritten(topic: configuration.topic)
+        let (batches, decoded) = AsyncStream.makeStream(of: Prepared.self)
+        let (credits, credit) = AsyncStream.makeStream(of: Void.self)
+        credit.yield()
+        credit.yield()
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    defer { decoded.finish() }
+                    try await self.readAndDecode(consumer, credits: credits, into: decoded, unwritten: unwritten, lag: lag, eventTime: eventTime)
+                }
+                group.addTask {
+                    defer { credit.finish() }
+                    for await prepared in batches {
+                        try await self.finish(prepared, try await self.store(prepared), consumer)
+                        eventTime.stored(prepared.batch.progress)
+                        unwritten.remove(prepared)
+                        credit.yield()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch is ShutdownDuringRetry {
+            logger.info("shutting down with a batch unwritten; it will be delivered again")
+        }
+        try await consumer.close()
+        lag.update([:])
+        eventTime.reset()
+        status.stopped()
+        logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
+    }
+
+    /// The reading stage: polls and decodes batches until shutdown, each once a credit says the
+    /// writer has room for it.
+    private func readAndDecode(
+        _ consumer: KafkaConsumer, credits: AsyncStream<Void>, into decoded: AsyncStream<Prepared>.Continuation,
+        unwritten: Unwritten, lag: IngestMetrics.Lag, eventTime: EventTimeLag
+    ) async throws {
         var lastLag = ContinuousClock.now - .seconds(60)
         var partitions: Set<String> = []
         var lagFailing = false
-        // Two stages overlap: while one batch is written to PostgreSQL, the next is polled
-        // and decoded. Offsets of a batch are committed only after its own write.
-        var prepared: Prepared?
-        do {
-            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        var credits = credits.makeAsyncIterator()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            guard await credits.next() != nil else { return }
+            var prepared: Prepared?
+            while prepared == nil && !Task.isShuttingDownGracefully && !Task.isCancelled {
                 if ContinuousClock.now - lastLag >= .seconds(5) {
                     do {
                         let current = try await consumer.lag()
                         lag.update(current)
-                        await markCaughtUp(current, unwritten: prepared, eventTime: eventTime)
+                        await markCaughtUp(current, unwritten: unwritten.partitions, eventTime: eventTime)
                         if lagFailing { logger.info("consumer lag is read again") }
                         lagFailing = false
                     } catch {
@@ -236,28 +278,41 @@ public final class IngestService: Service {
                     }
                     lastLag = .now
                 }
-                guard let current = prepared else {
-                    prepared = try await prepare(try await read(consumer), partitions: &partitions)
-                    continue
-                }
-                async let written = store(current)
-                let next = try await prepare(try await read(consumer), partitions: &partitions)
-                let result = try await written
-                try await finish(current, result, consumer)
-                eventTime.stored(current.batch.progress)
-                prepared = next
+                prepared = try await prepare(try await read(consumer), partitions: &partitions)
             }
-            if let last = prepared {
-                try await finish(last, try await store(last), consumer)
-            }
-        } catch is ShutdownDuringRetry {
-            logger.info("shutting down with a batch unwritten; it will be delivered again")
+            guard let prepared else { return }
+            unwritten.add(prepared)
+            decoded.yield(prepared)
         }
-        try await consumer.close()
-        lag.update([:])
-        eventTime.reset()
-        status.stopped()
-        logger.info("ingest stopped", metadata: ["events": "\(status.eventsInserted)"])
+    }
+
+    /// The partitions of the errors topic with messages read but not yet written.
+    final class Unwritten: Sendable {
+        private let counts = Mutex<[Int32: Int]>([:])
+        private let topic: String
+
+        init(topic: String) { self.topic = topic }
+
+        var partitions: Set<Int32> { counts.withLock { Set($0.keys) } }
+
+        private func partitions(of prepared: Prepared) -> Set<Int32> {
+            Set(prepared.messages.indices.lazy.filter { prepared.messages[$0].topic == self.topic }.map { prepared.messages[$0].partition })
+        }
+
+        func add(_ prepared: Prepared) {
+            let read = partitions(of: prepared)
+            counts.withLock { for partition in read { $0[partition, default: 0] += 1 } }
+        }
+
+        func remove(_ prepared: Prepared) {
+            let read = partitions(of: prepared)
+            counts.withLock { counts in
+                for partition in read {
+                    let left = (counts[partition] ?? 1) - 1
+                    counts[partition] = left > 0 ? left : nil
+                }
+            }
+        }
     }
 
     /// A batch decoded and ready to write.
@@ -389,8 +444,7 @@ public final class IngestService: Service {
 
     /// Partitions of the errors topic with nothing left to read and nothing read but unwritten
     /// are complete in event time up to now (``EventTimeStore/caughtUp(topic:partitions:at:)``).
-    private func markCaughtUp(_ lag: [KafkaTopicPartition: Int64], unwritten: Prepared?, eventTime: EventTimeLag) async {
-        let pending = Set(unwritten?.messages.filter { $0.topic == configuration.topic }.map(\.partition) ?? [])
+    private func markCaughtUp(_ lag: [KafkaTopicPartition: Int64], unwritten pending: Set<Int32>, eventTime: EventTimeLag) async {
         let owned = lag.keys.filter { $0.topic == configuration.topic }
         let caughtUp = owned.filter { lag[$0] == 0 && !pending.contains($0.partition) }.map(\.partition).sorted()
         let now = Date()
