@@ -356,14 +356,20 @@ public final class IngestService: Service {
         let claims = DecodePlan.claims(for: messages, owner: owner)
         let (leftovers, setAside) = try await retrying("recording the offsets to decode") {
             try await pool.withConnection { connection in
-                (try DecodingLedger.claim(claims, on: connection),
-                 try DecodingLedger.setAside(within: claims, reason: DecodePlan.crashedReason, on: connection))
+                try DecodingLedger.withoutFlush(on: connection) { connection in
+                    (try DecodingLedger.claim(claims, on: connection),
+                     try DecodingLedger.setAside(within: claims, reason: DecodePlan.crashedReason, on: connection))
+                }
             }
         }
         let plan = DecodePlan(messages: messages, leftovers: leftovers, setAside: setAside, owner: owner)
         guard !plan.isPlain else {
             let decoded = try await processor.process(messages, index: index, on: decodeWorkers)
-            try await retrying("recording the decoded offsets") { try await pool.withConnection { try DecodingLedger.release(owner: self.owner, on: $0) } }
+            try await retrying("recording the decoded offsets") {
+                try await pool.withConnection { connection in
+                    try DecodingLedger.withoutFlush(on: connection) { try DecodingLedger.release(owner: self.owner, on: $0) }
+                }
+            }
             return decoded
         }
         var batch = IngestBatch()
