@@ -169,8 +169,8 @@ struct IngestMetrics: Sendable {
 /// Offsets are committed only after the transaction holding their events has committed, so a
 /// crash at any moment loses nothing; replays insert nothing twice because every event has a
 /// stable id. While PostgreSQL is unreachable the loop stops fetching and retries with capped
-/// exponential backoff. On graceful shutdown it finishes the batch in hand, commits, and leaves
-/// the group.
+/// exponential backoff. Reading and decoding run up to one batch ahead of writing. On graceful
+/// shutdown it stops reading, writes and commits the batches in hand, and leaves the group.
 public final class IngestService: Service {
     private let configuration: IngestConfiguration
     private let pool: PostgresPool
