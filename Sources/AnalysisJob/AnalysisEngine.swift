@@ -349,13 +349,17 @@ public final class AnalysisEngine {
             scoredUntil = until
             report.rebuilt = true
         }
+        // Late counts first: the buckets scored before are scored again with them, so that the
+        // new buckets are compared with what is now known of the past. (The other way round, a
+        // back-fill still arriving when a new minute is scored made a normal minute a spike
+        // against the part of the history stored so far.)
+        try rescoreLate(open: scoredUntil ?? open, connection, report: &report)
         if let from = scoredUntil, from < open {
             try score(from: max(from, open - configuration.historyBuckets), to: open, alertFrom: alertFrom, connection, report: &report)
             scoredUntil = open
         }
         try AnalysisStore.setState("scored_until", json: String(open), on: connection)
         report.scoredUntil = date(of: open)
-        try rescoreLate(open: open, connection, report: &report)
         try peek(at: open, connection, report: &report)
         report.series = slotOfService.count + slotOfGroup.count
         report.awakeSeries = awake.count

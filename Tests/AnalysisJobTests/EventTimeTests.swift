@@ -157,4 +157,41 @@ func progress(_ offset: Int, completeUntil: Date?) -> PartitionProgress {
             check.expect(try fixture.connection.query("SELECT count(*) FROM late_counts").first?.int(0) == 0)
         }
     }
+
+    /// A back-fill that the watermark ran ahead of, as a paced back-fill makes it (ingest
+    /// catches up with a producer still sending history): the analysis scored the minutes with
+    /// only the first part of the history, and the rest arrives late, the first new minute with
+    /// its tail. The new minute, as busy as the history, is compared with the whole history, not
+    /// with the part stored before: no spike.
+    @Test(arguments: [60, 120, 150])
+    func aNewMinuteIsScoredAfterTheLateHistoryThatCameWithIt(storedFirst: Int) async throws {
+        try await onThread { check in
+            var fixture = try Fixture()
+            let engine = AnalysisEngine(configuration: configuration(try shippedRules()), logger: logger)
+            let live = start.addingTimeInterval(180 * 60)
+            func minutes(_ range: Range<Int>, caughtUpAt caughtUp: Date) throws {
+                for minute in range {
+                    let time = start.addingTimeInterval(Double(minute) * 60)
+                    for (index, service) in ["billing", "catalog"].enumerated() {
+                        let last = minute == range.upperBound - 1 && index == 1
+                        try fixture.events(service: service, errorType: "TimeoutError", message: "store timed out after \(minute % 7 + 1)s",
+                                           at: spread(noisy(30, minute + index), in: time),
+                                           progress: last ? progress(fixture.sequence + 1, completeUntil: caughtUp) : nil)
+                    }
+                }
+            }
+            // The analysis runs before anything is stored, as it does when a demo starts.
+            _ = try engine.run(on: fixture.connection, now: live.addingTimeInterval(-60))
+            // The first part of the history is in when ingest finds nothing more to read:
+            // complete up to now.
+            try minutes(0..<storedFirst, caughtUpAt: live)
+            _ = try engine.run(on: fixture.connection, now: live.addingTimeInterval(5))
+            // The rest arrives, late, and the first new minute with it.
+            try minutes(storedFirst..<181, caughtUpAt: live.addingTimeInterval(61))
+            let report = try engine.run(on: fixture.connection, now: live.addingTimeInterval(75))
+            check.expect(report.servicesRescored == 2, "\(report)")
+            let spikes = try fixture.insights().filter { [.spike, .levelShift].contains($0.kind) }
+            check.expect(spikes.isEmpty, "the new minute against part of the history: \(spikes.map(\.title))")
+        }
+    }
 }
