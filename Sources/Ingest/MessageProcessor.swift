@@ -38,9 +38,8 @@ public struct MessageProcessor: Sendable {
         let (content, errors, index) = prepare(messages, index: index)
         let parts = Self.parts(errors.count, cores: Self.cores)
         guard parts > 1 else { return join(content, [decode(errors[...], index: index, now: now)]) }
-        let size = (errors.count + parts - 1) / parts
         return join(content, parallelMap(parts) { [index] part in
-            decode(errors[(part * size)..<min(errors.count, (part + 1) * size)], index: index, now: now)
+            decode(Self.part(part, of: parts, errors), index: index, now: now)
         })
     }
 
@@ -50,9 +49,8 @@ public struct MessageProcessor: Sendable {
     {
         let (content, errors, index) = prepare(messages, index: index)
         let parts = Self.parts(errors.count, cores: workers.count)
-        let size = (errors.count + parts - 1) / parts
         return join(content, try await workers.map(parts) { [self, index] part in
-            decode(errors[(part * size)..<min(errors.count, (part + 1) * size)], index: index, now: now)
+            decode(Self.part(part, of: parts, errors), index: index, now: now)
         })
     }
 
@@ -72,6 +70,12 @@ public struct MessageProcessor: Sendable {
     /// order: the batch is the same as one thread makes, in less time.
     private static func parts(_ count: Int, cores: Int) -> Int {
         max(1, min(cores, count / minimumPart))
+    }
+
+    /// The `part`th of `parts` contiguous parts of `messages`, as equal as can be.
+    private static func part(_ part: Int, of parts: Int, _ messages: [KafkaMessage]) -> ArraySlice<KafkaMessage> {
+        let size = (messages.count + parts - 1) / parts
+        return messages[min(messages.count, part * size)..<min(messages.count, (part + 1) * size)]
     }
 
     private func join(_ content: IngestBatch, _ decoded: [Decoded]) -> (batch: IngestBatch, skipped: Int) {
