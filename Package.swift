@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "Domain"),
         // Optimised in debug builds too: the tests hold the analysis's cross-validated accuracy,
         // which means mining and scoring whole labelled corpora several times over.
-        .target(name: "Analysis", dependencies: ["Domain", "CVectorKernels", "Posix"],
+        .target(name: "Analysis", dependencies: ["Domain", "CVectorKernels"],
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         // Every SQL statement of the product.

@@ -1,5 +1,4 @@
 import Dispatch
-import Posix
 
 /// Leave-one-group-out cross-validation: how well a way of choosing settings does on data it
 /// did not choose them on.
@@ -40,7 +39,24 @@ public enum CrossValidation {
 
 /// `body(0..<count)` on every core, results in index order. `body` must not share mutable state.
 public func parallelMap<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
-    let slots = ResultSlots<T>(count)
+    let slots = Slots<T>(count)
     DispatchQueue.concurrentPerform(iterations: count) { index in slots.set(index, body(index)) }
     return slots.values()
+}
+
+/// One slot per iteration; each is written by exactly one iteration, read after all have ended.
+/// (A raw buffer, not an array property: concurrent writes to distinct elements of a class's
+/// array would be overlapping accesses to the property.)
+private final class Slots<T>: @unchecked Sendable {
+    private let storage: UnsafeMutableBufferPointer<T?>
+    init(_ count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil)
+    }
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+    func set(_ index: Int, _ value: T) { storage[index] = value }
+    func values() -> [T] { storage.map { $0! } }
 }

@@ -63,12 +63,10 @@ public final class BulkWorkers: Sendable {
     }
 }
 
-/// One slot per part of a parallel run: each written by exactly one part, read after all have
-/// ended. (A raw buffer, not an array property: concurrent writes to distinct elements of a
-/// class's array would be overlapping accesses to the property.)
-public final class ResultSlots<T>: @unchecked Sendable {
+/// One slot per part; each written by exactly one part, read after all have ended.
+private final class ResultSlots<T>: @unchecked Sendable {
     private let storage: UnsafeMutableBufferPointer<T?>
-    public init(_ count: Int) {
+    init(_ count: Int) {
         storage = .allocate(capacity: count)
         storage.initialize(repeating: nil)
     }
@@ -76,6 +74,6 @@ public final class ResultSlots<T>: @unchecked Sendable {
         storage.deinitialize()
         storage.deallocate()
     }
-    public func set(_ index: Int, _ value: T) { storage[index] = value }
-    public func values() -> [T] { storage.map { $0! } }
+    func set(_ index: Int, _ value: T) { storage[index] = value }
+    func values() -> [T] { storage.map { $0! } }
 }
