@@ -7,7 +7,7 @@ import Logging
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks; each prints a final JSON line.",
-        subcommands: [BenchIngest.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self, BenchIsolation.self, BenchAnalysis.self])
+        subcommands: [BenchIngest.self, BenchDecode.self, BenchTemplates.self, BenchKMeans.self, BenchAlertLatency.self, BenchHTTP.self, BenchSoak.self, BenchIsolation.self, BenchAnalysis.self])
 }
 
 /// Prints lines as they are, or a tool's error as one line on stderr with exit status 1.
@@ -186,6 +186,21 @@ struct BenchIngest: AsyncParsableCommand {
     func run() async throws {
         Logging.bootstrap(format: .text, level: .error)
         let result = try await IngestBenchmark.run(events: events, directory: directory, logger: Logger(label: "faultline.bench")) {
+            FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
+        }
+        print(result.json)
+    }
+}
+
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "CPU per event of ingest's decoding stage on one thread, stage by stage, with no database or broker (use a release build).")
+    @Option(help: "Number of events.") var events = 200_000
+    @Option(help: "Runs; the median of each stage is reported.") var runs = 5
+
+    func run() throws {
+        let result = try DecodeBenchmark.run(events: max(1, events), runs: max(1, runs)) {
             FileHandle.standardError.write(Data("bench: \($0)\n".utf8))
         }
         print(result.json)
