@@ -58,5 +58,6 @@ private final class Slots<T>: @unchecked Sendable {
         storage.deallocate()
     }
     func set(_ index: Int, _ value: T) { storage[index] = value }
-    func values() -> [T] { storage.map { $0! } }
+    /// Taken out of the slots, not copied: each result stays uniquely referenced.
+    func values() -> [T] { storage.indices.map { storage[$0].take()! } }
 }

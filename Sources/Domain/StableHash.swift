@@ -42,8 +42,14 @@ public enum StableHash {
 
     /// 16 lowercase hex digits.
     static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        // Written in place: one small string, nothing allocated.
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for index in 0..<16 {
+                buffer[index] = digits.utf8Start[Int(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF]
+            }
+            return 16
+        }
     }
 
     /// A version-8 (RFC 9562, custom) UUID derived from `name`: the same name, the same UUID.

@@ -131,7 +131,7 @@ public enum StackTraceParser {
             line = trim(line[(close + 1)...])
         }
         guard let (type, message) = typeLine(line) else { return nil }
-        if let message { return (type, cut(message, at: Array(" ---> ".utf8))) }
+        if let message { return (type, cut(message, at: Pattern.inner)) }
         return header.count > 1 && isFrameLine(header[1]) ? (type, nil) : nil
     }
 
@@ -165,7 +165,7 @@ public enum StackTraceParser {
         guard line.starts(with: panic) else { return nil }
         var value = line.dropFirst(panic.count)
         // A panic raised again after recover: "panic: x [recovered]" (Go 1.23: "[recovered, repanicked]").
-        if value.last == UInt8(ascii: "]"), let open = find(Array(" [recovered".utf8), in: value) { value = value[..<open] }
+        if value.last == UInt8(ascii: "]"), let open = find(Pattern.recovered, in: value) { value = value[..<open] }
         if value.starts(with: runtimeError) { return ("runtime.Error", nonEmpty(value.dropFirst(runtimeError.count))) }
         return ("panic", nonEmpty(value))
     }
@@ -245,10 +245,10 @@ public enum StackTraceParser {
     private static func atFrame(_ text: ArraySlice<UInt8>) -> StackFrame {
         var function: ArraySlice<UInt8>? = text
         var location: ArraySlice<UInt8>?
-        if let range = find(Array(" in ".utf8), in: text) {
+        if let range = find(Pattern.in, in: text) {
             function = text[text.startIndex..<range]
             var rest = Array(text[(range + 4)...])
-            if let line = find(Array(":line ".utf8), in: rest[...]) { rest.replaceSubrange(line..<line + 6, with: [UInt8(ascii: ":")]) }
+            if let line = find(Pattern.line, in: rest[...]) { rest.replaceSubrange(line..<line + 6, with: [UInt8(ascii: ":")]) }
             location = rest[...]
         } else if text.last == UInt8(ascii: ")"), let open = text.lastIndex(of: UInt8(ascii: "(")) {
             location = text[(open + 1)..<(text.endIndex - 1)]
@@ -262,7 +262,7 @@ public enum StackTraceParser {
         if var name = function {
             if name.starts(with: "async ".utf8) { name = name.dropFirst(6) }
             // V8's `Function.executeUserEntryPoint [as runMain]`: the name it was called by.
-            if name.last == UInt8(ascii: "]"), let alias = find(Array(" [as ".utf8), in: name) { name = name[name.startIndex..<alias] }
+            if name.last == UInt8(ascii: "]"), let alias = find(Pattern.alias, in: name) { name = name[name.startIndex..<alias] }
             // .NET keeps the parameter list on the function: drop it.
             if name.last == UInt8(ascii: ")"), let paren = name.firstIndex(of: UInt8(ascii: "(")) {
                 name = name[name.startIndex..<paren]
@@ -290,7 +290,7 @@ public enum StackTraceParser {
     /// Python `File "/app/x.py", line 12, in handler`.
     private static func pythonFrame(_ line: ArraySlice<UInt8>) -> StackFrame {
         let body = line.dropFirst(6)
-        guard let quote = find(Array("\", line ".utf8), in: body) else {
+        guard let quote = find(Pattern.pythonLine, in: body) else {
             let file = body.last == UInt8(ascii: "\"") ? body.dropLast() : body
             return StackFrame(function: nil, file: string(file), inApp: isApp(file))
         }
@@ -366,6 +366,16 @@ public enum StackTraceParser {
 
     /// Where `needle` first occurs in `haystack`: candidates found by `memchr` on its first
     /// byte, checked by `memcmp`.
+    /// The byte patterns looked for, made once (a frame is read for every frame of every event).
+    private enum Pattern {
+        static let `in` = Array(" in ".utf8)
+        static let line = Array(":line ".utf8)
+        static let alias = Array(" [as ".utf8)
+        static let pythonLine = Array("\", line ".utf8)
+        static let inner = Array(" ---> ".utf8)
+        static let recovered = Array(" [recovered".utf8)
+    }
+
     private static func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
         guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
         return haystack.withUnsafeBufferPointer { h in

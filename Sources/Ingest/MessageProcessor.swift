@@ -78,10 +78,11 @@ public struct MessageProcessor: Sendable {
         return messages[min(messages.count, part * size)..<min(messages.count, (part + 1) * size)]
     }
 
-    private func join(_ content: IngestBatch, _ decoded: [Decoded]) -> (batch: IngestBatch, skipped: Int) {
+    private func join(_ content: consuming IngestBatch, _ decoded: consuming [Decoded]) -> (batch: IngestBatch, skipped: Int) {
         var content = content
-        var results = decoded
-        // The first part's array becomes the batch's (taken, not copied); the others follow it.
+        // Consumed, not copied: the first part's events array is then uniquely referenced, and
+        // becomes the batch's (taken, and grown in place without copying its events).
+        var results = consume decoded
         swap(&content.events, &results[0].events)
         content.events.reserveCapacity(results.reduce(0) { $0 + $1.events.count })
         var skipped = 0
@@ -115,9 +116,13 @@ public struct MessageProcessor: Sendable {
                 topic: messages[position].topic, partition: messages[position].partition, offset: messages[position].offset,
                 contentType: messages[position].header("content-type")?.stringValue)
             do {
-                let decoded = try decoder.decode(messages[position].value, origin: origin, now: now)
+                var decoded = try decoder.decode(messages[position].value, origin: origin, now: now)
                 skipped += decoded.skipped
-                for event in decoded.events {
+                // Taken out one by one (moved, not copied): reversed, then popped in order.
+                var produced = decoded.events
+                decoded.events = []
+                produced.reverse()
+                while let event = produced.popLast() {
                     let fingerprint = Fingerprint(event)
                     let deployment = index.context(
                         service: event.service, environment: event.environment, version: event.version, at: event.timestamp)

@@ -19,6 +19,17 @@ import Testing
         }
     }
 
+    /// The hex digits written in place equal the standard library's, zero-padded to 16.
+    @Test func hexDigitsEqualTheirDefinition() {
+        var generator = SystemRandomNumberGenerator()
+        let values: [UInt64] = [0, 1, 0xF, 0x10, 0xABC, UInt64.max, UInt64.max >> 4, 1 << 63]
+            + (0..<20_000).map { _ in UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator) }
+        for value in values {
+            let digits = String(value, radix: 16)
+            #expect(StableHash.hex(value) == String(repeating: "0", count: 16 - digits.count) + digits)
+        }
+    }
+
     @Test func linesAreTheTrimmedNonEmptyLines() {
         let pieces = ["a", "\n", "\n\n", " ", "\t", "\r", "at x", "é"]
         var generator = SystemRandomNumberGenerator()

@@ -84,6 +84,9 @@ import Testing
         #expect(batch.events.map(\.origin.offset) == events.map(\.origin.offset))
         #expect(batch.events.map { $0.deployment?.version } == events.map { $0.deployment?.version })
         #expect(batch.events.contains { $0.deployment?.version == "2.0.0" })
+        // A message of several events gives them in the order it holds them.
+        let items = batch.events.filter { $0.event.message.hasPrefix("batch item") }
+        #expect(items.count > 3_000 && items.indices.allSatisfy { items[$0].event.message.hasPrefix("batch item \($0 % 3) of") })
         #expect(batch.deadLetters.map(\.origin.offset) == letters.map(\.origin.offset) && letters.count > 1_000)
         #expect(skipped == skippedAlone && skipped > 1_000)
     }
