@@ -233,6 +233,8 @@ public final class IngestService: Service {
                         eventTime.stored(prepared.batch.progress)
                         unwritten.remove(prepared)
                         credit.yield()
+                        // Its many thousand allocations are freed by a worker, not between two writes.
+                        self.decodeWorkers.release(consume prepared)
                     }
                 }
                 try await group.waitForAll()
@@ -320,6 +322,8 @@ public final class IngestService: Service {
         let messages: [KafkaMessage]
         let batch: IngestBatch
         let skipped: Int
+        /// The batch's group and count deltas, worked out while the previous batch is written.
+        let deltas: BatchDeltas
     }
 
     /// Decodes a batch, sends its dead letters and creates the partitions it needs; `nil` for
@@ -346,7 +350,7 @@ public final class IngestService: Service {
             if partitions.count > 2 * configuration.retentionDays + 30 { partitions.removeAll() }
             for day in days { partitions.insert(PartitionManager.name(of: day)) }
         }
-        return Prepared(messages: messages, batch: batch, skipped: skipped)
+        return Prepared(messages: messages, batch: batch, skipped: skipped, deltas: BatchDeltas(batch.events))
     }
 
     /// Decodes a batch with its offsets recorded in PostgreSQL first (``DecodingLedger``), so
@@ -523,7 +527,9 @@ public final class IngestService: Service {
         let batch = prepared.batch
         do {
             let started = ContinuousClock.now
-            let result = try await retrying("writing a batch") { try await pool.withConnection { try EventStore.write(batch, on: $0) } }
+            let result = try await retrying("writing a batch") {
+                try await pool.withConnection { try EventStore.write(batch, deltas: prepared.deltas, on: $0) }
+            }
             let elapsed = ContinuousClock.now - started
             status.written(in: elapsed)
             return result

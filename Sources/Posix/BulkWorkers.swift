@@ -63,6 +63,22 @@ public final class BulkWorkers: Sendable {
     }
 }
 
+extension BulkWorkers {
+    /// Drops `value` on the last of these threads, so that what it holds (a written batch: many
+    /// thousands of allocations) is freed there rather than on the caller's path. The caller
+    /// gives its value up (`consume`): the last reference is the worker's.
+    public func release<T: Sendable>(_ value: consuming T) {
+        let box = ReleaseBox(consume value)
+        // A thread that no longer takes work: dropped here instead.
+        _ = threads[threads.count - 1].submit { box.value = nil }
+    }
+}
+
+private final class ReleaseBox<T>: @unchecked Sendable {
+    var value: T?
+    init(_ value: consuming T) { self.value = consume value }
+}
+
 /// One slot per part; each written by exactly one part, read after all have ended.
 private final class ResultSlots<T>: @unchecked Sendable {
     private let storage: UnsafeMutableBufferPointer<T?>

@@ -31,6 +31,48 @@ public struct IngestBatch: Sendable {
     public init() {}
 }
 
+/// What a batch adds to its groups and per-minute counts were all its events new: worked out
+/// from the events alone, so it can be done apart from (and before) the write.
+public struct BatchDeltas: Sendable {
+    struct Group: Sendable {
+        /// The index of the group's first event in the batch.
+        var first: Int
+        var n = 0
+        var firstSeen: Date
+        var lastSeen: Date
+        var firstVersion: (Date, String)?
+        var lastVersion: (Date, String)?
+
+        mutating func add(_ time: Date, _ version: String?) {
+            n += 1
+            firstSeen = min(firstSeen, time)
+            lastSeen = max(lastSeen, time)
+            if let version {
+                if firstVersion.map({ time < $0.0 }) ?? true { firstVersion = (time, version) }
+                if lastVersion.map({ time >= $0.0 }) ?? true { lastVersion = (time, version) }
+            }
+        }
+    }
+
+    /// The number of events these deltas were worked out from.
+    let events: Int
+    var groups: [String: Group] = [:]
+    /// Per group, its events per minute (minutes since 1970).
+    var counts: [String: [Int: (service: String, n: Int)]] = [:]
+
+    public init(_ events: [EnrichedEvent]) {
+        self.events = events.count
+        // By index, each group updated in place: no event is copied.
+        for index in events.indices {
+            let time = events[index].event.timestamp
+            let version = events[index].version
+            groups[events[index].fingerprint, default: Group(first: index, firstSeen: time, lastSeen: time)].add(time, version)
+            let minute = Int((time.timeIntervalSince1970 / 60).rounded(.down))
+            counts[events[index].fingerprint, default: [:]][minute, default: (events[index].event.service, 0)].n += 1
+        }
+    }
+}
+
 /// Writes batches: one transaction each, idempotent on `event_id`, group and per-minute
 /// counters moved only by rows really inserted.
 public enum EventStore {
@@ -44,9 +86,11 @@ public enum EventStore {
     /// Writes a batch in one transaction. Partitions for its days must exist
     /// (``PartitionManager/ensure(days:on:)``).
     ///
+    /// - Parameter deltas: `BatchDeltas(batch.events)`, when worked out already (ingest does
+    ///   it while the previous batch is written, to keep that work out of the transaction).
     /// - Throws: ``PostgresError``; the transaction is then rolled back and nothing of the
     ///   batch is stored.
-    public static func write(_ batch: IngestBatch, on connection: PostgresConnection) throws -> WriteResult {
+    public static func write(_ batch: IngestBatch, deltas: BatchDeltas? = nil, on connection: PostgresConnection) throws -> WriteResult {
         try connection.transaction { connection in
             var result = WriteResult(inserted: 0, duplicates: 0, deadLetters: 0, deployments: 0)
             for deployment in batch.deployments {
@@ -56,7 +100,8 @@ public enum EventStore {
                 result.deadLetters += try DeadLetterStore.insert(letter, on: connection) ? 1 : 0
             }
             if !batch.events.isEmpty {
-                result.inserted = try insertEvents(batch.events, on: connection)
+                let deltas = deltas.flatMap { $0.events == batch.events.count ? $0 : nil } ?? BatchDeltas(batch.events)
+                result.inserted = try insertEvents(batch.events, deltas: deltas, on: connection)
                 result.duplicates = batch.events.count - result.inserted
             }
             try EventTimeStore.record(batch.progress, on: connection)
@@ -71,7 +116,7 @@ public enum EventStore {
     /// with an event already stored (a replay, a redelivery after a rebalance) fails that copy
     /// on the unique key; it is then rolled back to the savepoint and written through a
     /// staging table with `ON CONFLICT DO NOTHING`, counting only the rows really inserted.
-    private static func insertEvents(_ events: [EnrichedEvent], on connection: PostgresConnection) throws -> Int {
+    private static func insertEvents(_ events: [EnrichedEvent], deltas: BatchDeltas, on connection: PostgresConnection) throws -> Int {
         try connection.execute("""
             CREATE TEMP TABLE IF NOT EXISTS ingest_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS ingest_groups (
@@ -84,14 +129,14 @@ public enum EventStore {
         do {
             try copyEvents(events, into: "events", on: connection)
             try connection.execute("RELEASE SAVEPOINT direct_copy")
-            try copyDeltas(of: events, on: connection)
+            try copyDeltas(deltas, of: events, on: connection)
             try applyDeltas(on: connection)
             return events.count
         } catch let error as PostgresError where error.sqlState == PostgresError.SQLState.uniqueViolation {
             try connection.execute("ROLLBACK TO SAVEPOINT direct_copy")
         }
         try copyEvents(events, into: "ingest_staging", on: connection)
-        try copyDeltas(of: events, templatesOnly: true, on: connection)
+        try copyDeltas(deltas, of: events, templatesOnly: true, on: connection)
         let columnList = columns.joined(separator: ", ")
         // The sub-statements share one snapshot: the deltas are built from exactly the
         // RETURNING rows.
@@ -164,41 +209,13 @@ public enum EventStore {
         try writer.endRow()
     }
 
-    /// Per-group and per-minute deltas of a batch whose every event is new. With
+    /// Writes the per-group and per-minute deltas of a batch whose every event is new. With
     /// `templatesOnly`, one row per group with `n = 0` carries just its template, for the
     /// staging path to join.
-    private static func copyDeltas(of events: [EnrichedEvent], templatesOnly: Bool = false, on connection: PostgresConnection) throws {
-        struct Group {
-            /// The index of the group's first event in the batch.
-            var first: Int
-            var n = 0
-            var firstSeen: Date
-            var lastSeen: Date
-            var firstVersion: (Date, String)?
-            var lastVersion: (Date, String)?
-
-            mutating func add(_ time: Date, _ version: String?) {
-                n += 1
-                firstSeen = min(firstSeen, time)
-                lastSeen = max(lastSeen, time)
-                if let version {
-                    if firstVersion.map({ time < $0.0 }) ?? true { firstVersion = (time, version) }
-                    if lastVersion.map({ time >= $0.0 }) ?? true { lastVersion = (time, version) }
-                }
-            }
-        }
-        var groups: [String: Group] = [:]
-        var counts: [String: [Int: (service: String, n: Int)]] = [:]
-        // By index, each group updated in place: no event is copied.
-        for index in events.indices {
-            let time = events[index].event.timestamp
-            let version = events[index].version
-            groups[events[index].fingerprint, default: Group(first: index, firstSeen: time, lastSeen: time)].add(time, version)
-            if !templatesOnly {
-                let minute = Int((time.timeIntervalSince1970 / 60).rounded(.down))
-                counts[events[index].fingerprint, default: [:]][minute, default: (events[index].event.service, 0)].n += 1
-            }
-        }
+    private static func copyDeltas(_ deltas: BatchDeltas, of events: [EnrichedEvent], templatesOnly: Bool = false,
+                                   on connection: PostgresConnection) throws {
+        let groups = deltas.groups
+        let counts = deltas.counts
         try connection.copyFrom("COPY ingest_groups FROM STDIN") { writer in
             for (fingerprint, group) in groups {
                 try writer.field(fingerprint)

@@ -13,7 +13,7 @@ import Testing
                 KafkaMessage(topic: message.topic, partition: message.partition, offset: Int64(offset), key: nil, value: [],
                              headers: [], timestamp: nil)
             },
-            batch: IngestBatch(), skipped: 0)
+            batch: IngestBatch(), skipped: 0, deltas: BatchDeltas([]))
     }
 
     @Test func aPartitionIsUnwrittenWhileAnyBatchOfItWaits() {

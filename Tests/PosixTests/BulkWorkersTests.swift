@@ -23,6 +23,24 @@ import Testing
         }
     }
 
+    /// A released value is freed on a worker, not on the caller's thread.
+    @Test func aReleasedValueIsFreedOnAWorker() async throws {
+        final class Tracked: Sendable {
+            let freed: AsyncStream<String>.Continuation
+            init(_ freed: AsyncStream<String>.Continuation) { self.freed = freed }
+            deinit { freed.yield(DedicatedThread.currentName) }
+        }
+        let workers = BulkWorkers(count: 2, name: "bulk-free")
+        for _ in 0..<20 {
+            let (names, freed) = AsyncStream.makeStream(of: String.self)
+            let value = [Tracked(freed)]
+            workers.release(consume value)
+            var iterator = names.makeAsyncIterator()
+            let name = await iterator.next() ?? "?"
+            #expect(name.hasPrefix("bulk-free-"), "freed on \(name)")
+        }
+    }
+
     /// One worker runs every part itself (it cannot hand parts to a thread that waits for them).
     @Test func oneWorkerRunsEveryPart() async throws {
         let workers = BulkWorkers(count: 1, name: "bulk-one")
