@@ -113,6 +113,16 @@ same table.
 | {number(r['events_per_sec'])} events/s ({r['seconds']} s) | {number(r['copy_events_per_sec'])} rows/s ({r['copy_seconds']} s) | **{r['ratio']:.2f}** |
 """)
 
+section("Ingest: the decoding stage", "decode", lambda r, _: f"""
+The CPU one thread spends per event of the ingest benchmark's messages ({r['bytes_per_event']} bytes of native
+JSON each), with no database or broker; each stage timed on its own, the median of the passes over
+{number(r['events'])} events. A profile of ingest, not a comparison: it has no reference.
+
+| parse and decode | fingerprint (mask, hash) | enrich | the whole stage | events/s per core |
+|---|---|---|---|---|
+| {r['decode_us']:.2f} µs | {r['fingerprint_us']:.2f} µs | {r['enrich_us']:.2f} µs | **{r['pipeline_us']:.2f} µs** | {number(r['events_per_sec_per_core'])} |
+""")
+
 section("HTTP", "http", lambda r, _: f"""
 `wrk -t2 -c{r['connections']} -d{r['duration_s']}s --latency` against `GET /v1/insights` (an API key,
 {number(r['body_bytes'])}-byte JSON, the list served from memory as in production, metrics recorded),
