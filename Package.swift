@@ -22,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "CLinuxShims"),
         // k-means's distance kernel, compiled for each vector unit (see its header).
-        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
 
         // Wrappers: the only modules that import C.
         .target(name: "Posix", dependencies: ["CLinuxShims"]),

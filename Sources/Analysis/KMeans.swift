@@ -59,10 +59,11 @@ public struct Matrix: Sendable, Equatable {
 /// - Seeding: greedy k-means++ (as scikit-learn: `2 + ⌊ln k⌋` candidates per step, the one that
 ///   lowers the potential most wins). Seeding stops when every point coincides with a chosen
 ///   centre, so `k` is clamped to the number of distinct points.
-/// - Iteration: Lloyd's algorithm with Hamerly's bounds (one upper and one lower bound per point),
-///   which skips most distance computations once clusters settle and gives the same assignments
-///   as plain Lloyd (up to ties and float rounding). Centroid sums are maintained incrementally.
-///   On large inputs the points are assigned on every core; the result is the same bit for bit.
+/// - Iteration: Lloyd's algorithm with Elkan's bounds (an upper bound per point and a lower bound
+///   per point and centre; Hamerly's single lower bound when n × k bounds would not fit), which
+///   skip most distance computations once clusters settle and give the same assignments as plain
+///   Lloyd (up to ties and float rounding). Centroid sums are maintained incrementally. On large
+///   inputs blocks of points are assigned on every core; the result is the same bit for bit.
 /// - Convergence as scikit-learn: stop when no label changes, or when the sum over centres of the
 ///   squared centre shift is ≤ `tolerance × mean per-feature variance of the data`, or after
 ///   `maxIterations`; then labels are recomputed for the final centres.
@@ -154,9 +155,11 @@ public struct KMeans: Sendable {
     }
 
     /// `elkan`: force Elkan's (true) or Hamerly's (false) bounds; nil chooses by memory.
-    /// `chunks`: ranges of points assigned in parallel; nil chooses by size.
+    /// `parallel`: assign the blocks of points on every core; nil chooses by size.
+    /// `blockSize`: points per block; nil chooses by the number of points.
     static func fit(
-        _ data: Matrix, k: Int, configuration: Configuration, initialCentroids: Matrix?, elkan: Bool?, chunks: Int? = nil
+        _ data: Matrix, k: Int, configuration: Configuration, initialCentroids: Matrix?, elkan: Bool?, parallel: Bool? = nil,
+        blockSize: Int? = nil
     ) -> Result {
         let start = initialCentroids ?? kMeansPlusPlus(data, k: k, seed: configuration.seed)
         precondition(start.columns == data.columns, "centroid dimension must equal the data dimension")
@@ -168,7 +171,7 @@ public struct KMeans: Sendable {
         let outcome = data.values.withUnsafeBufferPointer { x in
             Lloyd.run(x: x.baseAddress!, n: data.rows, d: data.columns, centers: start.values,
                       maxIterations: max(1, configuration.maxIterations), tolerance: tolerance,
-                      elkan: elkan ?? (data.rows * start.rows <= Lloyd.elkanLimit), chunks: chunks)
+                      elkan: elkan ?? (data.rows * start.rows <= Lloyd.elkanLimit), parallel: parallel, blockSize: blockSize)
         }
         return Result(
             model: Model(centroids: Matrix(rows: start.rows, columns: data.columns, values: outcome.centers)),
@@ -352,25 +355,27 @@ enum Lloyd {
     }
 
     /// Below this many multiply-adds per full assignment (n × k × d) one thread does the work:
-    /// handing out ranges costs more than it saves.
+    /// handing out blocks costs more than it saves.
     static let parallelThreshold = 1 << 20
 
-    /// Ranges of points assigned in parallel: a few per core, so a range with more boundary
-    /// points than the others does not hold the step up. The result does not depend on it.
-    static func defaultChunks(n: Int, d: Int, k: Int) -> Int {
-        n * k * d < parallelThreshold ? 1 : min(n, 4 * ProcessInfo.processInfo.activeProcessorCount)
+    /// Points per block: blocks are handed to threads as they come free, so a block with more
+    /// boundary points than the others does not hold the step up; at most 64 blocks, each with
+    /// k × d sums of its own. Depends on n alone, never on the number of cores.
+    static func defaultBlockSize(n: Int) -> Int {
+        max(4096, (n + 63) / 64)
     }
 
-    /// `chunks`: ranges of points assigned in parallel (1: on the calling thread). Every chunk
-    /// count gives the same result bit for bit: the ranges only compute labels and bounds, and
-    /// the centroid sums are updated afterwards in point order, as one thread would.
+    /// `parallel`: the blocks of points on every core (false: one after another on the calling
+    /// thread). The result is the same bit for bit either way: a block computes labels, bounds
+    /// and its own changes to the centroid sums, and the changes are added in block order.
     static func run(
         x: UnsafePointer<Float>, n: Int, d: Int, centers initial: [Float], maxIterations: Int, tolerance: Double, elkan: Bool,
-        chunks: Int? = nil
+        parallel: Bool? = nil, blockSize: Int? = nil
     ) -> Outcome {
         let k = initial.count / d
         let w = Workspace(x: x, n: n, d: d, k: k, initial: initial, elkan: elkan,
-                          chunks: max(1, min(chunks ?? defaultChunks(n: n, d: d, k: k), n)))
+                          parallel: parallel ?? (n * k * d >= parallelThreshold),
+                          blockSize: max(1, blockSize ?? defaultBlockSize(n: n)))
         defer { w.deallocate() }
         w.initialAssign()
 
@@ -410,7 +415,7 @@ enum Lloyd {
 
     /// Buffers of one run (manually allocated: the hot loops must not pay for copy-on-write,
     /// bounds or exclusivity checks).
-    struct Workspace: @unchecked Sendable {  // ranges of points write disjoint rows; see `forEachRange`
+    struct Workspace: @unchecked Sendable {  // blocks of points write disjoint rows; see `forEachBlock`
         let x: UnsafePointer<Float>
         let n: Int
         let d: Int
@@ -443,11 +448,19 @@ enum Lloyd {
         /// `t * tileStride + j` (`tileStride`: k rounded up to the kernel's tile, the padding zero).
         let centresT: UnsafeMutablePointer<Float>
         let tileStride: Int
-        /// Ranges of points handed to threads in each step.
-        let ranges: [Range<Int>]
+        /// Blocks of points, handed to threads in each step.
+        let blocks: [Range<Int>]
+        let parallel: Bool
+        /// Per block, the change its points made to each centre's sum (k × d) in the last step,
+        /// and to each centre's count (k).
+        let blockSums: UnsafeMutablePointer<Double>
+        let blockCounts: UnsafeMutablePointer<Int>
 
-        init(x: UnsafePointer<Float>, n: Int, d: Int, k: Int, initial: [Float], elkan: Bool, chunks: Int) {
-            ranges = (0..<chunks).map { n * $0 / chunks..<n * ($0 + 1) / chunks }
+        init(x: UnsafePointer<Float>, n: Int, d: Int, k: Int, initial: [Float], elkan: Bool, parallel: Bool, blockSize: Int) {
+            blocks = stride(from: 0, to: n, by: blockSize).map { $0..<min(n, $0 + blockSize) }
+            self.parallel = parallel && blocks.count > 1
+            blockSums = .allocate(capacity: blocks.count * k * d)
+            blockCounts = .allocate(capacity: blocks.count * k)
             self.x = x
             self.n = n
             self.d = d
@@ -483,6 +496,7 @@ enum Lloyd {
             c.deallocate(); newC.deallocate(); label.deallocate(); upper.deallocate(); lower.deallocate()
             sums.deallocate(); counts.deallocate(); half.deallocate(); halfPair.deallocate(); shift.deallocate()
             drift.deallocate(); second.deallocate(); maxDrift.deallocate(); centresT.deallocate()
+            blockSums.deallocate(); blockCounts.deallocate()
         }
 
         private func transposeCentres() {
@@ -522,27 +536,48 @@ enum Lloyd {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { body($0.baseAddress!) }
         }
 
-        @inline(__always) func move(_ i: Int, from old: Int, to new: Int) {
+        func move(_ i: Int, from old: Int, to new: Int) {
             let xi = x + i * d
-            if old >= 0 {
-                let s = sums + old * d
-                for j in 0..<d { s[j] -= Double(xi[j]) }
-                counts[old] -= 1
+            let s = sums + old * d
+            let t = sums + new * d
+            for column in 0..<d {
+                s[column] -= Double(xi[column])
+                t[column] += Double(xi[column])
             }
-            let s = sums + new * d
-            for j in 0..<d { s[j] += Double(xi[j]) }
+            counts[old] -= 1
             counts[new] += 1
         }
 
-        /// `body` on every range of points, in parallel when there is more than one; the results
-        /// in range order.
-        func forEachRange<T: Sendable>(_ body: @Sendable (Range<Int>) -> T) -> [T] {
-            ranges.count == 1 ? [body(ranges[0])] : parallelMap(ranges.count) { body(ranges[$0]) }
+        /// `body` on every block of points (its index), in parallel unless `parallel` is false;
+        /// the results in block order.
+        func forEachBlock<T: Sendable>(_ body: @Sendable (Int) -> T) -> [T] {
+            parallel ? parallelMap(blocks.count, body) : blocks.indices.map(body)
+        }
+
+        /// Adds each block's changes to the centroid sums and counts, in block order (the blocks
+        /// whose `changed` is 0 changed nothing).
+        func addBlockChanges(_ changed: [Int]) {
+            for (block, count) in changed.enumerated() where count > 0 {
+                let delta = blockSums + block * k * d
+                for t in 0..<(k * d) { sums[t] += delta[t] }
+                let deltaCounts = blockCounts + block * k
+                for j in 0..<k { counts[j] += deltaCounts[j] }
+            }
+        }
+
+        /// Block `block`'s changes, zeroed.
+        @inline(__always) func clearedChanges(_ block: Int) -> (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Int>) {
+            let delta = blockSums + block * k * d
+            delta.update(repeating: 0, count: k * d)
+            let deltaCounts = blockCounts + block * k
+            deltaCounts.update(repeating: 0, count: k)
+            return (delta, deltaCounts)
         }
 
         func initialAssign() {
-            _ = forEachRange { range in withScratch { row in
-                for i in range {
+            let members = forEachBlock { block in withScratch { row in
+                let (delta, deltaCounts) = clearedChanges(block)
+                for i in blocks[block] {
                     distancesToAll(i, row)
                     if elkan {
                         for j in 0..<k { lower[i * k + j] = row[j].squareRoot() }
@@ -555,27 +590,21 @@ enum Lloyd {
                     } else {
                         lower[i] = secondDistance.squareRoot()
                     }
-                }
-            } }
-            // The sums in point order, each thread for its own centres: the same additions in the
-            // same order as one thread adding point after point.
-            let centreChunks = min(k, ranges.count)
-            _ = parallelMap(centreChunks) { chunk in
-                let centres = Int32(k * chunk / centreChunks)..<Int32(k * (chunk + 1) / centreChunks)
-                for i in 0..<n where centres.contains(label[i]) {
                     let xi = x + i * d
-                    let s = sums + Int(label[i]) * d
-                    for j in 0..<d { s[j] += Double(xi[j]) }
+                    let s = delta + best * d
+                    for t in 0..<d { s[t] += Double(xi[t]) }
+                    deltaCounts[best] += 1
                 }
-            }
-            for i in 0..<n { counts[Int(label[i])] += 1 }
+                return blocks[block].count
+            } }
+            addBlockChanges(members)
         }
 
         /// Each point's squared distance to its centre, written over the upper bounds (the last
         /// step that needs them has run).
         func finalDistances() -> UnsafeMutablePointer<Float> {
-            _ = forEachRange { range in
-                for i in range { upper[i] = VectorKernels.squaredDistance(x + i * d, c + Int(label[i]) * d, d) }
+            _ = forEachBlock { block in
+                for i in blocks[block] { upper[i] = VectorKernels.squaredDistance(x + i * d, c + Int(label[i]) * d, d) }
             }
             return upper
         }
@@ -618,11 +647,11 @@ enum Lloyd {
         }
 
         /// One assignment step against centres that moved by `shift`; returns labels changed.
-        /// The ranges of points are assigned in parallel, each listing the points it relabelled
-        /// (with their old label); the sums are then moved in point order.
+        /// The blocks of points are assigned in parallel, each adding up the changes its
+        /// relabelled points make to the sums; the changes are then added in block order.
         func assign(updateSums: Bool) -> Int {
             centreSeparations()
-            let moves: [[Int]]
+            let moves: [Int]
             if elkan {
                 var largestShift: Float = 0
                 for j in 0..<k {
@@ -630,7 +659,7 @@ enum Lloyd {
                     largestShift = max(largestShift, shift[j])
                 }
                 maxDrift[0] += largestShift
-                moves = forEachRange { assignElkan($0) }
+                moves = forEachBlock { assignElkan($0) }
             } else {
                 var maxShift: Float = 0
                 var maxIndex = -1
@@ -645,148 +674,37 @@ enum Lloyd {
                     }
                 }
                 let (largest, largestIndex, runnerUp) = (maxShift, maxIndex, secondShift)
-                moves = forEachRange { assignHamerly($0, maxShift: largest, maxIndex: largestIndex, secondShift: runnerUp) }
+                moves = forEachBlock { assignHamerly($0, maxShift: largest, maxIndex: largestIndex, secondShift: runnerUp) }
             }
-            var changed = 0
-            for list in moves {
-                changed += list.count / 2
-                guard updateSums else { continue }
-                for pair in stride(from: 0, to: list.count, by: 2) {
-                    let i = list[pair]
-                    move(i, from: list[pair + 1], to: Int(label[i]))
-                }
-            }
-            return changed
+            if updateSums { addBlockChanges(moves) }
+            return moves.reduce(0, +)
         }
 
-        /// Assigns the points in `range`; returns (point, old label) pairs, flattened, for the
-        /// points whose label changed.
-        private func assignElkan(_ range: Range<Int>) -> [Int] {
-            withScratch { assignElkan(range, row: $0) }
-        }
-
-        private func assignElkan(_ range: Range<Int>, row: UnsafeMutablePointer<Float>) -> [Int] {
-            let secondDrift = maxDrift[0]
-            var moved: [Int] = []
-            let blocks = (k + 7) / 8
-            let laneBits = SIMD8<Int32>(1, 2, 4, 8, 16, 32, 64, 128)
-            // A pass of the kernel costs about as much as two distances one at a time per tile
-            // of 32 centres (measured with AVX-512; two to three were equally fast, eight 6 %
-            // slower): with that many candidates, every distance at once is cheaper.
-            let denseFrom = max(2, tileStride / 16)
-            for i in range {
-                let a = Int(label[i])
-                var u = upper[i] + shift[a]
-                if u <= max(half[a], second[i] - secondDrift) {
-                    upper[i] = u
-                    continue
-                }
-                let bounds = lower + i * k
-                let xi = x + i * d
-                let pairs = halfPair + a * k
-                // Count the centres that may be nearer: every centre at once against the decayed
-                // lower bounds and the centre separations.
-                var candidates = 0
-                for block in 0..<blocks {
-                    let base = block &* 8
-                    if base &+ 8 <= k {
-                        let uu = SIMD8<Float>(repeating: u)
-                        let decayed = UnsafeRawPointer(bounds + base).loadUnaligned(as: SIMD8<Float>.self)
-                            - UnsafeRawPointer(drift + base).loadUnaligned(as: SIMD8<Float>.self)
-                        let m = (uu .> decayed) .& (uu .> UnsafeRawPointer(pairs + base).loadUnaligned(as: SIMD8<Float>.self))
-                        candidates &+= Int(SIMD8<Int32>.zero.replacing(with: 1, where: m).wrappedSum())
-                    } else {
-                        for j in base..<k where j != a && u > bounds[j] - drift[j] && u > pairs[j] { candidates &+= 1 }
-                    }
-                }
-                if candidates == 0 {
-                    upper[i] = u
-                    continue
-                }
-                var best = a
-                if candidates >= denseFrom {
-                    // Every distance at once: every bound becomes exact.
-                    distancesToAll(i, row)
-                    var nearest = Float.infinity
-                    for j in 0..<k {
-                        let distance = row[j].squareRoot()
-                        bounds[j] = distance + drift[j]
-                        if distance < nearest {
-                            nearest = distance
-                            best = j
-                        }
-                    }
-                    u = nearest
-                } else {
-                    // Tighten u (one distance), then re-test the candidates against it and
-                    // against the best centre so far.
-                    u = VectorKernels.squaredDistance(xi, c + a * d, d).squareRoot()
-                    bounds[a] = u + drift[a]
-                    for block in 0..<blocks {
-                        let base = block &* 8
-                        var mask: Int32 = 0
-                        if base &+ 8 <= k {
-                            let uu = SIMD8<Float>(repeating: u)
-                            let decayed = UnsafeRawPointer(bounds + base).loadUnaligned(as: SIMD8<Float>.self)
-                                - UnsafeRawPointer(drift + base).loadUnaligned(as: SIMD8<Float>.self)
-                            let m = (uu .> decayed) .& (uu .> UnsafeRawPointer(pairs + base).loadUnaligned(as: SIMD8<Float>.self))
-                            mask = SIMD8<Int32>.zero.replacing(with: laneBits, where: m).wrappedSum()
-                        } else {
-                            for lane in 0..<(k - base) where u > bounds[base + lane] - drift[base + lane] && u > pairs[base + lane] {
-                                mask |= 1 << lane
-                            }
-                        }
-                        while mask != 0 {
-                            let j = base &+ mask.trailingZeroBitCount
-                            mask &= mask &- 1
-                            if j == best || u <= bounds[j] - drift[j] || u <= halfPair[best &* k &+ j] { continue }
-                            let distance = VectorKernels.squaredDistance(xi, c + j * d, d).squareRoot()
-                            bounds[j] = distance + drift[j]
-                            if distance < u || (distance == u && j < best) {
-                                best = j
-                                u = distance
-                            }
-                        }
-                    }
-                }
-                upper[i] = u
-                // Second-nearest bound: the smallest decayed lower bound of the other centres.
-                let own = bounds[best]
-                bounds[best] = .infinity
-                var smallest = SIMD8<Float>(repeating: .infinity)
-                var tail = Float.infinity
-                for block in 0..<blocks {
-                    let base = block &* 8
-                    if base &+ 8 <= k {
-                        let decayed = UnsafeRawPointer(bounds + base).loadUnaligned(as: SIMD8<Float>.self)
-                            - UnsafeRawPointer(drift + base).loadUnaligned(as: SIMD8<Float>.self)
-                        smallest.replace(with: decayed, where: decayed .< smallest)
-                    } else {
-                        for j in base..<k { tail = min(tail, bounds[j] - drift[j]) }
-                    }
-                }
-                bounds[best] = own
-                var lowest = tail
-                for lane in 0..<8 where smallest[lane] < lowest { lowest = smallest[lane] }
-                second[i] = lowest + secondDrift
-                if best != a {
-                    moved.append(i)
-                    moved.append(a)
-                    label[i] = Int32(best)
-                }
+        /// Assigns the points of a block with Elkan's bounds (in C, compiled for each vector unit);
+        /// returns how many changed label, and leaves the block's changes to the sums and counts.
+        private func assignElkan(_ block: Int) -> Int {
+            let range = blocks[block]
+            var state = CVectorKernels_Elkan(
+                x: x, d: d, k: k, c: UnsafePointer(c), centresT: UnsafePointer(centresT), stride: tileStride, label: label,
+                upper: upper, lower: lower, second: second, drift: UnsafePointer(drift), secondDrift: maxDrift[0],
+                shift: UnsafePointer(shift), half: UnsafePointer(half), halfPair: UnsafePointer(halfPair))
+            return withScratch { row in
+                CVectorKernels_elkanAssign(&state, range.lowerBound, range.upperBound, row, blockSums + block * k * d,
+                                           blockCounts + block * k)
             }
-            return moved
         }
 
-        private func assignHamerly(_ range: Range<Int>, maxShift: Float, maxIndex: Int, secondShift: Float) -> [Int] {
-            withScratch { row in assignHamerly(range, maxShift: maxShift, maxIndex: maxIndex, secondShift: secondShift, row: row) }
+        /// Assigns the points of a block with Hamerly's bounds; returns as `assignElkan`.
+        private func assignHamerly(_ block: Int, maxShift: Float, maxIndex: Int, secondShift: Float) -> Int {
+            withScratch { row in assignHamerly(block, maxShift: maxShift, maxIndex: maxIndex, secondShift: secondShift, row: row) }
         }
 
         private func assignHamerly(
-            _ range: Range<Int>, maxShift: Float, maxIndex: Int, secondShift: Float, row: UnsafeMutablePointer<Float>
-        ) -> [Int] {
-            var moved: [Int] = []
-            for i in range {
+            _ block: Int, maxShift: Float, maxIndex: Int, secondShift: Float, row: UnsafeMutablePointer<Float>
+        ) -> Int {
+            let (delta, deltaCounts) = clearedChanges(block)
+            var count = 0
+            for i in blocks[block] {
                 let a = Int(label[i])
                 var u = upper[i] + shift[a]
                 let l = lower[i] - (a == maxIndex ? secondShift : maxShift)
@@ -808,12 +726,19 @@ enum Lloyd {
                 upper[i] = bestDistance.squareRoot()
                 lower[i] = second.squareRoot()
                 if best != a {
-                    moved.append(i)
-                    moved.append(a)
+                    let s = delta + a * d
+                    let t = delta + best * d
+                    for column in 0..<d {
+                        s[column] -= Double(xi[column])
+                        t[column] += Double(xi[column])
+                    }
+                    deltaCounts[a] -= 1
+                    deltaCounts[best] += 1
+                    count += 1
                     label[i] = Int32(best)
                 }
             }
-            return moved
+            return count
         }
 
         /// Gives every empty cluster the point farthest from its centre (lowest index on ties)

@@ -117,11 +117,19 @@ private func planted(k: Int, d: Int, perCluster: Int, spread: Float = 0.3, seed:
         #expect(Set(seeds.map(\.values)).count > 1, "different seeds should be able to pick different starts")
     }
 
-    @Test func matchesPlainLloydFromTheSameStart() {
+    /// (points, dimensions, clusters): fewer centres than the kernel's tile of 32 and fewer
+    /// dimensions than its vector; then two tiles, the second partly padding, and dimensions
+    /// that are not a multiple of the vector or of the kernel's four partial sums.
+    static let lloydShapes = [(1500, 10, 8), (2000, 37, 40)]
+
+    @Test(arguments: lloydShapes)
+    func matchesPlainLloydFromTheSameStart(shape: (Int, Int, Int)) {
         // The bounds must not change the answer: compare with a textbook Lloyd iteration.
-        let (data, _) = SyntheticData.gaussianMixture(count: 1500, dimensions: 10, components: 8, centreSpread: 0.8, clusterStd: 1, seed: 8)
-        let start = KMeans.kMeansPlusPlus(data, k: 8, seed: 3)
-        let fitted = KMeans.fit(data, k: 8, configuration: .init(maxIterations: 20, tolerance: 0), initialCentroids: start)
+        let (n, dimensions, k) = shape
+        let (data, _) = SyntheticData.gaussianMixture(count: n, dimensions: dimensions, components: k, centreSpread: 0.8, clusterStd: 1, seed: 8)
+        let start = KMeans.kMeansPlusPlus(data, k: k, seed: 3)
+        let fitted = KMeans.fit(data, k: k, configuration: .init(maxIterations: 20, tolerance: 0), initialCentroids: start)
+        #expect(fitted.iterations > 5)
         var centres = start.values
         var labels = [Int](repeating: 0, count: data.rows)
         let d = data.columns
@@ -129,7 +137,7 @@ private func planted(k: Int, d: Int, perCluster: Int, spread: Float = 0.3, seed:
             for i in 0..<data.rows {
                 var best = 0
                 var bestDistance = Double.infinity
-                for j in 0..<8 {
+                for j in 0..<k {
                     var s = 0.0
                     for t in 0..<d { let delta = Double(data[i, t]) - Double(centres[j * d + t]); s += delta * delta }
                     if s < bestDistance { bestDistance = s; best = j }
@@ -139,13 +147,13 @@ private func planted(k: Int, d: Int, perCluster: Int, spread: Float = 0.3, seed:
         }
         for _ in 0..<fitted.iterations {
             assignAll()
-            var sums = [Double](repeating: 0, count: 8 * d)
-            var counts = [Int](repeating: 0, count: 8)
+            var sums = [Double](repeating: 0, count: k * d)
+            var counts = [Int](repeating: 0, count: k)
             for i in 0..<data.rows {
                 counts[labels[i]] += 1
                 for t in 0..<d { sums[labels[i] * d + t] += Double(data[i, t]) }
             }
-            for j in 0..<8 where counts[j] > 0 {
+            for j in 0..<k where counts[j] > 0 {
                 for t in 0..<d { centres[j * d + t] = Float(sums[j * d + t] / Double(counts[j])) }
             }
         }
@@ -175,14 +183,15 @@ private func planted(k: Int, d: Int, perCluster: Int, spread: Float = 0.3, seed:
 
     @Test(arguments: [true, false])
     func assigningOnManyThreadsGivesTheOneThreadResultBitForBit(elkan: Bool) {
-        // Uneven ranges (7 for 3,001 points), an empty cluster to relocate (two equal starts),
-        // and enough iterations that points move between ranges' centres many times.
+        // Seven blocks, the last one short (500 points each of 3,001), an empty cluster to
+        // relocate (two equal starts), and enough iterations that points move between blocks'
+        // centres many times.
         let (data, _) = SyntheticData.gaussianMixture(count: 3001, dimensions: 24, components: 10, centreSpread: 0.4, clusterStd: 1, seed: 8)
         var start = KMeans.kMeansPlusPlus(data, k: 10, seed: 3)
         start.setRow(9, to: start.row(0))
         let configuration = KMeans.Configuration(tolerance: 0)
-        let one = KMeans.fit(data, k: 10, configuration: configuration, initialCentroids: start, elkan: elkan, chunks: 1)
-        let many = KMeans.fit(data, k: 10, configuration: configuration, initialCentroids: start, elkan: elkan, chunks: 7)
+        let one = KMeans.fit(data, k: 10, configuration: configuration, initialCentroids: start, elkan: elkan, parallel: false, blockSize: 500)
+        let many = KMeans.fit(data, k: 10, configuration: configuration, initialCentroids: start, elkan: elkan, parallel: true, blockSize: 500)
         #expect(one.iterations > 5)
         #expect(one == many)
     }
