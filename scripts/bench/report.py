@@ -196,7 +196,7 @@ Goal: 10× Drain3.
 section("k-means", "kmeans", lambda r, _: f"""
 k-means on {number(r['n'])} float32 vectors of {r['d']} dimensions (a seeded Gaussian mixture), k = {r['k']},
 from the same k-means++ initial centroids on both sides, tolerance 1e-4 as scikit-learn defines it,
-best of {r['repeats']}. Faultline (Elkan's bounds) runs on one thread; the reference is scikit-learn's
+best of {r['repeats']}. Faultline (Elkan's bounds) runs on every core; the reference is scikit-learn's
 `KMeans(n_init=1, algorithm="lloyd")` with its default threads, and on one thread. Times are wall
 clock: a ratio below 1 means Faultline is faster. Iterations: Faultline {r['faultline_iterations']},
 scikit-learn {r['sklearn_iterations']}.
