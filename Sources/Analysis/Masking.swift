@@ -154,60 +154,66 @@ extension TemplateMiner {
     static func mask(_ message: String, collapseRuns: Bool, into masked: inout MaskedMessage) {
         masked.ends.removeAll(keepingCapacity: true)
         masked.hashes.removeAll(keepingCapacity: true)
-        var message = message
-        message.withUTF8 { bytes in
-            let count = bytes.count
-            guard count > 0, let base = bytes.baseAddress else { return }
-            // A masked word is at most three times its length (`1` becomes `<*>`).
-            let capacity = 3 * count + 8
-            if masked.bytes.count < capacity {
-                masked.bytes.append(contentsOf: repeatElement(0, count: capacity - masked.bytes.count))
-            }
-            var written = 0
-            masked.bytes.withUnsafeMutableBufferPointer { buffer in
-                let out = buffer.baseAddress!
-                var previousWasWildcard = false
-                var start = 0
-                var index = 0
-                let raw = UnsafeRawPointer(base)
-                while index <= count {
-                    if index < count {
-                        let byte = bytes[index]
-                        if !(byte == 32 || byte == 9 || byte == 10 || byte == 13) {
-                            index += 1
-                            // Eight bytes at a time to the next byte below `!` (spaces, tabs,
-                            // line ends and other control bytes).
-                            while index + 8 <= count {
-                                let below = ByteScan.below(ByteScan.load(raw, index), 0x21)
-                                if below != 0 {
-                                    index += below.trailingZeroBitCount >> 3
-                                    break
-                                }
-                                index += 8
-                            }
-                            continue
-                        }
-                    }
-                    if index > start {
-                        let mark = written
-                        maskWord(UnsafeBufferPointer(rebasing: bytes[start..<index]), into: out, at: &written)
-                        let isWildcard = written - mark == 3 && out[mark] == 60 && out[mark + 1] == 42 && out[mark + 2] == 62
-                        if isWildcard && previousWasWildcard && collapseRuns {
-                            written = mark
-                        } else {
-                            previousWasWildcard = isWildcard
-                            masked.ends.append(written)
-                            // (The buffer holds 8 bytes beyond the longest output.)
-                            masked.hashes.append(isWildcard ? wildcardHash : hashReadingPast(UnsafeRawPointer(out + mark), written - mark))
-                        }
-                    }
-                    start = index + 1
-                    index += 1
-                }
-            }
-            // Bytes past the last word are left as they are (words are found through `ends`), so
-            // the buffer is not cleared and refilled for every message.
+        // A native string's bytes in place; any other is made native first (a copy).
+        let done: Void? = message.utf8.withContiguousStorageIfAvailable { mask($0, collapseRuns: collapseRuns, into: &masked) }
+        if done == nil {
+            var native = message
+            native.withUTF8 { mask($0, collapseRuns: collapseRuns, into: &masked) }
         }
+    }
+
+    private static func mask(_ bytes: UnsafeBufferPointer<UInt8>, collapseRuns: Bool, into masked: inout MaskedMessage) {
+        let count = bytes.count
+        guard count > 0, let base = bytes.baseAddress else { return }
+        // A masked word is at most three times its length (`1` becomes `<*>`).
+        let capacity = 3 * count + 8
+        if masked.bytes.count < capacity {
+            masked.bytes.append(contentsOf: repeatElement(0, count: capacity - masked.bytes.count))
+        }
+        var written = 0
+        masked.bytes.withUnsafeMutableBufferPointer { buffer in
+            let out = buffer.baseAddress!
+            var previousWasWildcard = false
+            var start = 0
+            var index = 0
+            let raw = UnsafeRawPointer(base)
+            while index <= count {
+                if index < count {
+                    let byte = bytes[index]
+                    if !(byte == 32 || byte == 9 || byte == 10 || byte == 13) {
+                        index += 1
+                        // Eight bytes at a time to the next byte below `!` (spaces, tabs,
+                        // line ends and other control bytes).
+                        while index + 8 <= count {
+                            let below = ByteScan.below(ByteScan.load(raw, index), 0x21)
+                            if below != 0 {
+                                index += below.trailingZeroBitCount >> 3
+                                break
+                            }
+                            index += 8
+                        }
+                        continue
+                    }
+                }
+                if index > start {
+                    let mark = written
+                    maskWord(UnsafeBufferPointer(rebasing: bytes[start..<index]), into: out, at: &written)
+                    let isWildcard = written - mark == 3 && out[mark] == 60 && out[mark + 1] == 42 && out[mark + 2] == 62
+                    if isWildcard && previousWasWildcard && collapseRuns {
+                        written = mark
+                    } else {
+                        previousWasWildcard = isWildcard
+                        masked.ends.append(written)
+                        // (The buffer holds 8 bytes beyond the longest output.)
+                        masked.hashes.append(isWildcard ? wildcardHash : hashReadingPast(UnsafeRawPointer(out + mark), written - mark))
+                    }
+                }
+                start = index + 1
+                index += 1
+            }
+        }
+        // Bytes past the last word are left as they are (words are found through `ends`), so
+        // the buffer is not cleared and refilled for every message.
     }
 
     /// A 64-bit hash of `count` bytes, eight at a time (words are compared by this hash; a

@@ -228,9 +228,10 @@ public struct TemplateMiner: Sendable {
     /// Learns from one message; returns the id of its template (the template may have been generalised).
     @discardableResult
     public mutating func add(_ message: String) -> Int {
-        var masked = scratch
-        scratch = MaskedMessage()
-        defer { scratch = masked }
+        // The reused buffers, moved out and back (no copy, no reference counting).
+        var masked = MaskedMessage()
+        swap(&masked, &scratch)
+        defer { swap(&masked, &scratch) }
         prepare(message, into: &masked)
         let signature = Self.signature(masked)
         if let slot = cachedMatch(signature, masked) {
