@@ -150,11 +150,16 @@ public enum TemplateTool {
     /// The same messages through Faultline's miner and Drain3 (its defaults), each on one core.
     public static func bench(directory: String, minimumMessages: Int, runs: Int) throws -> [String] {
         let base = try systems(directory).flatMap(\.contents).map { $0.replacingOccurrences(of: "\n", with: " ") }
-        var messages: [String] = []
-        while messages.count < minimumMessages { messages.append(contentsOf: base) }
+        var repeated: [String] = []
+        while repeated.count < minimumMessages { repeated.append(contentsOf: base) }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("faultline-templates-\(getpid()).txt").path
-        try writeText(messages.joined(separator: "\n") + "\n", to: file)
+        try writeText(repeated.joined(separator: "\n") + "\n", to: file)
         defer { try? FileManager.default.removeItem(atPath: file) }
+        // Both sides mine the lines of that file, each read into a string of its own, one after
+        // the other (as Drain3's side reads them), not the same few thousand strings again and
+        // again from wherever the heap put them.
+        let messages = try readText(file).split(separator: "\n").map(String.init)
+        guard messages.count == repeated.count else { throw ToolError("\(file) holds \(messages.count) lines, not \(repeated.count)") }
         let script = try benchScript("drain3_bench.py")
         // The two sides take turns, so a change in the machine's speed (a shared virtual
         // machine) weighs on both alike; each side's median run counts.
