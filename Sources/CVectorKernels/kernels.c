@@ -9,19 +9,17 @@
 #define CVECTORKERNELS_CLONES
 #endif
 
-/* Partial sums per centre, over every SETS-th coordinate: independent chains of multiply-adds,
- * so the vector unit is not held up by the latency of each one. */
-#define SETS 4
-
 CVECTORKERNELS_CLONES
 void CVectorKernels_distancesToCentres(const float *restrict x, const float *restrict centresT, size_t d, size_t k,
                                        size_t stride, float *restrict out) {
     for (size_t base = 0; base < k; base += CVectorKernels_tile) {
-        /* A tile of accumulators per set stays in vector registers across the whole row. */
-        float acc[SETS][CVectorKernels_tile] = {{0}};
+        /* Four partial sums per centre, each over every fourth coordinate: independent chains of
+         * multiply-adds, so the vector unit is not held up by the latency of each one. Four tiles
+         * of accumulators stay in vector registers across the whole row. */
+        float acc[4][CVectorKernels_tile] = {{0}};
         size_t t = 0;
-        for (; t + SETS <= d; t += SETS)
-            for (size_t set = 0; set < SETS; set++) {
+        for (; t + 4 <= d; t += 4)
+            for (size_t set = 0; set < 4; set++) {
                 const float xt = x[t + set];
                 const float *row = centresT + (t + set) * stride + base;
                 for (size_t j = 0; j < CVectorKernels_tile; j++) {
