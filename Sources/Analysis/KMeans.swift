@@ -536,8 +536,12 @@ enum Lloyd {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { body($0.baseAddress!) }
         }
 
-        func move(_ i: Int, from old: Int, to new: Int) {
-            let xi = x + i * d
+        /// Moves row `xi` from centre `old` to centre `new` in `sums` and `counts` (the run's own,
+        /// or a block's changes).
+        @inline(__always) func move(
+            _ xi: UnsafePointer<Float>, from old: Int, to new: Int, sums: UnsafeMutablePointer<Double>,
+            counts: UnsafeMutablePointer<Int>
+        ) {
             let s = sums + old * d
             let t = sums + new * d
             for column in 0..<d {
@@ -726,14 +730,7 @@ enum Lloyd {
                 upper[i] = bestDistance.squareRoot()
                 lower[i] = second.squareRoot()
                 if best != a {
-                    let s = delta + a * d
-                    let t = delta + best * d
-                    for column in 0..<d {
-                        s[column] -= Double(xi[column])
-                        t[column] += Double(xi[column])
-                    }
-                    deltaCounts[a] -= 1
-                    deltaCounts[best] += 1
+                    move(xi, from: a, to: best, sums: delta, counts: deltaCounts)
                     count += 1
                     label[i] = Int32(best)
                 }
@@ -756,7 +753,7 @@ enum Lloyd {
                     pickDistance = far[i]
                 }
                 guard pick >= 0 else { break }  // every point sits on its centre: nothing to split
-                move(pick, from: Int(label[pick]), to: j)
+                move(x + pick * d, from: Int(label[pick]), to: j, sums: sums, counts: counts)
                 label[pick] = Int32(j)
                 far[pick] = 0
                 // Zero bounds are valid (the centre will be this point) and force a recheck.
